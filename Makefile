@@ -1,0 +1,40 @@
+# bluegreen: `make demo` releases the seed's test app on the sandbox, `make test` runs every test.
+# All set-up happens here; a fresh machine needs only python3 (3.11+) and make.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# pytest workers; the suite's slow parts wait on sandbox timers, so two cores run 4 well.
+WORKERS ?= 4
+
+.PHONY: install test test-fast demo sandbox bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("bluegreen needs Python 3.11 or newer; found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+test: install
+	$(BIN)/python -m pytest -n $(WORKERS)
+
+# Unit tests only (no sandbox, no Airflow run): a few seconds.
+test-fast: install
+	$(BIN)/python -m pytest -m "not e2e and not services" -n 2
+
+sandbox: install
+	$(BIN)/python -m sandbox
+
+demo: install
+	$(BIN)/python -m demo
+
+bench: install
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .sandbox .airflow .demo .pytest_cache

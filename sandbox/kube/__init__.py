@@ -1,0 +1,6 @@
+"""Placeholder: the kube front end."""
+from aiohttp import web
+
+
+def create_app(runtime, settings) -> web.Application:
+    return web.Application()
