@@ -1,0 +1,158 @@
+"""App configs -> release DAGs.  One DAG per app, all of the same shape:
+
+    plan >> deploy_new_color >> wait_until_ready >> [approve >>] switch_traffic >> soak
+         >> retire_old_color >> finish
+    {deploy_new_color, wait_until_ready, approve, switch_traffic, soak} --one failed--> rollback
+
+Only light imports here: this runs at every DAG parse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+from ..release.model import ConfigError
+from .config import AppConfig, load_app
+from .durations import format_duration
+from .images import IMAGE_PATTERN
+
+log = logging.getLogger(__name__)
+
+DURATION_PATTERN = r"^(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d))+$|^[0-9]+(?:\.[0-9]+)?$"
+# The steps a failure of which sends the run down the rollback path.
+GUARDED_STEPS = ("deploy_new_color", "wait_until_ready", "approve", "switch_traffic", "soak")
+
+
+def release_params(app: AppConfig) -> dict:
+    from airflow.sdk import Param
+
+    scheduled = bool(app.windows)
+    image_doc = ("The image to release, e.g. registry.example.com/team/app:1.4.2. "
+                 + ("Leave empty to release the pending version a build pipeline set in the Airflow Variable "
+                    f"{pending_variable(app)}." if scheduled else "Required."))
+    image = Param(app.default_image, type=["null", "string"] if scheduled else "string",
+                  pattern=IMAGE_PATTERN, minLength=1, title="Image", description=image_doc,
+                  section="Release")
+    if not scheduled and app.default_image is None:
+        image = Param(type="string", pattern=IMAGE_PATTERN, minLength=1, title="Image", description=image_doc,
+                      section="Release")
+    return {
+        "image": image,
+        "replicas": Param(app.replicas, type="integer", minimum=1, maximum=1000, title="Replicas",
+                          description=f"How many replicas the new color runs (the app's default is {app.replicas}).",
+                          section="Release"),
+        "soak": Param(format_duration(app.soak), type="string", pattern=DURATION_PATTERN, title="Soak",
+                      description="How long the new color must stay healthy under real traffic before the old "
+                                  "one is removed, e.g. 90s, 10m, 1h30m. Until then, rolling back is one "
+                                  "selector switch.", section="Release"),
+        "approval": Param(app.approval, type="boolean", title="Require approval before the switch",
+                          description="Pause after the new color is ready until a person approves the switch "
+                                      "(Browse > Required Actions).", section="Release"),
+        "reason": Param("", type="string", title="Reason",
+                        description="Why this release (a ticket, a change summary). It goes into the run's note.",
+                        section="Release"),
+        "restore_previous": Param(False, type="boolean", title="Roll back to the previous release",
+                                  description="Ignore Image: re-deploy the release that was live before the last "
+                                              "one (its image and manifest are recorded on the Service), for when "
+                                              "its color is already gone.", section="Rollback"),
+    }
+
+
+def pending_variable(app: AppConfig) -> str:
+    return app.pending_version_variable or f"bluegreen_pending_image_{app.name.replace('-', '_')}"
+
+
+def release_dag(app: AppConfig):
+    from airflow.sdk import DAG, TriggerRule, chain
+
+    from ..operators import (DeployNewColorOperator, FinishReleaseOperator, PlanReleaseOperator,
+                             RetireOldColorOperator, RollbackOperator, SwitchTrafficOperator)
+    from ..sensors import SoakSensor, WaitForReadySensor
+
+    spec = app.to_json()
+    dag = DAG(
+        dag_id=app.dag_id,
+        description=app.description or f"Blue-green release of {app.name} ({app.platform}, {app.namespace}/"
+                                       f"{app.service})",
+        doc_md=_doc(app),
+        schedule=None,
+        start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+        catchup=False,
+        max_active_runs=1,
+        params=release_params(app),
+        render_template_as_native_obj=True,
+        tags=["bluegreen", app.platform, app.name],
+        default_args={"retries": 0},
+    )
+    with dag:
+        plan = PlanReleaseOperator(task_id="plan", app=spec)
+        deploy = DeployNewColorOperator(task_id="deploy_new_color", app=spec)
+        ready = WaitForReadySensor(task_id="wait_until_ready", app=spec)
+        switch = SwitchTrafficOperator(task_id="switch_traffic", app=spec)
+        soak = SoakSensor(task_id="soak", app=spec)
+        retire = RetireOldColorOperator(task_id="retire_old_color", app=spec)
+        finish = FinishReleaseOperator(task_id="finish", app=spec)
+        guarded = [deploy, ready, switch, soak]
+        rollback = RollbackOperator(task_id="rollback", app=spec, trigger_rule=TriggerRule.ONE_FAILED,
+                                    watched_tasks=[t.task_id for t in guarded])
+        chain(plan, deploy, ready, switch, soak, retire, finish)
+        for task in guarded:
+            task >> rollback
+    return dag
+
+
+def _doc(app: AppConfig) -> str:
+    return f"""### Blue-green release of `{app.name}`
+
+Platform **{app.platform}** (connection `{app.connection_id}`), Service `{app.namespace}/{app.service}`,
+deployments `{app.deployment_name('blue')}` / `{app.deployment_name('green')}`. Config: `{app.source}`.
+
+1. **plan**: reads which color the Service points at; the release deploys the other one. Takes the lock.
+2. **deploy_new_color**, 3. **wait_until_ready** (timeout {format_duration(app.readiness_timeout)}),
+4. **switch_traffic** (re-checks readiness, then replaces the Service's selector),
+5. **soak** ({format_duration(app.soak)} by default), 6. **retire_old_color**, 7. **finish**.
+
+**Roll back** at any time until `retire_old_color` runs: mark the running task (`wait_until_ready` or `soak`)
+as *failed*. The `rollback` task then switches traffic back (if it had moved) and removes the new color.
+**Retry** a failed step: clear it.
+"""
+
+
+class InvalidAppConfigs(Exception):
+    pass
+
+
+def load_release_dags(apps_dir: Path) -> dict:
+    """Every valid app config in ``apps_dir`` as a DAG, by dag_id.
+
+    A config that does not validate must show up as an import error without taking
+    the other apps' DAGs down with it.  Airflow records an import error for a DAG
+    whose ``validate()`` raises and still loads the file's other DAGs
+    (DagBag.process_file), so each broken config gets a placeholder DAG that raises
+    its ConfigError (file, field, value) there.
+    """
+    dags, sources, errors = {}, {}, []
+    for path in sorted(Path(apps_dir).glob("*.yaml")):
+        try:
+            app = load_app(path)
+            if app.dag_id in dags:
+                raise ConfigError("app", app.name, f"is also defined by {sources[app.dag_id]}", str(path))
+            dags[app.dag_id], sources[app.dag_id] = release_dag(app), str(path)
+        except ConfigError as e:
+            log.error("%s", e)
+            errors.append(str(e))
+    if errors:
+        dags["bluegreen_invalid_app_configs"] = _broken(errors)
+    return dags
+
+
+def _broken(errors: list[str]):
+    from airflow.sdk import DAG
+
+    class InvalidAppConfigsDag(DAG):
+        def validate(self):
+            raise InvalidAppConfigs("; ".join(errors))
+
+    return InvalidAppConfigsDag(dag_id="bluegreen_invalid_app_configs", schedule=None)

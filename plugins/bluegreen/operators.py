@@ -1,0 +1,178 @@
+"""Operators: one per release step, each a thin shell over ``bluegreen.release.steps``.
+
+Every operator takes the app's config (as JSON, so the DAG serializes) and reads
+the run's plan from the ``plan`` task's XCom.  A ``ReleaseError`` (a refusal with
+a reason a person can act on) fails the task at once without retries and leaves
+its reason in XCom ``failure`` for the rollback task's log; other errors (a
+network blip) take the task's normal retries.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from .apps.durations import format_duration, parse_duration
+from .apps.images import check_image
+from .release.model import ConfigError, Plan, ReleaseError
+
+PLAN_TASK = "plan"
+FAILURE_KEY = "failure"
+
+
+class ReleaseStepOperator(BaseOperator):
+    """Base class: builds the release for this run and turns refusals into clean failures."""
+
+    ui_color = "#e8f1fb"
+
+    def __init__(self, *, app: dict, **kwargs):
+        super().__init__(**kwargs)
+        self.app = app
+
+    # -- building blocks --------------------------------------------------------------
+    def app_config(self):
+        from .apps.config import AppConfig
+
+        return AppConfig.from_json(self.app)
+
+    def release(self, context):
+        from .platforms import platform_for
+        from .release.steps import Release
+
+        app = self.app_config()
+        return Release(app, platform_for(app), context["run_id"], logger=self.log)
+
+    @staticmethod
+    def plan_of(context) -> Plan | None:
+        data = context["ti"].xcom_pull(task_ids=PLAN_TASK)
+        return Plan.from_json(data) if data else None
+
+    def fail(self, context, message: str):
+        context["ti"].xcom_push(key=FAILURE_KEY, value=message)
+        raise AirflowFailException(message)
+
+    # -- the step ---------------------------------------------------------------------
+    def execute(self, context) -> Any:
+        plan = self.plan_of(context)
+        if plan is None:
+            raise AirflowFailException(f"no release plan in this run (the {PLAN_TASK} task did not succeed)")
+        try:
+            return self.step(context, self.release(context), plan)
+        except ReleaseError as e:
+            self.fail(context, str(e))
+
+    def step(self, context, release, plan: Plan) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class PlanReleaseOperator(ReleaseStepOperator):
+    """Checks the run's inputs, reads which color is live, and takes the release lock.
+
+    Nothing in the cluster changes before this task has accepted every input."""
+
+    template_fields: Sequence[str] = ("image", "replicas", "soak", "restore_previous")
+    ui_color = "#fdf3d8"
+
+    def __init__(self, *, image: Any = "{{ params.image }}", replicas: Any = "{{ params.replicas }}",
+                 soak: Any = "{{ params.soak }}", restore_previous: Any = False, skip_if_live: bool = False,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.image, self.replicas, self.soak = image, replicas, soak
+        self.restore_previous, self.skip_if_live = restore_previous, skip_if_live
+
+    def inputs(self) -> tuple[str, int, float]:
+        """The run's image, replicas and soak, or a ConfigError naming the bad one."""
+        image = self.image
+        problem = check_image(image) if image not in (None, "", "None") else "is required"
+        if problem and not self._restoring():
+            raise ConfigError("params.image", image, problem)
+        try:
+            replicas = int(self.replicas)
+            if isinstance(self.replicas, bool) or str(self.replicas).strip() != str(replicas) or replicas < 1:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ConfigError("params.replicas", self.replicas, "must be a whole number of at least 1") from None
+        try:
+            soak = parse_duration(self.soak)
+        except ValueError as e:
+            raise ConfigError("params.soak", self.soak, str(e)) from None
+        return image, replicas, soak
+
+    def _restoring(self) -> bool:
+        return str(self.restore_previous).lower() in ("true", "1")
+
+    def execute(self, context) -> dict:
+        try:
+            image, replicas, soak = self.inputs()
+            plan = self.release(context).plan(image, replicas, soak, skip_if_live=self.skip_if_live,
+                                               restore_previous=self._restoring())
+        except ReleaseError as e:
+            self.fail(context, str(e))
+        if plan.noop_reason:
+            raise AirflowSkipException(plan.noop_reason)
+        self.log.info("plan: %s (soak %s)", plan.describe(), format_duration(plan.soak_seconds))
+        return plan.to_json()
+
+
+class DeployNewColorOperator(ReleaseStepOperator):
+    """Runs the release's image on the idle color (create, or replace a leftover)."""
+
+    def step(self, context, release, plan):
+        return release.deploy(plan)
+
+
+class SwitchTrafficOperator(ReleaseStepOperator):
+    """Points the Service at the new color once it is fully ready (re-checked now)."""
+
+    ui_color = "#dff5e1"
+
+    def step(self, context, release, plan):
+        release.switch(plan)
+
+
+class RetireOldColorOperator(ReleaseStepOperator):
+    """Deletes (or scales to zero) the old color after the soak, never the live one."""
+
+    def step(self, context, release, plan):
+        release.retire_old(plan)
+
+
+class FinishReleaseOperator(ReleaseStepOperator):
+    """Records the release on the Service and releases the lock."""
+
+    def step(self, context, release, plan):
+        return release.finish(plan)
+
+
+class RollbackOperator(ReleaseStepOperator):
+    """The rollback path: runs when a step of the release failed (or a person marked it
+    failed).  Traffic goes back to the old color if it had moved; the new color is
+    removed; the log's last line says why and what is serving."""
+
+    ui_color = "#fbe3e3"
+
+    def __init__(self, *, watched_tasks: Sequence[str] = (), **kwargs):
+        super().__init__(**kwargs)
+        self.watched_tasks = list(watched_tasks)
+
+    def failure_reason(self, context) -> str:
+        ti = context["ti"]
+        for task_id in self.watched_tasks:
+            reason = ti.xcom_pull(task_ids=task_id, key=FAILURE_KEY)
+            if reason:
+                return f"{task_id}: {reason}"
+        return "a step was marked failed (no reason recorded; see the failed task's log)"
+
+    def execute(self, context):
+        plan = self.plan_of(context)
+        if plan is None:
+            raise AirflowSkipException("nothing to roll back: the plan task did not succeed, nothing was changed")
+        reason = self.failure_reason(context)
+        try:
+            summary = self.release(context).rollback(plan, reason)
+        except ReleaseError as e:
+            self.fail(context, f"rollback failed: {e}")
+        self.log.error(summary)
+        return summary

@@ -1,0 +1,94 @@
+"""The seam between the release model and a cluster.
+
+The release model (``bluegreen.release``) decides what happens in which order,
+what counts as ready or healthy and how to roll back.  A platform adapter only
+knows how to read and write its own API: each method below is one such fact or
+one such change, with no release logic in it.  Kubernetes and BCS Mesos each
+implement it once.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import AsyncIterator
+
+from ..release.model import ColorStatus, ServiceView
+
+
+class Platform(abc.ABC):
+    """One app's objects on one cluster: its Service and its two color workloads."""
+
+    #: short name used in configs and logs ("kubernetes", "bcs-mesos")
+    name: str = ""
+
+    def __init__(self, app):
+        # app: bluegreen.apps.config.AppConfig
+        self.app = app
+
+    # -- reads ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def read_service(self) -> ServiceView | None:
+        """The app's Service, or None when it does not exist."""
+
+    @abc.abstractmethod
+    async def aread_service(self) -> ServiceView | None:
+        """``read_service`` for triggers (non-blocking)."""
+
+    @abc.abstractmethod
+    def observe(self, color: str) -> ColorStatus:
+        """One observation of a color's workload, judged by this platform's readiness rule."""
+
+    @abc.abstractmethod
+    def service_backends(self) -> set[str]:
+        """The members (pods, taskgroups) the Service sends traffic to right now."""
+
+    @abc.abstractmethod
+    def ready_members(self, color: str) -> set[str]:
+        """The members of a color that are ready to take traffic right now."""
+
+    # -- writes (each converges: calling it twice is the same as once) ---------------
+    @abc.abstractmethod
+    def read_manifest(self, color: str) -> dict | None:
+        """The color's workload as applied (its manifest, without server-set fields), or None."""
+
+    @abc.abstractmethod
+    def apply_color(self, color: str, manifest: dict) -> str:
+        """Make the color's workload match ``manifest``: create it, replace a leftover, or
+        leave it when it already matches.  Returns what was done ("created", ...)."""
+
+    @abc.abstractmethod
+    def scale_color(self, color: str, replicas: int) -> None:
+        """Set the color's replica count (0 keeps it for a fast rollback)."""
+
+    @abc.abstractmethod
+    def delete_color(self, color: str) -> None:
+        """Ask for the color's workload to be deleted; already gone is fine."""
+
+    @abc.abstractmethod
+    def color_gone(self, color: str) -> bool:
+        """True once the workload and every one of its members are gone."""
+
+    @abc.abstractmethod
+    def create_service(self, selector: dict[str, str], annotations: dict[str, str]) -> ServiceView:
+        """Create the Service from the app's manifest, selecting ``selector``."""
+
+    @abc.abstractmethod
+    def write_service(self, current: ServiceView, selector: dict[str, str],
+                      annotations: dict[str, str | None]) -> ServiceView:
+        """Set the Service's selector to exactly ``selector`` (no stale keys) and merge
+        ``annotations`` (None removes a key), keeping everything else on it.  Raises
+        ``Conflict`` when the Service changed since ``current`` was read."""
+
+    @abc.abstractmethod
+    def delete_service(self) -> None:
+        """Delete the Service (only a failed first release does this); gone is fine."""
+
+    # -- waiting (inside triggers, on the triggerer's event loop) --------------------
+    @abc.abstractmethod
+    def watch(self, color: str, heartbeat: float = 2.0) -> AsyncIterator[ColorStatus]:
+        """Yield a fresh observation of the color whenever it may have changed (a watch
+        where the API has one, polling where it does not), and at least every ``heartbeat``
+        seconds."""
+
+    def close(self) -> None:  # pragma: no cover - adapters with resources override it
+        pass

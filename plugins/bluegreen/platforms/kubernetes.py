@@ -1,0 +1,405 @@
+"""The Kubernetes adapter: apps/v1 Deployments and a v1 Service.
+
+Built on the cncf-kubernetes provider's ``KubernetesHook`` (operators) and
+``AsyncKubernetesHook`` (triggers), so every connection style the provider
+supports works: kubeconfig path or content, in-cluster, context.
+
+Objects are read and written as plain JSON (``_preload_content=False``) rather
+than the client's models, so that a replace sends back every field the server
+has, including ones the client's models do not know.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import random
+import time
+from functools import cached_property
+from typing import AsyncIterator
+
+from ..release.model import ColorStatus, Conflict, ReleaseError, ServiceView
+from . import manifests as mf
+from .base import Platform
+
+log = logging.getLogger(__name__)
+
+APPLIED = "bluegreen.io/applied-manifest-hash"
+# Watches are re-opened this often (the API server ends them itself too).
+WATCH_SECONDS = 240
+# Longest quiet spell before the watch yields a fresh observation anyway.
+HEARTBEAT_SECONDS = 2.0
+
+
+# ----------------------------------------------------------------------------------
+# The readiness rule: kubectl rollout status (k8s.io/kubectl/pkg/polymorphichelpers/
+# rollout_status.go DeploymentStatusViewer), plus "ready == available == desired".
+# ----------------------------------------------------------------------------------
+def rollout_status(deployment: dict | None, pods: list[dict]) -> ColorStatus:
+    if deployment is None:
+        return ColorStatus.missing()
+    meta, spec, status = deployment.get("metadata", {}), deployment.get("spec", {}), deployment.get("status") or {}
+    name = meta.get("name", "?")
+    desired = int(spec.get("replicas", 1))
+    updated = int(status.get("updatedReplicas") or 0)
+    ready = int(status.get("readyReplicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    total = int(status.get("replicas") or 0)
+    restarts = sum(int(cs.get("restartCount") or 0) for p in pods
+                   for cs in (p.get("status") or {}).get("containerStatuses") or [])
+    containers = spec.get("template", {}).get("spec", {}).get("containers") or [{}]
+    common = dict(exists=True, desired=desired, ready=min(available, ready), restarts=restarts,
+                  image=containers[0].get("image"), deleting=bool(meta.get("deletionTimestamp")))
+    progress = f"{available}/{desired} available"
+    if common["deleting"]:
+        return ColorStatus(**common, progress=f"{progress}, being deleted", failure=f"deployment {name} is being deleted")
+    if int(meta.get("generation") or 0) > int(status.get("observedGeneration") or 0):
+        return ColorStatus(**common, progress=f"{progress}, waiting for the deployment spec update to be observed")
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            return ColorStatus(**common, progress=progress,
+                               failure=f"deployment {name} exceeded its progress deadline "
+                                       f"({spec.get('progressDeadlineSeconds', 600)}s): {cond.get('message', '')}".strip())
+    if updated < desired:
+        return ColorStatus(**common, progress=f"{progress}, {updated} of {desired} new replicas updated")
+    if total > updated:
+        return ColorStatus(**common, progress=f"{progress}, {total - updated} old replicas pending termination")
+    if available < updated or ready < desired or available < desired:
+        return ColorStatus(**common, progress=progress)
+    return ColorStatus(**common, progress=progress, complete=True)
+
+
+def pod_ready(pod: dict) -> bool:
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def label_selector(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def manifest_hash(manifest: dict) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _api_error(e) -> str:
+    try:
+        return json.loads(e.body).get("message") or str(e.reason)
+    except (ValueError, TypeError, AttributeError):
+        return f"{getattr(e, 'status', '?')} {getattr(e, 'reason', '')}".strip()
+
+
+class KubernetesPlatform(Platform):
+    name = mf.KUBERNETES
+
+    # -- clients ----------------------------------------------------------------------
+    @cached_property
+    def hook(self):
+        from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
+        return KubernetesHook(conn_id=self.app.connection_id)
+
+    @cached_property
+    def _client(self):
+        from kubernetes import client
+
+        return client
+
+    @property
+    def ns(self) -> str:
+        return self.app.namespace
+
+    def _call(self, fn, *args, missing_ok: bool = False, **kwargs):
+        """Call the API and return the JSON body (None for a 404 when missing_ok)."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            resp = fn(*args, _preload_content=False, **kwargs)
+        except ApiException as e:
+            if e.status == 404 and missing_ok:
+                return None
+            if e.status == 409 and "modified" in _api_error(e):
+                raise Conflict(_api_error(e)) from None
+            raise ReleaseError(f"Kubernetes API: {fn.__name__} failed: {e.status} {_api_error(e)}") from None
+        return json.loads(resp.data) if resp.data else {}
+
+    # -- reads --------------------------------------------------------------------------
+    def read_service(self) -> ServiceView | None:
+        raw = self._call(self.hook.core_v1_client.read_namespaced_service, self.app.service, self.ns, missing_ok=True)
+        return self._service_view(raw)
+
+    def _service_view(self, raw: dict | None) -> ServiceView | None:
+        if raw is None:
+            return None
+        meta, spec = raw.get("metadata", {}), raw.get("spec", {})
+        ports = spec.get("ports") or [{}]
+        fields = {"service": self.app.service, "namespace": self.ns, "cluster_ip": spec.get("clusterIP", ""),
+                  "port": str(ports[0].get("port", "")), "node_port": str(ports[0].get("nodePort", "")),
+                  "lb_port": str(ports[0].get("port", ""))}
+        return ServiceView(selector=dict(spec.get("selector") or {}), annotations=dict(meta.get("annotations") or {}),
+                           version=meta.get("resourceVersion", ""), url_fields=fields)
+
+    def _deployment(self, color: str) -> dict | None:
+        return self._call(self.hook.apps_v1_client.read_namespaced_deployment, self.app.deployment_name(color),
+                          self.ns, missing_ok=True)
+
+    def _pods(self, labels: dict[str, str]) -> list[dict]:
+        body = self._call(self.hook.core_v1_client.list_namespaced_pod, self.ns, label_selector=label_selector(labels))
+        return body.get("items", [])
+
+    def _pod_labels(self, color: str, deployment: dict | None = None) -> dict[str, str]:
+        if deployment is not None:
+            return dict(deployment.get("spec", {}).get("selector", {}).get("matchLabels") or {})
+        return self.app.selector_for(color)
+
+    def observe(self, color: str) -> ColorStatus:
+        deployment = self._deployment(color)
+        pods = self._pods(self._pod_labels(color, deployment)) if deployment else []
+        return rollout_status(deployment, pods)
+
+    def read_manifest(self, color: str) -> dict | None:
+        deployment = self._deployment(color)
+        if deployment is None:
+            return None
+        meta = deployment.get("metadata", {})
+        annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
+                       if not k.startswith(("bluegreen.io/", "deployment.kubernetes.io/", "kubectl.kubernetes.io/"))}
+        clean_meta = {"name": meta["name"], "labels": meta.get("labels") or {}}
+        if annotations:
+            clean_meta["annotations"] = annotations
+        return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": clean_meta, "spec": deployment["spec"]}
+
+    def service_backends(self) -> set[str]:
+        discovery = self._client.DiscoveryV1Api(self.hook.api_client)
+        body = self._call(discovery.list_namespaced_endpoint_slice, self.ns,
+                          label_selector=f"kubernetes.io/service-name={self.app.service}")
+        return {ep["targetRef"]["name"] for item in body.get("items", []) for ep in item.get("endpoints") or []
+                if (ep.get("conditions") or {}).get("ready") and ep.get("targetRef")}
+
+    def ready_members(self, color: str) -> set[str]:
+        return {p["metadata"]["name"] for p in self._pods(self.app.selector_for(color)) if pod_ready(p)}
+
+    # -- writes -------------------------------------------------------------------------
+    def apply_color(self, color: str, manifest: dict) -> str:
+        apps = self.hook.apps_v1_client
+        name = self.app.deployment_name(color)
+        desired = json.loads(json.dumps(manifest))
+        desired.setdefault("metadata", {})["namespace"] = self.ns
+        wanted = manifest_hash(desired)
+        desired["metadata"].setdefault("annotations", {})[APPLIED] = wanted
+        existing = self._deployment(color)
+        if existing is not None and existing["metadata"].get("deletionTimestamp"):
+            self._wait_deleted(color)
+            existing = None
+        if existing is None:
+            self._call(apps.create_namespaced_deployment, self.ns, desired)
+            return "created"
+        if (existing["metadata"].get("annotations") or {}).get(APPLIED) == wanted:
+            return "unchanged"
+        if existing["spec"].get("selector") != desired["spec"].get("selector"):
+            # spec.selector is immutable: a leftover with another selector can only be recreated.
+            self.delete_color(color)
+            self._wait_deleted(color)
+            self._call(apps.create_namespaced_deployment, self.ns, desired)
+            return "recreated"
+        desired["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+        # A replace (not a patch) so that the leftover ends up exactly as the manifest says;
+        # a changed template makes the Deployment roll out the new pods.
+        self._call(apps.replace_namespaced_deployment, name, self.ns, desired)
+        return "replaced"
+
+    def _wait_deleted(self, color: str, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (timeout or self.app.delete_timeout)
+        while not self.color_gone(color):
+            if time.monotonic() > deadline:
+                raise ReleaseError(f"deployment {self.app.deployment_name(color)} is still being deleted")
+            time.sleep(0.5)
+
+    def scale_color(self, color: str, replicas: int) -> None:
+        self._call(self.hook.apps_v1_client.patch_namespaced_deployment_scale, self.app.deployment_name(color),
+                   self.ns, {"spec": {"replicas": replicas}})
+
+    def delete_color(self, color: str) -> None:
+        body = self._client.V1DeleteOptions(propagation_policy="Foreground")
+        self._call(self.hook.apps_v1_client.delete_namespaced_deployment, self.app.deployment_name(color), self.ns,
+                   body=body, missing_ok=True)
+
+    def color_gone(self, color: str) -> bool:
+        return self._deployment(color) is None and not self._pods(self.app.selector_for(color))
+
+    def create_service(self, selector: dict[str, str], annotations: dict[str, str]) -> ServiceView:
+        body = json.loads(json.dumps(self.app.manifests["service"]))
+        meta = body.setdefault("metadata", {})
+        meta["namespace"] = self.ns
+        meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
+        body.setdefault("spec", {})["selector"] = dict(selector)
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            raw = json.loads(self.hook.core_v1_client.create_namespaced_service(self.ns, body,
+                                                                                _preload_content=False).data)
+        except ApiException as e:
+            if e.status == 409:
+                raise Conflict(f"the Service {self.app.service} was created meanwhile") from None
+            raise ReleaseError(f"Kubernetes API: creating the Service failed: {e.status} {_api_error(e)}") from None
+        return self._service_view(raw)
+
+    def write_service(self, current: ServiceView, selector: dict[str, str],
+                      annotations: dict[str, str | None]) -> ServiceView:
+        core = self.hook.core_v1_client
+        raw = self._call(core.read_namespaced_service, self.app.service, self.ns, missing_ok=True)
+        if raw is None:
+            raise ReleaseError(f"the Service {self.app.service} disappeared")
+        if current.version and raw["metadata"].get("resourceVersion") != current.version:
+            raise Conflict(f"the Service {self.app.service} changed since it was read")
+        meta = raw["metadata"]
+        merged = dict(meta.get("annotations") or {})
+        for key, value in annotations.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        meta["annotations"] = merged
+        # Replace, not patch: a merge or strategic-merge patch would merge the selector
+        # maps and leave stale keys behind.  The resourceVersion makes it conditional.
+        raw["spec"]["selector"] = dict(selector)
+        return self._service_view(self._call(core.replace_namespaced_service, self.app.service, self.ns, raw))
+
+    def delete_service(self) -> None:
+        self._call(self.hook.core_v1_client.delete_namespaced_service, self.app.service, self.ns, missing_ok=True)
+
+    # -- async (triggers) ---------------------------------------------------------------
+    @cached_property
+    def async_hook(self):
+        from airflow.providers.cncf.kubernetes.hooks.kubernetes import AsyncKubernetesHook
+
+        return AsyncKubernetesHook(conn_id=self.app.connection_id)
+
+    async def aread_service(self) -> ServiceView | None:
+        from kubernetes_asyncio import client as aclient
+
+        async with self.async_hook.get_conn() as api:
+            resp = await aclient.CoreV1Api(api).read_namespaced_service(self.app.service, self.ns,
+                                                                        _preload_content=False)
+            async with resp:
+                if resp.status == 404:
+                    return None
+                body = await resp.json(content_type=None)
+                if resp.status != 200:
+                    raise ReleaseError(f"Kubernetes API: reading the Service failed: {resp.status} "
+                                       f"{body.get('message', '')}")
+                return self._service_view(body)
+
+    async def watch(self, color: str, heartbeat: float = HEARTBEAT_SECONDS) -> AsyncIterator[ColorStatus]:
+        """Watch the deployment and its pods; yield the status after every change (and at
+        least every HEARTBEAT_SECONDS).  Costs one list and one watch per resource, not a
+        request per observation."""
+        from kubernetes_asyncio import client as aclient
+
+        name = self.app.deployment_name(color)
+        changed = asyncio.Event()
+        state: dict = {"deployment": None, "pods": {}, "error": None}
+
+        async with self.async_hook.get_conn() as api:
+            apps, core = aclient.AppsV1Api(api), aclient.CoreV1Api(api)
+
+            def on_deployment(kind, obj):
+                state["deployment"] = None if kind == "DELETED" else obj
+
+            def on_pod(kind, obj):
+                if kind == "DELETED":
+                    state["pods"].pop(obj["metadata"]["name"], None)
+                else:
+                    state["pods"][obj["metadata"]["name"]] = obj
+
+            def reset_pods(items):
+                state["pods"] = {p["metadata"]["name"]: p for p in items}
+
+            def reset_deployment(items):
+                state["deployment"] = items[0] if items else None
+
+            pumps = [
+                asyncio.create_task(_pump(apps.list_namespaced_deployment, self.ns, reset_deployment, on_deployment,
+                                          changed, state, field_selector=f"metadata.name={name}")),
+                asyncio.create_task(_pump(core.list_namespaced_pod, self.ns, reset_pods, on_pod, changed, state,
+                                          label_selector=label_selector(self.app.selector_for(color)))),
+            ]
+            try:
+                while True:
+                    try:
+                        await asyncio.wait_for(changed.wait(), heartbeat)
+                    except asyncio.TimeoutError:
+                        pass
+                    changed.clear()
+                    if state["error"]:
+                        raise state["error"]
+                    if state.get("listed", 0) >= 2:
+                        yield rollout_status(state["deployment"], list(state["pods"].values()))
+            finally:
+                for task in pumps:
+                    task.cancel()
+                await asyncio.gather(*pumps, return_exceptions=True)
+
+
+async def _pump(list_fn, namespace, reset, apply, changed: asyncio.Event, state: dict, **selectors):
+    """List, then watch from the list's resourceVersion; re-list on 410 Gone or a broken stream."""
+    listed_once = False
+    failures = 0
+    while True:
+        try:
+            resp = await list_fn(namespace, _preload_content=False, **selectors)
+            async with resp:
+                body = await resp.json(content_type=None)
+                if resp.status != 200:
+                    raise ReleaseError(f"Kubernetes API: {list_fn.__name__} failed: {resp.status} "
+                                       f"{body.get('message', '')}")
+            reset(body.get("items") or [])
+            version = body["metadata"]["resourceVersion"]
+            if not listed_once:
+                listed_once = True
+                state["listed"] = state.get("listed", 0) + 1
+            changed.set()
+            while True:
+                resp = await list_fn(namespace, watch=True, resource_version=version, allow_watch_bookmarks=True,
+                                     timeout_seconds=WATCH_SECONDS + random.randint(0, 30), _preload_content=False,
+                                     **selectors)
+                gone = False
+                async with resp:
+                    if resp.status == 410:
+                        gone = True
+                    elif resp.status != 200:
+                        raise ReleaseError(f"Kubernetes API: watch failed: {resp.status}")
+                    else:
+                        async for line in resp.content:
+                            if not line.strip():
+                                continue
+                            event = json.loads(line)
+                            kind, obj = event.get("type"), event.get("object") or {}
+                            if kind == "ERROR":
+                                gone = obj.get("code") == 410
+                                break
+                            version = obj.get("metadata", {}).get("resourceVersion", version)
+                            if kind != "BOOKMARK":
+                                apply(kind, obj)
+                                changed.set()
+                failures = 0
+                if gone:
+                    break  # history expired: re-list
+        except asyncio.CancelledError:
+            raise
+        except ReleaseError as e:
+            state["error"] = e
+            changed.set()
+            return
+        except Exception as e:  # a broken connection: back off, then list again
+            failures += 1
+            if failures > 10:
+                state["error"] = ReleaseError(f"Kubernetes API: watch keeps failing: {e}")
+                changed.set()
+                return
+            log.warning("watch interrupted (%s); re-listing", e)
+            await asyncio.sleep(min(5.0, 0.2 * 2 ** failures))

@@ -1,0 +1,53 @@
+"""What each platform's manifests look like, in the few places the release model reads them.
+
+Kept free of client libraries: the DAG file imports this at parse time.
+"""
+
+from __future__ import annotations
+
+import copy
+
+KUBERNETES = "kubernetes"
+BCS_MESOS = "bcs-mesos"
+PLATFORMS = (KUBERNETES, BCS_MESOS)
+
+
+def workload_name(platform: str, manifest: dict) -> str:
+    return (manifest.get("metadata") or {}).get("name", "")
+
+
+def selectable_labels(platform: str, manifest: dict) -> dict[str, str]:
+    """The labels a Service's selector is matched against.
+
+    Kubernetes matches pod labels (the pod template's); BCS Mesos matches the
+    deployment's own metadata.labels (bk-bcs service_mgr.go getApplicationServiceLabel).
+    """
+    if platform == KUBERNETES:
+        return dict(((manifest.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {})
+    return dict((manifest.get("metadata") or {}).get("labels") or {})
+
+
+def containers(platform: str, manifest: dict) -> list[dict]:
+    return list((((manifest.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or [])
+
+
+def service_selector(platform: str, manifest: dict) -> dict[str, str]:
+    return dict((manifest.get("spec") or {}).get("selector") or {})
+
+
+def with_release(platform: str, manifest: dict, image: str, replicas: int, container: str | None) -> dict:
+    """The color's manifest with the release's image and replica count set."""
+    out = copy.deepcopy(manifest)
+    spec = out.setdefault("spec", {})
+    spec["replicas" if platform == KUBERNETES else "instance"] = replicas
+    for c in containers(platform, out):
+        if container is None or c.get("name") == container:
+            c["image"] = image
+    return out
+
+
+def image_of(platform: str, manifest: dict, container: str | None) -> str | None:
+    for c in containers(platform, manifest):
+        if container is None or c.get("name") == container:
+            return c.get("image")
+    return None

@@ -1,0 +1,96 @@
+"""What counts as ready and what counts as healthy, for both platforms.
+
+Each judge takes one observation at a time (from a watch or a poll, in a trigger)
+and says whether to keep waiting or stop, and why.  They hold no I/O, so the
+rules are tested on their own and read in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..apps.durations import format_duration
+from .model import ColorStatus
+
+WAITING, READY, PASSED, FAILED = "waiting", "ready", "passed", "failed"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: str
+    message: str
+
+    @property
+    def final(self) -> bool:
+        return self.state != WAITING
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    ok: bool
+    detail: str  # "200 from green pod test-green-x" or "connection refused"
+
+
+class ReadinessJudge:
+    """Ready when the platform's rollout rule says complete; failed at once on a failure
+    that waiting cannot cure; failed at the release's readiness timeout otherwise."""
+
+    def __init__(self, name: str, deadline: float, timeout: float):
+        self.name, self.deadline, self.timeout = name, deadline, timeout
+
+    def judge(self, status: ColorStatus, now: float) -> Verdict:
+        if not status.exists:
+            # Readiness starts after the deploy step created it: a missing workload was
+            # deleted behind our back, and will not become ready by waiting.
+            return Verdict(FAILED, f"{self.name} does not exist (deleted while waiting for it to become ready)")
+        if status.failure:
+            return Verdict(FAILED, f"{self.name} failed: {status.failure} ({status.progress})")
+        if status.complete:
+            return Verdict(READY, f"{self.name} is ready: {status.progress}")
+        if now >= self.deadline:
+            return Verdict(FAILED, f"{self.name} not ready after {format_duration(self.timeout)}: {status.progress}")
+        return Verdict(WAITING, status.progress)
+
+
+class SoakJudge:
+    """Healthy while every desired replica stays ready, no restart count climbs, the
+    Service still points at the color and (when configured) the HTTP check passes.
+    The first unhealthy observation beyond ``tolerance`` fails the soak."""
+
+    def __init__(self, name: str, ends_at: float, tolerance: int, baseline_restarts: int | None = None):
+        self.name, self.ends_at, self.tolerance = name, ends_at, tolerance
+        self.baseline_restarts = baseline_restarts
+        self.unhealthy = 0
+
+    def problems(self, status: ColorStatus, serving: bool, http: HttpResult | None) -> list[str]:
+        found = []
+        if not serving:
+            found.append("the Service no longer points at it")
+        if not status.exists:
+            found.append("it no longer exists")
+        else:
+            if status.failure:
+                found.append(status.failure)
+            if status.ready < status.desired:
+                found.append(f"only {status.ready}/{status.desired} ready")
+            if self.baseline_restarts is None:
+                self.baseline_restarts = status.restarts
+            elif status.restarts > self.baseline_restarts:
+                found.append(f"containers restarted ({status.restarts - self.baseline_restarts} restarts during the soak)")
+                # each climb counts once: the next observation judges new restarts only
+                self.baseline_restarts = status.restarts
+        if http is not None and not http.ok:
+            found.append(f"HTTP check failed: {http.detail}")
+        return found
+
+    def judge(self, status: ColorStatus, serving: bool, http: HttpResult | None, now: float) -> Verdict:
+        problems = self.problems(status, serving, http)
+        if problems:
+            self.unhealthy += 1
+            if self.unhealthy > self.tolerance or not serving:
+                # Traffic moved away from the color: no amount of tolerance makes that a soak.
+                return Verdict(FAILED, f"{self.name} unhealthy during the soak: {'; '.join(problems)}")
+            return Verdict(WAITING, f"unhealthy ({self.unhealthy}/{self.tolerance} tolerated): {'; '.join(problems)}")
+        if now >= self.ends_at:
+            return Verdict(PASSED, f"{self.name} stayed healthy for the whole soak ({status.progress})")
+        return Verdict(WAITING, f"healthy: {status.progress}, {format_duration(max(0.0, self.ends_at - now))} to go")

@@ -1,0 +1,116 @@
+"""The words of a blue-green release, shared by both platforms.
+
+A release moves traffic from the live color to the idle one.  Everything here is
+plain data: the platform adapters produce it, the release steps and the health
+checks consume it, and it travels between Airflow tasks as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+BLUE, GREEN = "blue", "green"
+COLORS = (BLUE, GREEN)
+# A first release (no Service yet) deploys this color.
+FIRST_COLOR = BLUE
+
+
+def other(color: str) -> str:
+    return GREEN if color == BLUE else BLUE
+
+
+class ReleaseError(Exception):
+    """A release step cannot go on; the message says why in one line a person can act on."""
+
+
+class ConfigError(ReleaseError):
+    """Bad input (an app config or a run's params), found before anything in a cluster changed."""
+
+    def __init__(self, field: str, value, problem: str, source: str = ""):
+        self.field, self.value, self.problem, self.source = field, value, problem, source
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}{field}={value!r}: {problem}")
+
+
+class Conflict(ReleaseError):
+    """Someone changed the object between our read and our write (optimistic concurrency)."""
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    """What the release model needs to know of the app's Service."""
+
+    selector: dict[str, str]
+    annotations: dict[str, str]
+    # Opaque to the model: the adapter's handle for a conditional write (resourceVersion, ...).
+    version: str = ""
+    # Where an HTTP check can reach the Service: placeholders for the app's check URL.
+    url_fields: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ColorStatus:
+    """One observation of a color's workload, judged by its platform's own readiness rule.
+
+    ``ready`` counts the replicas that rule calls ready (Kubernetes: available;
+    BCS: Running with every health check passed), so that ``ready == desired``
+    means the same thing on both platforms.
+    """
+
+    exists: bool
+    desired: int = 0
+    ready: int = 0
+    restarts: int = 0
+    # Fully rolled out by the platform's rule (kubectl rollout status; BCS app Running...).
+    complete: bool = False
+    # A failure that waiting will not cure (ProgressDeadlineExceeded, a Failed taskgroup).
+    failure: str | None = None
+    # Human progress, e.g. "2/3 available".
+    progress: str = ""
+    image: str | None = None
+    deleting: bool = False
+
+    @classmethod
+    def missing(cls) -> "ColorStatus":
+        return cls(exists=False, progress="not deployed")
+
+
+@dataclass
+class Plan:
+    """What one release run does: which color goes live with which image.
+
+    Decided once by the ``plan`` task and stored on the Service (the lock), so
+    that clearing and re-running any task of the run converges on the same
+    release instead of flipping colors again.
+    """
+
+    app: str
+    run_id: str
+    new_color: str
+    old_color: str | None  # None: the first release of the app (no Service yet)
+    image: str
+    replicas: int
+    soak_seconds: float
+    # What was live before, for the record and for rollback after the old color is gone.
+    old_image: str | None = None
+    previous_selector: dict[str, str] | None = None
+    # Set when there is nothing to do: the requested image is already live.
+    noop_reason: str | None = None
+    # A recorded manifest to deploy instead of the app's (a rollback to the previous release).
+    manifest: dict | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict | str) -> "Plan":
+        if isinstance(data, str):
+            data = json.loads(data)
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def describe(self) -> str:
+        if self.old_color is None:
+            return f"first release of {self.app}: {self.new_color} with {self.image}"
+        return f"{self.app}: {self.old_color} ({self.old_image or '?'}) -> {self.new_color} ({self.image})"

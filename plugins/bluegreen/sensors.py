@@ -1,0 +1,126 @@
+"""Sensors: the waiting steps of a release (readiness, soak).
+
+Deferrable by default, like the cncf-kubernetes and amazon providers' sensors:
+while they wait they hold no worker slot; the triggerer watches the cluster and
+the release model's judges decide.  With ``deferrable=False`` they poke instead,
+judging the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from .apps.durations import format_duration
+from .operators import PLAN_TASK, ReleaseStepOperator
+from .release.health import FAILED, ReadinessJudge, SoakJudge
+from .release.model import Plan, ReleaseError
+
+
+class _ReleaseSensor(BaseSensorOperator, ReleaseStepOperator):
+    ui_color = "#f0e8fb"
+
+    def __init__(self, *, app: dict, deferrable: bool = True, poke_interval: float = 2.0, **kwargs):
+        kwargs.setdefault("timeout", 7 * 24 * 3600)  # the judges enforce the real limits
+        super().__init__(app=app, poke_interval=poke_interval, **kwargs)
+        self.deferrable = deferrable
+
+    def _plan(self, context) -> Plan:
+        plan = self.plan_of(context)
+        if plan is None:
+            raise AirflowFailException(f"no release plan in this run (the {PLAN_TASK} task did not succeed)")
+        return plan
+
+    def execute_complete(self, context, event: dict[str, Any] | None = None) -> None:
+        event = event or {}
+        if event.get("state") == FAILED:
+            self.fail(context, event.get("message", "failed"))
+        self.on_success(context, self._plan(context), event.get("message", ""))
+
+    def on_success(self, context, plan: Plan, message: str) -> None:
+        self.log.info(message)
+
+
+class WaitForReadySensor(_ReleaseSensor):
+    """Waits until the new color is fully ready by its platform's rule; fails at once on
+    a failure that waiting cannot cure, and at the app's readiness timeout."""
+
+    def execute(self, context) -> None:
+        plan = self._plan(context)
+        app = self.app_config()
+        try:
+            platform = self.release(context).platform
+            judge = ReadinessJudge(app.deployment_name(plan.new_color), time.time() + app.readiness_timeout,
+                                   app.readiness_timeout)
+            verdict = judge.judge(platform.observe(plan.new_color), time.time())
+        except ReleaseError as e:
+            self.fail(context, str(e))
+        self.log.info("%s: %s", app.deployment_name(plan.new_color), verdict.message)
+        if verdict.final:
+            return self.execute_complete(context, {"state": verdict.state, "message": verdict.message})
+        if not self.deferrable:
+            self._judge = judge
+            return super().execute(context)
+        from .triggers import ReadinessTrigger
+
+        self.defer(trigger=ReadinessTrigger(self.app, plan.new_color, judge.deadline, app.readiness_timeout),
+                   method_name="execute_complete")
+
+    def poke(self, context) -> bool:
+        plan = self._plan(context)
+        verdict = self._judge.judge(self.release(context).platform.observe(plan.new_color), time.time())
+        self.log.info(verdict.message)
+        if verdict.state == FAILED:
+            self.fail(context, verdict.message)
+        return verdict.final
+
+
+class SoakSensor(_ReleaseSensor):
+    """Watches the new color under real traffic for the soak; records on the Service that
+    it passed (only then may the old color go), or fails with the first unhealthy reason
+    beyond the app's tolerance."""
+
+    def execute(self, context) -> None:
+        plan = self._plan(context)
+        app = self.app_config()
+        ends_at = time.time() + plan.soak_seconds
+        try:
+            status = self.release(context).platform.observe(plan.new_color)
+        except ReleaseError as e:
+            self.fail(context, str(e))
+        self.log.info("soaking %s for %s (%s)", app.deployment_name(plan.new_color),
+                      format_duration(plan.soak_seconds), status.progress)
+        if not self.deferrable:
+            self._judge = SoakJudge(app.deployment_name(plan.new_color), ends_at, app.soak_tolerance, status.restarts)
+            return super().execute(context)
+        from .triggers import SoakTrigger
+
+        self.defer(trigger=SoakTrigger(self.app, plan.new_color, ends_at, status.restarts),
+                   method_name="execute_complete")
+
+    def poke(self, context) -> bool:
+        from .triggers import http_check_sync
+
+        plan = self._plan(context)
+        app = self.app_config()
+        platform = self.release(context).platform
+        svc = platform.read_service()
+        serving = svc is not None and svc.selector == app.selector_for(plan.new_color)
+        http = http_check_sync(app, svc) if app.http_check and svc is not None else None
+        verdict = self._judge.judge(platform.observe(plan.new_color), serving, http, time.time())
+        self.log.info(verdict.message)
+        if verdict.state == FAILED:
+            self.fail(context, verdict.message)
+        if verdict.final:
+            self.on_success(context, plan, verdict.message)
+        return verdict.final
+
+    def on_success(self, context, plan: Plan, message: str) -> None:
+        self.log.info(message)
+        try:
+            self.release(context).mark_soaked(plan)
+        except ReleaseError as e:
+            self.fail(context, str(e))
