@@ -185,6 +185,8 @@ class Cluster:
             if new["spec"] != old["spec"] or new["metadata"].get("annotations") != old["metadata"].get("annotations"):
                 meta["generation"] = old["metadata"].get("generation", 1) + 1
         elif resource is R.SERVICES:
+            if subresource != "status":
+                self.services.drop_type_dependent(new, old)
             V.default_service(new)
             if subresource != "status":
                 errs = V.validate_service_update(new, old, self.settings.node_port_range)

@@ -49,6 +49,22 @@ class Services:
         self.open: dict[tuple[str, str], set[str]] = {}   # service -> runtime proxy keys
         self.slice_names: dict[tuple[str, str], str] = {}
 
+    @staticmethod
+    def drop_type_dependent(new: dict, old: dict) -> None:
+        """dropTypeDependentFields: a type change away from NodePort/LoadBalancer (or to
+        ExternalName) clears what the old type had allocated, unless the request changed it."""
+        if needs_node_ports(old) and not needs_node_ports(new):
+            old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in old["spec"].get("ports") or []}
+            for p in new["spec"].get("ports") or []:
+                if p.get("nodePort") and p["nodePort"] == old_ports.get((p.get("port"), p.get("protocol", "TCP"))):
+                    del p["nodePort"]
+            if new["spec"].get("externalTrafficPolicy") == old["spec"].get("externalTrafficPolicy"):
+                new["spec"].pop("externalTrafficPolicy", None)
+        if needs_cluster_ip(old) and not needs_cluster_ip(new):
+            if new["spec"].get("clusterIP") == old["spec"].get("clusterIP"):
+                new["spec"].pop("clusterIP", None)
+                new["spec"].pop("clusterIPs", None)
+
     # -- allocation (during create/update, before the object is stored) -----------------
     def allocate(self, svc: dict, old: dict | None) -> None:
         """Fill clusterIP(s) and nodePorts, raising 422 as the real allocators do.  Nothing
@@ -102,9 +118,6 @@ class Services:
                 if not p.get("nodePort"):
                     p["nodePort"] = self._free_node_port(taken_here)
                     taken_here.add(p["nodePort"])
-        else:
-            for p in spec.get("ports") or []:
-                p.pop("nodePort", None) if old is not None and needs_node_ports(old) else None
         raise_invalid(kind, group, name, errs)
 
     def _free_ip(self) -> str:
