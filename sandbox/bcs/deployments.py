@@ -302,10 +302,10 @@ class DeploymentOps:
             raise BcsError(SCHED_COMMON, "store: Not Found")
         if dep.status not in (DEP_UPDATE, DEP_PAUSED, DEP_SUSPEND):
             raise BcsError(SCHED_COMMON, "deployment is in not rollingupdate")
-        for _ in range(8):  # upstream waits up to 8 x 2 s for a delete step to end
+        for _ in range(80):  # upstream polls every 2 s, 8 times, for a delete step to end
             if not (dep.is_in_rolling and dep.curr_rolling_op == OP_DELETE):
                 break
-            await asyncio.sleep(2)
+            await asyncio.sleep(0.2)
         else:
             raise BcsError(SCHED_COMMON, "deployment is deleting taskgroups, cannot cancelupdate now, try later")
         app, ext = self._apps(dep)
