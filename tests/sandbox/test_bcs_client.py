@@ -106,7 +106,7 @@ def ok(reply: requests.Response) -> dict:
     return doc
 
 
-def deployment(name: str, ns: str, image: str = "registry.local/shop:v1", instances: int = 2,
+def deployment(name: str, ns: str, instances: int = 2, image: str = "registry.local/shop:v1",
                labels: dict | None = None, **extra) -> dict:
     """A v4 deployment like the seed's, with a port named http."""
     container = {"type": "MESOS", "image": image, "ports": [{"containerPort": 8000, "name": "http",
