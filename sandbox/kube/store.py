@@ -51,7 +51,7 @@ class Watcher:
         that starts to match is ADDED and one that stops matching is DELETED (as the watch
         cache does)."""
         meta = event.obj["metadata"]
-        if self.namespace is not None and meta.get("namespace") != self.namespace:
+        if self.namespace is not None and (meta.get("namespace") or "") != self.namespace:
             return
         now = self.predicate(event.obj)
         before = event.old is not None and self.predicate(event.old)

@@ -215,13 +215,13 @@ class Workloads:
     # -- pods ---------------------------------------------------------------------------
     def _pod_changed(self, pod: Pod, ns: str, rs_name: str) -> None:
         record = self.records.get(pod.name)
-        if record is None:
+        if record is None and pod.state != GONE:
             rs = self.c.store.peek(R.REPLICASETS, ns, rs_name)
-            if rs is None or pod.state == GONE:
+            if rs is None:
                 return
             record = PodRecord(pod, ns, rs, rs["spec"]["template"])
             self.records[pod.name] = record
-        if pod.ready != record.ready:
+        if record is not None and pod.ready != record.ready:
             record.ready = pod.ready
             record.ready_changed = now_iso()
         if pod.state == GONE:
@@ -232,6 +232,7 @@ class Workloads:
             if group is not None and group.gone and self.c.store.peek(R.REPLICASETS, ns, rs_name) is None:
                 self.groups.pop(key, None)
                 self.c.runtime.drop_group(group.key)
+                self.c._maybe_finish_namespace(ns)
         else:
             if pod.state == TERMINATING and record.deletion_timestamp is None:
                 self._mark_deleting(pod)
@@ -265,7 +266,11 @@ class Workloads:
             if grace == 0:
                 pod.deletion_requested_at = 0.0
             pod.terminate()
-            group.scale(group.replicas)
+            rs = self.c.store.peek(R.REPLICASETS, ns, record.rs_name)
+            if rs is not None and not rs["metadata"].get("deletionTimestamp"):
+                group.scale(group.replicas)  # the ReplicaSet replaces it
+            else:
+                group.scale(len(group.pods))
         else:
             pod.terminate()
         self._pod_changed(pod, ns, record.rs_name)
