@@ -215,6 +215,6 @@ class Routes:
         return envelope.storage(doc)
 
     async def list_namespace(self, request, cluster, ns, type):
-        docs = [d for d in self.storage.documents(type, cluster) if d["namespace"] == ns]
+        docs = self.storage.documents(type, cluster, [ns])
         fields = [f for f in request.query.get("field", "").split(",") if f]
         return envelope.storage([st._project(d, fields) for d in docs] if fields else docs)

@@ -152,8 +152,9 @@ class Record:
     id: str = field(default_factory=lambda: secrets.token_hex(12))
 
     def document(self, cluster: str) -> dict:
+        # data is replaced, never changed in place, so the document can share it
         return {"_id": self.id, "clusterId": cluster, "namespace": self.namespace, "resourceName": self.name,
-                "resourceType": self.resource_type, "data": copy.deepcopy(self.data),
+                "resourceType": self.resource_type, "data": self.data,
                 "createTime": _utc_ms(self.created), "updateTime": _utc_ms(self.updated)}
 
 
@@ -199,10 +200,12 @@ class Storage:
             if record.resource_type in ("application", "taskgroup") else record.data
 
     # -- reads ------------------------------------------------------------------------
-    def documents(self, resource_type: str, cluster: str) -> list[dict]:
+    def documents(self, resource_type: str, cluster: str, namespaces: list[str] | None = None,
+                  names: list[str] | None = None) -> list[dict]:
         if cluster != self.cluster:
             return []
-        return [r.document(cluster) for r in self.records.values() if r.resource_type == resource_type]
+        return [r.document(cluster) for r in self.records.values() if r.resource_type == resource_type
+                and (namespaces is None or r.namespace in namespaces) and (names is None or r.name in names)]
 
     def get(self, cluster: str, namespace: str, resource_type: str, name: str) -> dict | None:
         if cluster != self.cluster:
@@ -301,7 +304,10 @@ def query(storage: Storage, cluster: str, kind: str, params: dict) -> list[dict]
         if not isinstance(value, str):  # codec.DecJson into the filter's string fields fails
             raise QueryError(f"{key} is not a string")
         values[name] = value
-    docs = storage.documents(TABLES.get(kind, kind), cluster)
+    # the two indexed fields first, so that only candidate records become documents
+    docs = storage.documents(TABLES.get(kind, kind), cluster,
+                             values["namespace"].split(",") if values.get("namespace") else None,
+                             values["name"].split(",") if values.get("name") else None)
     for name, raw in values.items():
         if raw == "":
             continue

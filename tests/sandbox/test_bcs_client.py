@@ -129,8 +129,13 @@ def seed(name: str, ns: str) -> dict:
 
 
 @pytest.fixture
-def bcs(sandbox, unique_name) -> Bcs:
-    return Bcs(sandbox, unique_name)
+def bcs(sandbox, unique_name):
+    client = Bcs(sandbox, unique_name)
+    yield client
+    # leave the shared sandbox idle for the next test: remove what this namespace still holds
+    for kind, resource in (("deployment", "deployment"), ("application", "application"), ("service", "service")):
+        for doc in client.query(resource):
+            client.delete(kind, doc["resourceName"], enforce=1)
 
 
 # -- the gateway -------------------------------------------------------------------------------
