@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import time
 
-from test_bcs_client import MESOS, bcs, deployment, ok, wait_for  # noqa: F401
+from test_bcs_client import bcs, deployment, ok, wait_for  # noqa: F401
 
 
 def failed(reply, code: int, message: str, process: str = "bcs-scheduler") -> None:
