@@ -1,0 +1,257 @@
+"""``make demo``: a real blue-green release of the seed's test app, on the sandbox, run by Airflow.
+
+1. starts the sandbox (or reuses one that ``make sandbox`` runs) and Airflow (``airflow
+   standalone``: api-server, scheduler, dag-processor, triggerer);
+2. releases registry.local/test:v1 (the app's first release: blue), then
+   registry.local/test:v2 (to green) while a client sends requests through the Service's
+   port, and shows what the port served before and after the switch;
+3. prints the runs' outcome, the UI's address and how to log in, and keeps everything up
+   until Ctrl-C (``DEMO_EXIT=1`` stops right away instead).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+STATE = ROOT / ".demo"
+AIRFLOW_HOME = STATE / "airflow"
+SANDBOX_DIR = ROOT / ".sandbox"
+PORT = int(os.environ.get("AIRFLOW_PORT", "8080"))
+API = f"http://127.0.0.1:{PORT}"
+DAG_ID = "release_test"
+IMAGES = ("registry.local/test:v1", "registry.local/test:v2")
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def step(text: str) -> None:
+    say(f"\n==> {text}")
+
+
+class Demo:
+    def __init__(self):
+        self.procs: list[subprocess.Popen] = []
+        self.endpoints = None
+
+    # -- processes ------------------------------------------------------------------------
+    def start_sandbox(self):
+        from sandbox.server import Endpoints
+
+        marker = SANDBOX_DIR / "sandbox.json"
+        if marker.exists():
+            endpoints = Endpoints.load(SANDBOX_DIR)
+            try:
+                requests.get(f"{endpoints.control_url}/requests", timeout=2,
+                             headers={"Authorization": f"Bearer {endpoints.token}"}).raise_for_status()
+                say(f"using the sandbox already running ({endpoints.kube_url})")
+                return endpoints
+            except requests.RequestException:
+                marker.unlink()
+        log = open(STATE / "sandbox.log", "w")
+        proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--state-dir", str(SANDBOX_DIR)], cwd=ROOT,
+                                stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        deadline = time.monotonic() + 30
+        while not marker.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"the sandbox did not start; see {STATE / 'sandbox.log'}:\n"
+                         + (STATE / "sandbox.log").read_text()[-2000:])
+            time.sleep(0.1)
+        endpoints = Endpoints.load(SANDBOX_DIR)
+        say(f"sandbox: Kubernetes API {endpoints.kube_url}, BCS API {endpoints.bcs_url}")
+        say(f"         kubectl: export KUBECONFIG={endpoints.kubeconfig}")
+        return endpoints
+
+    def airflow_env(self) -> dict:
+        env = dict(os.environ)
+        env.update(self.endpoints.environment())
+        env.update({
+            "AIRFLOW_HOME": str(AIRFLOW_HOME),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__API__PORT": str(PORT),
+            "AIRFLOW__API__BASE_URL": API,
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+            "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+        })
+        return env
+
+    def start_airflow(self):
+        try:
+            requests.get(f"{API}/api/v2/version", timeout=2)
+            sys.exit(f"something already answers on {API}: stop it, or run with AIRFLOW_PORT=<free port>")
+        except requests.RequestException:
+            pass
+        AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+        log = open(STATE / "airflow.log", "w")
+        proc = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], cwd=ROOT, env=self.airflow_env(),
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                if requests.get(f"{API}/api/v2/version", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"Airflow did not start; see {STATE / 'airflow.log'}")
+            time.sleep(1)
+
+    def stop(self):
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except (ProcessLookupError, PermissionError):
+                    proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    # -- REST ---------------------------------------------------------------------------
+    def password(self) -> str:
+        path = AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"
+        deadline = time.monotonic() + 60
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return json.loads(path.read_text())["admin"]
+
+    def login(self):
+        token = requests.post(f"{API}/auth/token", json={"username": "admin", "password": self.password()},
+                              timeout=10).json()["access_token"]
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {token}"
+
+    def wait_for_dag(self):
+        deadline = time.monotonic() + 180
+        while True:
+            resp = self.http.get(f"{API}/api/v2/dags/{DAG_ID}", timeout=10)
+            if resp.ok:
+                break
+            if time.monotonic() > deadline:
+                errors = self.http.get(f"{API}/api/v2/importErrors", timeout=10).json()
+                sys.exit(f"the DAG {DAG_ID} did not show up; import errors: {errors}")
+            time.sleep(2)
+        self.http.patch(f"{API}/api/v2/dags/{DAG_ID}", json={"is_paused": False}, timeout=10).raise_for_status()
+
+    def release(self, image: str, note: str) -> dict:
+        run_id = f"demo__{time.strftime('%Y%m%dT%H%M%S')}__{image.rsplit(':', 1)[-1]}"
+        self.http.post(f"{API}/api/v2/dags/{DAG_ID}/dagRuns", timeout=10, json={
+            "dag_run_id": run_id, "logical_date": None, "note": note,
+            "conf": {"image": image, "soak": "10s", "reason": note}}).raise_for_status()
+        last = None
+        while True:
+            run = self.http.get(f"{API}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", timeout=10).json()
+            tis = self.http.get(f"{API}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", timeout=10).json()
+            running = [t["task_id"] for t in tis.get("task_instances", []) if t["state"] in ("running", "deferred")]
+            if running != last and running:
+                say(f"   ... {', '.join(running)}")
+                last = running
+            if run["state"] in ("success", "failed"):
+                run["task_instances"] = tis.get("task_instances", [])
+                return run
+            time.sleep(1)
+
+    # -- the service port ----------------------------------------------------------------
+    def node_port(self) -> int | None:
+        import kubernetes
+
+        api = kubernetes.config.new_client_from_config(config_file=str(self.endpoints.kubeconfig))
+        try:
+            svc = kubernetes.client.CoreV1Api(api).read_namespaced_service("test", "default")
+        except kubernetes.client.ApiException:
+            return None
+        return svc.spec.ports[0].node_port
+
+    def run(self):
+        STATE.mkdir(exist_ok=True)
+        step("Starting the sandbox cluster")
+        self.endpoints = self.start_sandbox()
+        step(f"Starting Airflow (airflow standalone) on {API}; log in {STATE / 'airflow.log'}")
+        self.start_airflow()
+        self.login()
+        self.wait_for_dag()
+        say(f"DAG {DAG_ID} is up (from dags/apps/test.yaml)")
+
+        if self.node_port() is None:
+            step(f"First release of the test app: {IMAGES[0]} (no Service yet: deploys blue, creates the Service)")
+            run = self.release(IMAGES[0], "demo: first release")
+            self.report(run)
+
+        port = self.node_port()
+        url = f"http://127.0.0.1:{port}/"
+        before = requests.get(url, timeout=5).json()
+        live_image = before["image"]
+        new_image = IMAGES[1] if live_image != IMAGES[1] else IMAGES[0]
+        step(f"Blue-green release of {new_image} while a client sends requests to the Service port {port}")
+        say(f"before: the Service port served {before['deployment']} ({before['color']}) {before['image']}")
+        served, stop = [], threading.Event()
+
+        def client():
+            while not stop.is_set():
+                try:
+                    answer = requests.get(url, timeout=5, headers={"Connection": "close"}).json()
+                    served.append(f"{answer['deployment']} {answer['image']}")
+                except (requests.RequestException, ValueError) as e:
+                    served.append(f"FAILED {type(e).__name__}")
+                stop.wait(0.05)
+
+        thread = threading.Thread(target=client, daemon=True)
+        thread.start()
+        run = self.release(new_image, f"demo: release {new_image}")
+        stop.set()
+        thread.join()
+        after = requests.get(url, timeout=5).json()
+        say(f"after:  the Service port serves {after['deployment']} ({after['color']}) {after['image']}")
+        flips = [served[0]] + [b for a, b in zip(served, served[1:]) if a != b] if served else []
+        failed = sum(1 for s in served if s.startswith("FAILED"))
+        say(f"during the release: {len(served)} requests, {failed} failed; what answered, in order: "
+            f"{' -> '.join(flips)}")
+        self.report(run)
+
+        step("Airflow UI")
+        say(f"open {API}  (user: admin, password: {self.password()})")
+        say(f"the release DAG: {API}/dags/{DAG_ID}")
+        say(f"kubectl: KUBECONFIG={self.endpoints.kubeconfig} .venv/bin/kubectl get deploy,svc,pods")
+
+    def report(self, run: dict) -> None:
+        say(f"run {run['dag_run_id']}: {run['state'].upper()}")
+        for ti in sorted(run["task_instances"], key=lambda t: t.get("start_date") or "9"):
+            duration = f"{ti['duration']:.1f}s" if ti.get("duration") else "-"
+            say(f"   {ti['task_id']:<18} {ti['state'] or '-':<16} {duration}")
+
+
+def main():
+    demo = Demo()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop cleanly on SIGTERM too
+    try:
+        demo.run()
+        if os.environ.get("DEMO_EXIT") != "1":
+            say("\nEverything keeps running; press Ctrl-C to stop the sandbox and Airflow.")
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        step("Stopping")
+        demo.stop()
+
+
+if __name__ == "__main__":
+    main()
