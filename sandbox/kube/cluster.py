@@ -113,7 +113,7 @@ class Cluster:
             meta["generation"] = 1
         errs: list = []
         if resource is R.DEPLOYMENTS:
-            obj.pop("status", None)
+            obj["status"] = {}  # PrepareForCreate: a new deployment has an empty status
             V.default_deployment(obj)
             errs = V.validate_deployment(obj)
         elif resource is R.SERVICES:
@@ -131,7 +131,10 @@ class Cluster:
         if resource is R.SERVICES:
             self.services.allocate(obj, None)
             self.services.commit(obj, None)
-        return self.store.create(resource, obj)
+        created = self.store.create(resource, obj)
+        if resource is R.SERVICES:
+            await self.services.sync_proxies(ns, meta["name"])  # listening before the answer
+        return created
 
     # -- update -------------------------------------------------------------------------
     def current(self, resource: R.Resource, ns: str, name: str) -> dict:
@@ -202,7 +205,7 @@ class Cluster:
             self.services.commit(new, old)
         result = self.store.update(resource, new, expect_rv=old["metadata"]["resourceVersion"])
         if resource is R.SERVICES:
-            self.spawn(self.services.sync_proxies(ns, name))
+            await self.services.sync_proxies(ns, name)
         return result
 
     # -- scale subresource --------------------------------------------------------------

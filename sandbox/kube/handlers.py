@@ -474,6 +474,8 @@ class Api:
         options = await self._delete_options(request)
         code, body = self.c.delete_object(t.resource, t.namespace or "", t.name, options.get("propagationPolicy"),
                                           options.get("gracePeriodSeconds"), options.get("preconditions"))
+        if t.resource is R.SERVICES:
+            await self.c.services.sync_proxies(t.namespace, t.name)  # closed before the answer
         return respond(body, code)
 
     async def delete_collection(self, request: web.Request, t: Target) -> web.Response:

@@ -8,6 +8,7 @@ stored *now*: a selector change re-routes the next connection without reopening 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import ipaddress
 import logging
@@ -48,6 +49,7 @@ class Services:
         self.node_ports: dict[int, tuple[str, str]] = {}
         self.open: dict[tuple[str, str], set[str]] = {}   # service -> runtime proxy keys
         self.slice_names: dict[tuple[str, str], str] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     @staticmethod
     def drop_type_dependent(new: dict, old: dict) -> None:
@@ -159,6 +161,15 @@ class Services:
 
     # -- proxies ------------------------------------------------------------------------
     async def sync_proxies(self, ns: str, name: str) -> None:
+        """Make the listening proxies match the stored Service (serialised per Service:
+        the API handler and the event listener may both ask)."""
+        lock = self._locks.setdefault((ns, name), asyncio.Lock())
+        async with lock:
+            await self._sync_proxies(ns, name)
+        if self.c.store.peek(R.SERVICES, ns, name) is None and not lock.locked():
+            self._locks.pop((ns, name), None)
+
+    async def _sync_proxies(self, ns: str, name: str) -> None:
         svc = self.c.store.peek(R.SERVICES, ns, name)
         wanted: dict[str, tuple[str, int, object]] = {}
         if svc is not None:

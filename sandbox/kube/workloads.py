@@ -227,6 +227,10 @@ class Workloads:
         if pod.state == GONE:
             self.records.pop(pod.name, None)
             self.c.store.delete(R.PODS, ns, pod.name)
+            rs = self.c.store.peek(R.REPLICASETS, ns, rs_name)
+            owner = controller_of(rs) if rs is not None else None
+            if owner is not None and owner.get("kind") == "Deployment":
+                self.c.deployments.add((ns, owner["name"]))  # Recreate waits for old pods to be gone
             key = (ns, rs_name)
             group = self.groups.get(key)
             if group is not None and group.gone and self.c.store.peek(R.REPLICASETS, ns, rs_name) is None:
