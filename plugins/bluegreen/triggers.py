@@ -9,6 +9,7 @@ the triggerer can import them; their classpath is ``bluegreen.triggers.*``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any, AsyncIterator
 
@@ -40,14 +41,16 @@ class ReadinessTrigger(BaseTrigger):
         app, platform = _app_and_platform(self.app)
         judge = ReadinessJudge(app.deployment_name(self.color), self.deadline, self.timeout)
         last = None
-        async for status in platform.watch(self.color):
-            verdict = judge.judge(status, time.time())
-            if verdict.message != last:
-                self.log.info("%s: %s", app.deployment_name(self.color), verdict.message)
-                last = verdict.message
-            if verdict.final:
-                yield TriggerEvent({"state": verdict.state, "message": verdict.message})
-                return
+        # aclosing: stop the watch (and close its connections) as soon as a verdict is in
+        async with contextlib.aclosing(platform.watch(self.color)) as observations:
+            async for status in observations:
+                verdict = judge.judge(status, time.time())
+                if verdict.message != last:
+                    self.log.info("%s: %s", app.deployment_name(self.color), verdict.message)
+                    last = verdict.message
+                if verdict.final:
+                    break
+        yield TriggerEvent({"state": verdict.state, "message": verdict.message})
 
 
 class SoakTrigger(BaseTrigger):
@@ -67,26 +70,28 @@ class SoakTrigger(BaseTrigger):
         judge = SoakJudge(name, self.ends_at, app.soak_tolerance, self.baseline_restarts)
         selector = app.selector_for(self.color)
         next_check, last, last_message = 0.0, None, None
-        async for status in platform.watch(self.color, heartbeat=min(app.check_interval, 2.0)):
-            now = time.time()
-            # The workload's state arrives by watch as soon as it changes; the Service
-            # and the HTTP check are read at the check interval (or at once when the
-            # workload got worse, or when the soak is over).
-            due = now >= next_check or now >= self.ends_at or got_worse(status, last)
-            last = status
-            if not due:
-                continue
-            next_check = now + app.check_interval
-            svc = await platform.aread_service()
-            serving = svc is not None and svc.selector == selector
-            http = await http_check(app, svc) if app.http_check and svc is not None else None
-            verdict = judge.judge(status, serving, http, now)
-            if verdict.message != last_message or verdict.final:
-                self.log.info("soak of %s: %s", name, verdict.message)
-                last_message = verdict.message
-            if verdict.final:
-                yield TriggerEvent({"state": verdict.state, "message": verdict.message})
-                return
+        observations = platform.watch(self.color, heartbeat=min(app.check_interval, 2.0))
+        async with contextlib.aclosing(observations):
+            async for status in observations:
+                now = time.time()
+                # The workload's state arrives by watch as soon as it changes; the Service
+                # and the HTTP check are read at the check interval (or at once when the
+                # workload got worse, or when the soak is over).
+                due = now >= next_check or now >= self.ends_at or got_worse(status, last)
+                last = status
+                if not due:
+                    continue
+                next_check = now + app.check_interval
+                svc = await platform.aread_service()
+                serving = svc is not None and svc.selector == selector
+                http = await http_check(app, svc) if app.http_check and svc is not None else None
+                verdict = judge.judge(status, serving, http, now)
+                if verdict.message != last_message or verdict.final:
+                    self.log.info("soak of %s: %s", name, verdict.message)
+                    last_message = verdict.message
+                if verdict.final:
+                    break
+        yield TriggerEvent({"state": verdict.state, "message": verdict.message})
 
 
 def got_worse(status, previous) -> bool:

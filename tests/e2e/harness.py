@@ -114,3 +114,56 @@ class TrafficLoop:
 
 def dumps(obj) -> str:
     return json.dumps(obj, indent=1, default=str)
+
+
+def clear_and_resume(dag, dag_run, task_ids: list[str], include_downstream: bool = True):
+    """What a person does in the UI: clear tasks of a finished run (the real clear code path),
+    then let the run go on.  The run is driven like dag.test() drives one: runnable task
+    instances run in this process and their triggers run inline."""
+    import time as _time
+
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance, clear_task_instances
+    from airflow.sdk.definitions.dag import _run_task
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+    from sqlalchemy import select
+
+    wanted = set(dag.partial_subset(task_ids, include_downstream=include_downstream,
+                                    include_upstream=False).task_ids) if include_downstream else set(task_ids)
+    with create_session() as session:
+        tis = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag.dag_id,
+                                                         TaskInstance.run_id == dag_run.run_id,
+                                                         TaskInstance.task_id.in_(wanted))).all()
+        clear_task_instances(list(tis), session, dag_run_state=DagRunState.RUNNING)
+    deadline = _time.monotonic() + 300
+    with create_session() as session:
+        dr = session.scalar(select(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.run_id == dag_run.run_id))
+        dr.dag = _scheduler_dag(dag)
+        while dr.state in (DagRunState.RUNNING, DagRunState.QUEUED) and _time.monotonic() < deadline:
+            if dr.state == DagRunState.QUEUED:
+                dr.state = DagRunState.RUNNING
+            session.expire_all()
+            schedulable, _ = dr.update_state(session=session)
+            for ti in schedulable:
+                ti.try_number += 1
+                ti.state = TaskInstanceState.SCHEDULED
+            session.commit()
+            scheduled = [ti for ti in dr.get_task_instances(session=session)
+                         if ti.state == TaskInstanceState.SCHEDULED]
+            if not scheduled:
+                _time.sleep(0.2)
+            for ti in scheduled:
+                try:
+                    _run_task(ti=ti, task=dag.task_dict[ti.task_id], run_triggerer=True)
+                except Exception:  # the task's failure is in its state, as in dag.test()
+                    pass
+    with create_session() as session:
+        # _run_task's sessions close this thread's scoped session, detaching ``dr``: read it anew
+        return session.scalar(select(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.run_id == dag_run.run_id))
+
+
+def _scheduler_dag(dag):
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    return DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))

@@ -161,3 +161,46 @@ def test_a_service_selecting_neither_color_is_refused(k8s_app):
     assert run.state == "failed" and task_states(run)["plan"] == "failed"
     assert app.deployments() == {"test-blue": V1}
     assert app.selector() == {"app": "somebody-else"}
+
+
+STEPS = ["plan", "deploy_new_color", "wait_until_ready", "switch_traffic", "soak", "retire_old_color", "finish"]
+
+
+def end_state(app):
+    svc = app.service()
+    annotations = {k: v for k, v in (svc.metadata.annotations or {}).items()
+                   if k in ("bluegreen.io/run-id", "bluegreen.io/previous-selector")}
+    return app.selector(), app.deployments(), annotations
+
+
+@pytest.mark.parametrize("downstream", [False, True], ids=["task-alone", "with-downstream"])
+def test_clearing_each_task_of_a_finished_run_converges_on_the_same_state(k8s_app, downstream):
+    from .harness import clear_and_resume
+
+    app = k8s_app()
+    assert app.release(V1).state == "success"
+    dag = release_dag(app.app)
+    run = run_dag(dag, {"image": V2})
+    assert run.state == "success", task_states(run)
+    expected = end_state(app)
+    assert expected[0] == {"app": "test-green"} and expected[1] == {"test-green": V2}
+    for task_id in STEPS:
+        again = clear_and_resume(dag, run, [task_id], include_downstream=downstream)
+        assert again.state == "success", (task_id, task_states(again))
+        assert end_state(app) == expected, f"clearing {task_id} changed the cluster"
+    assert "bluegreen.io/lock" not in (app.service().metadata.annotations or {})
+
+
+def test_clearing_a_failed_readiness_after_fixing_the_image_behaviour_finishes_the_release(k8s_app, control):
+    from .harness import clear_and_resume
+
+    app = k8s_app(readiness_timeout="3s")
+    assert app.release(V1).state == "success"
+    image = f"registry.local/test:v2-never-ready-{app.ns[-6:]}"
+    dag = release_dag(app.app)
+    run = run_dag(dag, {"image": image})
+    assert run.state == "failed" and app.deployments() == {"test-blue": V1}
+    control.set_behaviour(image, "ready-after-0.2s")
+    again = clear_and_resume(dag, run, ["deploy_new_color"])
+    assert again.state == "success", task_states(again)
+    assert app.selector() == {"app": "test-green"} and app.deployments() == {"test-green": image}
