@@ -99,7 +99,7 @@ class Cluster:
                                    f"unable to create new content in namespace {ns} because it is being terminated")
 
     # -- create -------------------------------------------------------------------------
-    async def create(self, resource: R.Resource, ns: str, obj: dict) -> dict:
+    async def create(self, resource: R.Resource, ns: str, obj: dict, dry_run: bool = False) -> dict:
         meta = obj.setdefault("metadata", {})
         if resource.namespaced:
             meta["namespace"] = ns
@@ -130,7 +130,12 @@ class Cluster:
             raise errors.already_exists(resource.plural, resource.group, meta["name"])
         if resource is R.SERVICES:
             self.services.allocate(obj, None)
-            self.services.commit(obj, None)
+            if dry_run:
+                self.services.unreserve(obj)
+            else:
+                self.services.commit(obj, None)
+        if dry_run:  # dryRun=All: everything but the write
+            return copy.deepcopy(obj)
         created = self.store.create(resource, obj)
         if resource is R.SERVICES:
             await self.services.sync_proxies(ns, meta["name"])  # listening before the answer
@@ -144,7 +149,7 @@ class Cluster:
         return obj
 
     async def update(self, resource: R.Resource, ns: str, name: str, new: dict, subresource: str = "",
-                     expect_rv: str | None = None) -> dict:
+                     expect_rv: str | None = None, dry_run: bool = False) -> dict:
         """PUT (and the last step of PATCH): the registry's PrepareForUpdate, validation,
         then an optimistic-concurrency write."""
         old = self.current(resource, ns, name)
@@ -202,7 +207,13 @@ class Cluster:
         errors.raise_invalid(resource.kind, resource.group, name, errs)
         if resource is R.SERVICES and subresource != "status":
             self.services.allocate(new, old)
-            self.services.commit(new, old)
+            if dry_run:
+                self.services.unreserve(new)
+            else:
+                self.services.commit(new, old)
+        if dry_run:
+            new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+            return new
         result = self.store.update(resource, new, expect_rv=old["metadata"]["resourceVersion"])
         if resource is R.SERVICES:
             await self.services.sync_proxies(ns, name)
@@ -245,7 +256,8 @@ class Cluster:
         return found
 
     def delete_object(self, resource: R.Resource, ns: str, name: str, propagation: str | None,
-                      grace: int | None = None, preconditions: dict | None = None) -> tuple[int, dict]:
+                      grace: int | None = None, preconditions: dict | None = None,
+                      dry_run: bool = False) -> tuple[int, dict]:
         obj = self.store.get(resource, ns, name)
         if obj is None:
             raise errors.not_found(resource.plural, resource.group, name)
@@ -259,6 +271,10 @@ class Cluster:
                                   f"Precondition failed: ResourceVersion in precondition: "
                                   f"{preconditions['resourceVersion']}, ResourceVersion in object meta: "
                                   f"{obj['metadata']['resourceVersion']}")
+        if dry_run:
+            if resource in (R.PODS, R.SERVICES, R.NAMESPACES):
+                return 200, obj
+            return 200, self._success(resource, obj)
         if resource is R.PODS:
             return 200, self.workloads.delete_pod(ns, name, grace) or obj
         if resource is R.NAMESPACES:
@@ -289,10 +305,14 @@ class Cluster:
                 self.store.update(dep_resource, orphan)
         gone = self.store.delete(resource, ns, name)
         if resource in (R.SERVICES,):
-            return 200, gone
-        return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                     "details": {"name": name, **({"group": resource.group} if resource.group else {}),
-                                 "kind": resource.plural, "uid": obj["metadata"]["uid"]}}
+            return 200, gone  # the service registry returns the deleted object
+        return 200, self._success(resource, obj)
+
+    @staticmethod
+    def _success(resource: R.Resource, obj: dict) -> dict:
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "details": {"name": obj["metadata"]["name"], **({"group": resource.group} if resource.group else {}),
+                            "kind": resource.plural, "uid": obj["metadata"]["uid"]}}
 
     def _delete_dependent(self, resource: R.Resource, obj: dict, propagation: str) -> None:
         meta = obj["metadata"]

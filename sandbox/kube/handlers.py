@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import yaml
 from aiohttp import web
 
-from . import discovery, errors, openapi, patch, protobuf
+from . import discovery, errors, openapi, patch, protobuf, table
 from . import resources as R
 from . import schema
 from .cluster import Cluster
@@ -32,6 +32,15 @@ def respond(obj, status: int = 200, warnings: list[str] | None = None) -> web.Re
     resp = web.Response(body=dumps(obj), status=status, content_type=JSON)
     for w in warnings or []:
         resp.headers.add("Warning", '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return resp
+
+
+TABLE_TYPE = "application/json;as=Table;v=v1;g=meta.k8s.io"
+
+
+def respond_table(doc: dict) -> web.Response:
+    resp = web.Response(body=dumps(doc), status=200)
+    resp.headers["Content-Type"] = TABLE_TYPE
     return resp
 
 
@@ -123,9 +132,9 @@ class Api:
             raise errors.method_not_allowed()
         ns = target.namespace
         if verb == "get":
-            return await self.get(target)
+            return await self.get(request, target)
         if verb == "list":
-            return self.list(target, q)
+            return self.list(request, target, q)
         if verb == "watch":
             return await self.watch(request, target, q)
         if verb == "create":
@@ -186,10 +195,14 @@ class Api:
         return None
 
     # -- reads --------------------------------------------------------------------------
-    async def get(self, t: Target) -> web.Response:
+    async def get(self, request: web.Request, t: Target) -> web.Response:
         obj = self.c.current(t.resource, t.namespace or "", t.name)
         if t.subresource == "scale":
             return respond(self.c.scale_of(obj))
+        if table.wants_table(request.headers.get("Accept", "")):
+            include = request.query.get("includeObject", "Metadata")
+            return respond_table(table.table(t.resource, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]},
+                                             include))
         return respond(obj)
 
     def _predicate(self, t: Target, q):
@@ -197,7 +210,7 @@ class Api:
         fields = parse_field_selector(q.get("fieldSelector"), t.resource.plural)
         return lambda o: labels.matches(o["metadata"].get("labels")) and fields.matches(o)
 
-    def list(self, t: Target, q) -> web.Response:
+    def list(self, request: web.Request, t: Target, q) -> web.Response:
         predicate = self._predicate(t, q)
         items = [o for o in self.c.store.list(t.resource, t.namespace) if predicate(o)]
         rv = str(self.c.store.rv)
@@ -217,6 +230,8 @@ class Api:
             meta["remainingItemCount"] = len(items) - start - limit
         # typed lists carry no kind/apiVersion on their items
         out = [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")} for o in page]
+        if table.wants_table(request.headers.get("Accept", "")):
+            return respond_table(table.table(t.resource, out, meta, q.get("includeObject", "Metadata")))
         return respond({"kind": f"{t.resource.kind}List", "apiVersion": t.resource.api_version,
                         "metadata": meta, "items": out})
 
@@ -248,6 +263,9 @@ class Api:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         bookmark_pending = initial
+        as_table = table.wants_table(request.headers.get("Accept", ""))
+        include = q.get("includeObject", "Metadata")
+        first = True
         try:
             while True:
                 if bookmark_pending and watcher.queue.empty():
@@ -263,6 +281,9 @@ class Api:
                     kind, obj = await asyncio.wait_for(watcher.queue.get(), remaining)
                 except asyncio.TimeoutError:
                     break
+                if as_table:
+                    obj = table.watch_table(t.resource, obj, include, first)
+                    first = False
                 await resp.write(dumps({"type": kind, "object": obj}) + b"\n")
         except (ConnectionResetError, asyncio.CancelledError):
             raise
@@ -287,6 +308,19 @@ class Api:
                                       {"reason": "FieldValueNotSupported", "message": f'Unsupported value: "{value}": '
                                        f'supported values: "Ignore", "Strict", "Warn"', "field": "fieldValidation"}]})
         return value
+
+    @staticmethod
+    def _dry_run(q, options_kind: str) -> bool:
+        values = q.getall("dryRun", [])
+        if not values:
+            return False
+        if values != ["All"]:
+            shown = "[]string{" + ", ".join(f'"{v}"' for v in values) + "}"
+            message = f'Unsupported value: {shown}: supported values: "All"'
+            raise errors.ApiError(422, "Invalid", f'{options_kind}.meta.k8s.io "" is invalid: dryRun: {message}',
+                                  {"group": "meta.k8s.io", "kind": options_kind, "causes": [
+                                      {"reason": "FieldValueNotSupported", "message": message, "field": "dryRun"}]})
+        return True
 
     async def _read_object(self, request: web.Request, model: str, kind: str, api_version: str,
                            directive: str) -> tuple[dict, list[str]]:
@@ -347,7 +381,8 @@ class Api:
         if r.namespaced and meta.get("namespace") and meta["namespace"] != t.namespace:
             raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the "
                                      "request")
-        created = await self.c.create(r, t.namespace or "", obj)
+        dry_run = self._dry_run(request.query, "CreateOptions")
+        created = await self.c.create(r, t.namespace or "", obj, dry_run=dry_run)
         return respond(created, 201, warnings)
 
     async def update(self, request: web.Request, t: Target) -> web.Response:
@@ -357,7 +392,8 @@ class Api:
             obj, warnings = await self._read_object(request, "V1Scale", "Scale", "autoscaling/v1", directive)
             return respond(await self.c.update_scale(t.namespace, t.name, obj), 200, warnings)
         obj, warnings = await self._read_object(request, r.model, r.kind, r.api_version, directive)
-        updated = await self.c.update(r, t.namespace or "", t.name, obj, t.subresource)
+        dry_run = self._dry_run(request.query, "UpdateOptions")
+        updated = await self.c.update(r, t.namespace or "", t.name, obj, t.subresource, dry_run=dry_run)
         return respond(updated, 200, warnings)
 
     async def patch(self, request: web.Request, t: Target) -> web.Response:
@@ -419,7 +455,8 @@ class Api:
             return respond(await self.c.update_scale(ns, t.name, typed), 200, warnings)
         # a patch that sets metadata.resourceVersion makes the write conditional on it
         expect = typed.get("metadata", {}).get("resourceVersion")
-        updated = await self.c.update(r, ns, t.name, typed, t.subresource, expect_rv=expect)
+        dry_run = self._dry_run(request.query, "PatchOptions")
+        updated = await self.c.update(r, ns, t.name, typed, t.subresource, expect_rv=expect, dry_run=dry_run)
         return respond(updated, 200, warnings)
 
     async def _delete_options(self, request: web.Request) -> dict:
@@ -472,8 +509,9 @@ class Api:
 
     async def delete(self, request: web.Request, t: Target) -> web.Response:
         options = await self._delete_options(request)
+        dry_run = self._dry_run(request.query, "DeleteOptions") or options.get("dryRun") == ["All"]
         code, body = self.c.delete_object(t.resource, t.namespace or "", t.name, options.get("propagationPolicy"),
-                                          options.get("gracePeriodSeconds"), options.get("preconditions"))
+                                          options.get("gracePeriodSeconds"), options.get("preconditions"), dry_run)
         if t.resource is R.SERVICES:
             await self.c.services.sync_proxies(t.namespace, t.name)  # closed before the answer
         return respond(body, code)

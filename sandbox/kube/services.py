@@ -148,6 +148,12 @@ class Services:
             if p.get("nodePort") and needs_node_ports(svc):
                 self.node_ports[p["nodePort"]] = key
 
+    def unreserve(self, svc: dict) -> None:
+        """A dry run allocated nothing: hand back a cluster IP it took from the pool."""
+        ip = svc["spec"].get("clusterIP")
+        if ip and ip != "None" and ip not in self.used_ips:
+            self.ips.release(ip)
+
     def release(self, key: tuple[str, str], keep: dict | None = None) -> None:
         keep_ip = keep["spec"].get("clusterIP") if keep else None
         keep_ports = {p.get("nodePort") for p in (keep["spec"].get("ports") or [])} if keep else set()

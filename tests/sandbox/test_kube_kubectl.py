@@ -193,3 +193,23 @@ def test_kubectl_create_scale_and_delete_namespace(sandbox, unique_name, api):
     out = subprocess.run(base + ["delete", "namespace", name], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and f'namespace "{name}" deleted' in out.stdout, out.stderr
     assert name not in {n.metadata.name for n in client.CoreV1Api(api).list_namespace().items}
+
+
+def test_server_side_dry_run_and_printed_columns(kubectl):
+    out = kubectl("apply", "--dry-run=server", "-f", str(SEED / "test-blue.yaml")).stdout
+    assert "deployment.apps/test-blue created (server dry run)" in out
+    assert "NotFound" in kubectl("get", "deployment", "test-blue", check=False).stderr
+    kubectl("apply", "-f", str(SEED / "test-blue.yaml"), "-f", str(SEED / "test-svc.yaml"))
+    kubectl("rollout", "status", "deployment/test-blue", "--timeout=30s")
+    # kubectl asks for a server-side Table and prints its columns
+    lines = kubectl("get", "deployment", "test-blue").stdout.splitlines()
+    assert lines[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert lines[1].split()[:4] == ["test-blue", "3/3", "3", "3"]
+    pods = kubectl("get", "pods", "-o", "wide").stdout.splitlines()
+    assert pods[0].split()[:6] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP"]
+    assert all(line.split()[1:3] == ["1/1", "Running"] for line in pods[1:]) and len(pods) == 4
+    svc = kubectl("get", "service", "test").stdout.splitlines()[1].split()
+    assert svc[1] == "NodePort" and svc[4].startswith("18001:") and svc[4].endswith("/TCP")
+    kubectl("delete", "deployment", "test-blue", "--dry-run=server")
+    still = get_json(kubectl, "deployment", "test-blue")
+    assert "deletionTimestamp" not in still["metadata"] and still["spec"]["replicas"] == 3
