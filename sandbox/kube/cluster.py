@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import time
 
 from . import errors
 from . import resources as R
@@ -16,7 +15,7 @@ from .queue import WorkQueue
 from .selectors import selector_string
 from .services import Services
 from .store import Event, Store, new_uid, now_iso
-from .workloads import Workloads, iso, random_suffix
+from .workloads import Workloads, random_suffix
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from . import resources as R
 from .errors import GoRepr, invalid, raise_invalid
 from .store import new_uid, now_iso
-from .workloads import controller_of, owner_ref, random_suffix
+from .workloads import owner_ref, random_suffix
 
 from sandbox.runtime.runtime import IpPool, addresses, matches
 

@@ -4,7 +4,6 @@ k8s.io/apimachinery/pkg/util/validation."""
 
 from __future__ import annotations
 
-import copy
 import re
 
 from .errors import FieldError, GoRepr, duplicate, forbidden_field, invalid, not_supported, required
@@ -135,8 +134,6 @@ def default_container(c: dict) -> None:
     c.setdefault("resources", {})
     for p in c.get("ports") or []:
         p.setdefault("protocol", "TCP")
-    for e in c.get("env") or []:
-        pass
 
 
 _PROTOCOLS = ["SCTP", "TCP", "UDP"]
@@ -383,11 +380,8 @@ def validate_service(obj: dict, node_port_range: tuple[int, int]) -> list[FieldE
             if not 1 <= target <= 65535:
                 errs.append(invalid(f"{p}.targetPort", target, "must be between 1 and 65535, inclusive"))
         elif isinstance(target, str):
-            if re.fullmatch(r"\d+", target):
-                # IntOrString from a numeric string: the real API stores it as a string name, which is invalid
-                errs += validate_port_name(target, f"{p}.targetPort")
-            else:
-                errs += validate_port_name(target, f"{p}.targetPort")
+            # a string is a port name; "8080" as a string is a name too, and not a valid one
+            errs += validate_port_name(target, f"{p}.targetPort")
         node_port = port.get("nodePort")
         if node_port:
             if stype not in ("NodePort", "LoadBalancer"):
@@ -429,6 +423,3 @@ def default_namespace(obj: dict) -> None:
 def validate_namespace(obj: dict) -> list[FieldError]:
     return validate_meta(obj, "Namespace", False)
 
-
-def clone(obj):
-    return copy.deepcopy(obj)
