@@ -278,9 +278,13 @@ class Api:
                 if remaining <= 0:
                     break
                 try:
-                    kind, obj = await asyncio.wait_for(watcher.queue.get(), remaining)
+                    # wake now and then to notice a client that went away (aiohttp does
+                    # not cancel handlers on disconnect) on a resource with no events
+                    kind, obj = await asyncio.wait_for(watcher.queue.get(), min(remaining, 5.0))
                 except asyncio.TimeoutError:
-                    break
+                    if request.transport is None or request.transport.is_closing():
+                        break
+                    continue
                 if as_table:
                     obj = table.watch_table(t.resource, obj, include, first)
                     first = False

@@ -313,6 +313,9 @@ def test_generation_follows_spec_changes_not_status(apps, ns):
     assert labelled.metadata.generation == d.metadata.generation
     scaled = apps.patch_namespaced_deployment("web", ns, {"spec": {"replicas": 2}})
     assert scaled.metadata.generation == d.metadata.generation + 1
+    # as in the real deployment strategy, annotations count too (they are copied to ReplicaSets)
+    annotated = apps.patch_namespaced_deployment("web", ns, {"metadata": {"annotations": {"note": "x"}}})
+    assert annotated.metadata.generation == d.metadata.generation + 2
 
 
 # -- patch ------------------------------------------------------------------------------------
@@ -370,6 +373,11 @@ def test_json_patch_ops_and_failing_test(apps, ns, http, sandbox):
     assert r.status_code == 415 and r.json()["reason"] == "UnsupportedMediaType"
     r = http.patch(url, data="{not json", headers={"Content-Type": "application/merge-patch+json"}, timeout=10)
     assert r.status_code == 400 and r.json()["reason"] == "BadRequest"
+    # server-side apply is not implemented by the sandbox: it says so with a 415
+    r = http.patch(url, data="spec: {replicas: 3}", headers={"Content-Type": "application/apply-patch+yaml"},
+                   timeout=10)
+    assert r.status_code == 415
+    assert apps.read_namespaced_deployment("web", ns).metadata.resource_version == before
 
 
 def test_patch_with_resource_version_is_conditional(apps, ns):
@@ -491,3 +499,13 @@ def test_delete_answers_like_the_real_server(apps, core, ns):
     bad = error_of(lambda: apps.delete_namespaced_deployment("web", ns, propagation_policy="Sometimes"))
     assert bad["code"] == 422 and bad["details"]["kind"] == "DeleteOptions"
     assert apps.read_namespaced_deployment("web", ns).metadata.deletion_timestamp is None
+
+
+def test_watch_on_the_legacy_watch_path(sandbox, http, core, ns):
+    core.create_namespaced_service(ns, service("a"))
+    r = http.get(f"{sandbox.kube_url}/api/v1/watch/namespaces/{ns}/services?timeoutSeconds=1", stream=True,
+                 timeout=10)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/json"
+    events = [json.loads(line) for line in r.iter_lines() if line]
+    assert [(e["type"], e["object"]["metadata"]["name"], e["object"]["kind"]) for e in events] == \
+        [("ADDED", "a", "Service")]
