@@ -16,7 +16,7 @@ from aiohttp import web
 from ..web import counting_middleware, token_ok
 from . import errors
 from .cluster import Cluster
-from .handlers import Api, error_response
+from .handlers import Api, add_deprecation_warning, error_response
 
 CLUSTER_KEY = web.AppKey("cluster", Cluster)
 
@@ -41,6 +41,7 @@ def create_app(runtime, settings) -> web.Application:
     app = web.Application(middlewares=[counting_middleware(runtime, "kube"), auth], client_max_size=8 * 1024 * 1024)
     app[CLUSTER_KEY] = cluster
     app.router.add_route("*", "/{tail:.*}", api.dispatch)
+    app.on_response_prepare.append(add_deprecation_warning)
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     return app

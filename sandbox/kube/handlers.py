@@ -24,6 +24,18 @@ JSON = "application/json"
 PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json")
 
 
+TARGET = web.RequestKey("kube_target", object)
+# What the real server says on every request for a deprecated resource (since v1.33).
+DEPRECATED = {R.ENDPOINTS.plural: "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"}
+
+
+async def add_deprecation_warning(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: the deprecation warning goes on errors and watches too."""
+    target = request.get(TARGET)
+    if target is not None and target.resource.plural in DEPRECATED:
+        response.headers.add("Warning", f'299 - "{DEPRECATED[target.resource.plural]}"')
+
+
 def dumps(obj) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
@@ -111,6 +123,7 @@ class Api:
         target = parse_path(path)
         if target is None:
             raise errors.resource_not_found()
+        request[TARGET] = target
         r, q = target.resource, request.query
         method = request.method
         if target.subresource:

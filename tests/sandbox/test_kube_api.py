@@ -509,3 +509,11 @@ def test_watch_on_the_legacy_watch_path(sandbox, http, core, ns):
     events = [json.loads(line) for line in r.iter_lines() if line]
     assert [(e["type"], e["object"]["metadata"]["name"], e["object"]["kind"]) for e in events] == \
         [("ADDED", "a", "Service")]
+
+
+def test_v1_endpoints_carry_the_deprecation_warning(sandbox, http, core, ns):
+    r = http.get(f"{sandbox.kube_url}/api/v1/namespaces/{ns}/endpoints", timeout=10)
+    assert r.status_code == 200 and r.json()["kind"] == "EndpointsList"
+    assert r.headers["Warning"] == '299 - "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"'
+    r = http.get(f"{sandbox.kube_url}/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices", timeout=10)
+    assert r.status_code == 200 and "Warning" not in r.headers
