@@ -4,7 +4,8 @@ Modules: store (objects, resourceVersion, watch fan-out), resources / discovery 
 (what the server says it serves), schema (field shapes from the official client models),
 validation, patch, selectors, cluster (registry strategies, deletion, garbage
 collection, namespaces), workloads (deployment and replica set controllers, pods),
-services (allocation, proxies, endpoints), handlers (HTTP).
+services (allocation, proxies, endpoints), queue (controller work queues), handlers,
+table and protobuf (HTTP).  README.md says what is served and what is left out.
 """
 
 from __future__ import annotations

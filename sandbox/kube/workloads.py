@@ -345,7 +345,7 @@ class Workloads:
             if running:
                 st["containerID"] = record.container_id
             statuses.append(st)
-        status = {"phase": "Running" if running else "Pending", "conditions": conditions,
+        status = {"observedGeneration": 1, "phase": "Running" if running else "Pending", "conditions": conditions,
                   "hostIP": self.c.settings.host, "hostIPs": [{"ip": self.c.settings.host}],
                   "podIP": pod.ip, "podIPs": [{"ip": pod.ip}], "startTime": created,
                   "containerStatuses": statuses, "qosClass": "BestEffort"}
