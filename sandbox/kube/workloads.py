@@ -90,6 +90,11 @@ def max_surge_unavailable(d: dict) -> tuple[int, int]:
     return surge, min(unavailable, replicas)
 
 
+def _neg_time(rs: dict) -> tuple:
+    """Sort key putting newer ReplicaSets first (timestamps are ISO strings)."""
+    return tuple(-ord(c) for c in rs["metadata"]["creationTimestamp"])
+
+
 def _drop_zeros(status: dict, keep: tuple[str, ...] = ()) -> dict:
     """omitempty: zero counts are not written (the Python client then reads None)."""
     return {k: v for k, v in status.items() if v not in (0, None, [], {}) or k in keep}
@@ -373,6 +378,9 @@ class Workloads:
         return sorted(owned, key=lambda r: (r["metadata"]["creationTimestamp"], r["metadata"]["name"]))
 
     def sync_deployment(self, key: tuple[str, str]) -> None:
+        """syncDeployment: a deployment being deleted only gets its status synced; a paused
+        one or a scaling event (replicas changed, template not) is scaled proportionally;
+        otherwise the strategy rolls out."""
         ns, name = key
         d = self.c.store.get(R.DEPLOYMENTS, ns, name)
         if d is None:
@@ -380,10 +388,16 @@ class Workloads:
         all_rs = self.owned_replicasets(d)
         new_rs = self._find_new(d, all_rs)
         old_rss = [rs for rs in all_rs if new_rs is None or rs["metadata"]["uid"] != new_rs["metadata"]["uid"]]
-        if d["metadata"].get("deletionTimestamp") or d["spec"].get("paused"):
-            if d["spec"].get("paused") and not d["metadata"].get("deletionTimestamp") and new_rs is not None:
-                self._scale_only(d, new_rs, old_rss)
-            self._sync_status(d, all_rs, new_rs)
+        if d["metadata"].get("deletionTimestamp"):
+            self._sync_status(d, all_rs, new_rs, progress=False)
+            return
+        if d["spec"].get("paused") or self._is_scaling_event(d, all_rs):
+            if new_rs is not None:
+                self._sync_revision(d, new_rs, all_rs)
+            self._scale(d, new_rs, old_rss)
+            all_rs = self.owned_replicasets(d)
+            new_rs = self._find_new(d, all_rs)
+            self._sync_status(d, all_rs, new_rs, progress=False)
             return
         if new_rs is None:
             new_rs = self._create_new_rs(d, all_rs)
@@ -398,6 +412,79 @@ class Workloads:
         new_rs = next((rs for rs in all_rs if rs["metadata"]["uid"] == new_rs["metadata"]["uid"]), new_rs)
         self._cleanup(d, all_rs, new_rs)
         self._sync_status(d, all_rs, new_rs)
+
+    @staticmethod
+    def _is_scaling_event(d: dict, all_rs: list[dict]) -> bool:
+        """isScalingEvent: an active ReplicaSet was sized for another replica count."""
+        for rs in all_rs:
+            if not rs["spec"].get("replicas", 0):
+                continue
+            desired = (rs["metadata"].get("annotations") or {}).get(DESIRED)
+            if desired is not None and desired.isdigit() and int(desired) != d["spec"]["replicas"]:
+                return True
+        return False
+
+    def _scale(self, d: dict, new_rs: dict | None, old_rss: list[dict]) -> None:
+        """scale() of sync.go: the one active (or the latest) ReplicaSet takes the whole
+        count; with several active ones the change is shared out in proportion to their
+        sizes (GetReplicaSetProportion), leftovers to the largest."""
+        replicas = d["spec"]["replicas"]
+        newest_first = sorted(old_rss, key=lambda r: r["metadata"]["creationTimestamp"], reverse=True)
+        active = [rs for rs in ([new_rs] if new_rs else []) + newest_first if rs["spec"].get("replicas", 0) > 0]
+        if len(active) <= 1:
+            target = active[0] if active else (new_rs or (newest_first[0] if newest_first else None))
+            if target is not None:
+                self._scale_rs(d, target, replicas)
+            return
+        if new_rs is not None and new_rs["spec"].get("replicas", 0) == replicas and \
+                (new_rs["metadata"].get("annotations") or {}).get(DESIRED) == str(replicas) and \
+                new_rs.get("status", {}).get("availableReplicas", 0) == replicas:
+            for rs in active:
+                if rs is not new_rs:
+                    self._scale_rs(d, rs, 0)  # the new one is saturated
+            return
+        if d["spec"]["strategy"].get("type") != "RollingUpdate":
+            return
+        surge, _ = max_surge_unavailable(d)
+        allowed = replicas + surge if replicas > 0 else 0
+        to_add = allowed - sum(rs["spec"].get("replicas", 0) for rs in active)
+        if to_add > 0:  # ReplicaSetsBySizeNewer: larger first, newer first on ties
+            active.sort(key=lambda r: (-r["spec"]["replicas"], _neg_time(r)))
+        elif to_add < 0:  # ReplicaSetsBySizeOlder: larger first, older first on ties
+            active.sort(key=lambda r: (-r["spec"]["replicas"], r["metadata"]["creationTimestamp"]))
+        added = 0
+        sizes = {}
+        for rs in active:
+            size = rs["spec"]["replicas"]
+            if to_add:
+                proportion = self._proportion(rs, d, to_add, added)
+                sizes[rs["metadata"]["name"]] = size + proportion
+                added += proportion
+            else:
+                sizes[rs["metadata"]["name"]] = size
+        for i, rs in enumerate(active):
+            if i == 0 and to_add:
+                sizes[rs["metadata"]["name"]] = max(0, sizes[rs["metadata"]["name"]] + to_add - added)
+            self._scale_rs(d, rs, sizes[rs["metadata"]["name"]])
+
+    @staticmethod
+    def _proportion(rs: dict, d: dict, to_add: int, added: int) -> int:
+        size = rs["spec"].get("replicas", 0)
+        if size == 0 or to_add == 0 or to_add == added:
+            return 0
+        replicas = d["spec"]["replicas"]
+        if replicas == 0:
+            fraction = -size
+        else:
+            surge, _ = max_surge_unavailable(d)
+            before = (rs["metadata"].get("annotations") or {}).get(MAX_REPLICAS, "")
+            before_max = int(before) if before.isdigit() else (d.get("status") or {}).get("replicas", 0)
+            if before_max == 0:
+                return 0
+            exact = size * (replicas + surge) / before_max
+            fraction = int(math.floor(exact + 0.5)) - size  # integer.RoundToInt32
+        allowed = to_add - added
+        return min(fraction, allowed) if to_add > 0 else max(fraction, allowed)
 
     def _find_new(self, d: dict, all_rs: list[dict]) -> dict | None:
         want = template_hash(d["spec"]["template"])
@@ -479,10 +566,6 @@ class Workloads:
         ann[MAX_REPLICAS] = str(d["spec"]["replicas"] + surge)
         return self.c.store.update(R.REPLICASETS, updated)
 
-    def _scale_only(self, d: dict, new_rs: dict, old_rss: list[dict]) -> None:
-        if not any(rs["spec"].get("replicas", 0) for rs in old_rss):
-            self._scale_rs(d, new_rs, d["spec"]["replicas"])
-
     def _rollout_recreate(self, d: dict, new_rs: dict, old_rss: list[dict]) -> None:
         for rs in old_rss:
             if rs["spec"].get("replicas", 0):
@@ -499,9 +582,7 @@ class Workloads:
         surge, unavailable = max_surge_unavailable(d)
         all_rs = [new_rs] + old_rss
         new_replicas = new_rs["spec"].get("replicas", 0)
-        if not any(rs["spec"].get("replicas", 0) for rs in old_rss):
-            target = replicas  # no rollout in flight: a plain scale
-        elif new_replicas > replicas:
+        if new_replicas > replicas:
             target = replicas
         else:
             current = sum(rs["spec"].get("replicas", 0) for rs in all_rs)
@@ -588,7 +669,8 @@ class Workloads:
             cond["lastTransitionTime"] = current["lastTransitionTime"]
         status["conditions"] = [c for c in status.get("conditions") or [] if c["type"] != ctype] + [cond]
 
-    def _sync_status(self, d: dict, all_rs: list[dict], new_rs: dict | None) -> None:
+    def _sync_status(self, d: dict, all_rs: list[dict], new_rs: dict | None, progress: bool = True) -> None:
+        """calculateStatus, then (for rollouts: syncRolloutStatus) the Progressing condition."""
         replicas = d["spec"]["replicas"]
         old_status = d.get("status") or {}
         _, unavailable_budget = max_surge_unavailable(d)
@@ -621,7 +703,7 @@ class Workloads:
                                   and current["reason"] == "NewReplicaSetAvailable")
         if deadline is None:
             status["conditions"] = [c for c in status["conditions"] if c["type"] != "Progressing"]
-        elif not is_complete_deployment and not d["metadata"].get("deletionTimestamp"):
+        elif progress and not is_complete_deployment:
             old_old = old_status.get("replicas", 0) - old_status.get("updatedReplicas", 0)
             new_old = status["replicas"] - status["updatedReplicas"]
             progressing = (status["updatedReplicas"] > old_status.get("updatedReplicas", 0) or new_old < old_old

@@ -165,6 +165,27 @@ def test_rolling_update_stays_within_surge_and_unavailability(apps, core, ns):
     assert rs == {"shop/web:v1": 0, "shop/web:v2-ready-after-0.3s": 4}
 
 
+def test_scaling_mid_rollout_is_proportional(apps, ns):
+    """The example of the Deployment docs: 10 replicas, maxSurge 3, maxUnavailable 2, a new
+    image that never gets ready (the rollout stalls at 8 old + 5 new), then a scale to 15:
+    the 5 extra replicas go 3 to the old ReplicaSet and 2 to the new one."""
+    apps.create_namespaced_deployment(ns, deployment(replicas=10, strategy={
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 2}}))
+    wait_for(rolled_out(apps, ns, "web"))
+    apps.patch_namespaced_deployment("web", ns, {"spec": {"template": {"spec": {"containers": [
+        {"name": "web", "image": "shop/web:v2-never-ready"}]}}}})
+
+    def sizes():
+        return sorted((rs.spec.template.spec.containers[0].image, rs.spec.replicas)
+                      for rs in apps.list_namespaced_replica_set(ns).items)
+    stalled = [("shop/web:v1", 8), ("shop/web:v2-never-ready", 5)]
+    wait_for(lambda: sizes() == stalled)
+    time.sleep(0.3)
+    assert sizes() == stalled  # blocked by maxUnavailable
+    apps.patch_namespaced_deployment_scale("web", ns, {"spec": {"replicas": 15}})
+    wait_for(lambda: sizes() == [("shop/web:v1", 11), ("shop/web:v2-never-ready", 7)])
+
+
 def test_recreate_stops_every_old_pod_first(apps, core, ns):
     apps.create_namespaced_deployment(ns, deployment(replicas=2, image="shop/web:v1-slow-stop-0.5s",
                                                      strategy={"type": "Recreate"}))
