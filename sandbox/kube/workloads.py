@@ -391,6 +391,7 @@ class Workloads:
         if d["metadata"].get("deletionTimestamp"):
             self._sync_status(d, all_rs, new_rs, progress=False)
             return
+        self._check_paused(d)
         if d["spec"].get("paused") or self._is_scaling_event(d, all_rs):
             if new_rs is not None:
                 self._sync_revision(d, new_rs, all_rs)
@@ -412,6 +413,21 @@ class Workloads:
         new_rs = next((rs for rs in all_rs if rs["metadata"]["uid"] == new_rs["metadata"]["uid"]), new_rs)
         self._cleanup(d, all_rs, new_rs)
         self._sync_status(d, all_rs, new_rs)
+
+    def _check_paused(self, d: dict) -> None:
+        """checkPausedConditions: Progressing Unknown DeploymentPaused / DeploymentResumed
+        (never over a ProgressDeadlineExceeded)."""
+        if d["spec"].get("progressDeadlineSeconds") is None:
+            return
+        status = d.setdefault("status", {})
+        cond = self._condition(status, "Progressing")
+        if cond is not None and cond["reason"] == "ProgressDeadlineExceeded":
+            return
+        paused_cond = cond is not None and cond["reason"] == "DeploymentPaused"
+        if d["spec"].get("paused") and not paused_cond:
+            self._set_condition(status, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused")
+        elif not d["spec"].get("paused") and paused_cond:
+            self._set_condition(status, "Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed")
 
     @staticmethod
     def _is_scaling_event(d: dict, all_rs: list[dict]) -> bool:

@@ -213,3 +213,19 @@ def test_server_side_dry_run_and_printed_columns(kubectl):
     kubectl("delete", "deployment", "test-blue", "--dry-run=server")
     still = get_json(kubectl, "deployment", "test-blue")
     assert "deletionTimestamp" not in still["metadata"] and still["spec"]["replicas"] == 3
+
+
+def test_rollout_pause_and_resume(kubectl):
+    kubectl("apply", "-f", str(SEED / "test-blue.yaml"))
+    kubectl("rollout", "status", "deployment/test-blue", "--timeout=30s")
+    kubectl("rollout", "pause", "deployment/test-blue")
+    kubectl("set", "image", "deployment/test-blue", "test-blue=hub.docker.com:xxxx/xxxxxx:blue-v2")
+    time.sleep(0.3)
+    assert len(get_json(kubectl, "replicasets")["items"]) == 1  # paused: no new ReplicaSet
+    progressing = {c["type"]: c for c in get_json(kubectl, "deployment", "test-blue")["status"]["conditions"]}
+    assert (progressing["Progressing"]["status"], progressing["Progressing"]["reason"]) == ("Unknown", "DeploymentPaused")
+    kubectl("rollout", "resume", "deployment/test-blue")
+    assert "successfully rolled out" in kubectl("rollout", "status", "deployment/test-blue", "--timeout=30s").stdout
+    images = {r["spec"]["template"]["spec"]["containers"][0]["image"]: r["spec"]["replicas"]
+              for r in get_json(kubectl, "replicasets")["items"]}
+    assert images == {"hub.docker.com:xxxx/xxxxxx:blue": 0, "hub.docker.com:xxxx/xxxxxx:blue-v2": 3}
