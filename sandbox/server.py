@@ -38,6 +38,8 @@ class Endpoints:
     token: str
     bcs_cluster_id: str
     state_dir: Path
+    # A BCS service labelled BCSGROUP is served on 127.0.0.1:servicePort + this.
+    lb_port_offset: int = 10000
 
     @property
     def kubeconfig(self) -> Path:
@@ -80,7 +82,8 @@ class Endpoints:
 
     def to_json(self) -> dict:
         return {"kube_url": self.kube_url, "bcs_url": self.bcs_url, "control_url": self.control_url,
-                "token": self.token, "bcs_cluster_id": self.bcs_cluster_id, "state_dir": str(self.state_dir)}
+                "token": self.token, "bcs_cluster_id": self.bcs_cluster_id, "state_dir": str(self.state_dir),
+                "lb_port_offset": self.lb_port_offset}
 
     @classmethod
     def load(cls, state_dir: Path) -> "Endpoints":
@@ -114,6 +117,7 @@ class Sandbox:
             token=s.token,
             bcs_cluster_id=s.bcs_cluster_id,
             state_dir=state_dir,
+            lb_port_offset=s.lb_port_offset,
         )
         self._write_files(certs)
         return self.endpoints

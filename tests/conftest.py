@@ -30,7 +30,7 @@ class SandboxProcess:
             sys.executable, "-m", "sandbox", "--state-dir", str(state_dir),
             "--kube-port", "0", "--bcs-port", "0", "--control-port", "0",
             "--node-port-range", f"{low}-{low + 399}",
-            "--lb-port-offset", str(20000 + index * 1000),
+            "--lb-port-offset", str(12000 + index * 2000),
             "--pod-network", f"127.{100 + 2 * index}.0.0/16",
             "--service-network", f"127.{101 + 2 * index}.0.0/16",
             "--ready-after", str(ready_after),

@@ -20,10 +20,12 @@ from .durations import parse_duration
 from .images import check_image
 
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+BCS_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_]*[A-Za-z0-9])?$")
 
 KNOWN_FIELDS = {
     "app", "platform", "connection_id", "namespace", "service", "deployment_prefix", "manifests",
     "container", "replicas", "readiness_timeout", "soak", "soak_tolerance", "check_interval", "http_check",
+    "poll_interval", "abnormal_tolerance",
     "switch_timeout", "delete_timeout", "lock_ttl", "description", "default_image",
     # operating from the UI (windows, approval, preview, old color handling, history)
     "windows", "freeze_dates", "outside_window", "window_closes", "pending_version_variable",
@@ -61,6 +63,10 @@ class AppConfig:
     http_check: HttpCheck | None = None
     switch_timeout: float = 60.0
     delete_timeout: float = 300.0
+    # BCS Mesos only: storage poll interval of the sensors (no watch there), and how long an
+    # application may stay Abnormal before readiness fails.
+    poll_interval: float = 2.0
+    abnormal_tolerance: float = 30.0
     lock_ttl: float = 3 * 3600.0
     description: str = ""
     default_image: str | None = None
@@ -145,8 +151,8 @@ def load_app(path: Path) -> AppConfig:
         name=name,
         platform=platform,
         connection_id=v.string("connection_id"),
-        namespace=v.name("namespace", kubernetes_only=platform == mf.KUBERNETES),
-        service=v.name("service", kubernetes_only=platform == mf.KUBERNETES),
+        namespace=v.name("namespace", strict=platform == mf.KUBERNETES),
+        service=v.name("service", strict=platform == mf.KUBERNETES),
         deployment_prefix=v.name("deployment_prefix", default=name),
         manifests=manifests,
         container=v.string("container", default=None),
@@ -157,6 +163,8 @@ def load_app(path: Path) -> AppConfig:
         check_interval=v.duration("check_interval", default="2s", minimum=0.1),
         http_check=_load_http_check(v),
         switch_timeout=v.duration("switch_timeout", default="60s", minimum=1),
+        poll_interval=v.duration("poll_interval", default="2s", minimum=0.1),
+        abnormal_tolerance=v.duration("abnormal_tolerance", default="30s", minimum=0),
         delete_timeout=v.duration("delete_timeout", default="5m", minimum=1),
         lock_ttl=v.duration("lock_ttl", default="3h", minimum=60),
         description=v.string("description", default=""),
@@ -298,10 +306,14 @@ class _Validator:
             self.fail(key, value, "must be a non-empty string")
         return value
 
-    def name(self, key, default=_MISSING, kubernetes_only=True):
+    def name(self, key, default=_MISSING, strict=True):
+        """A Kubernetes name is a DNS-1123 label; BCS only forbids '.' (bk-bcs types/meta.go
+        MetaIsValid), and its default namespace is "defaultGroup"."""
         value = self.string(key, default)
-        if not NAME.match(value or "") or len(value) > 63:
+        if strict and (not NAME.match(value or "") or len(value) > 63):
             self.fail(key, value, "must be a DNS-1123 label (lower-case letters, digits and '-', at most 63)")
+        if not strict and not BCS_NAME.match(value or ""):
+            self.fail(key, value, "must be letters, digits and '-' (BCS names cannot contain '.')")
         return value
 
     def choice(self, key, options, default=_MISSING):

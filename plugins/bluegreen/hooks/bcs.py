@@ -128,7 +128,9 @@ class BcsHook(BaseHook):
         retries = int(self.extras.get("retries", 3))
         for attempt in range(retries + 1):
             try:
-                resp = self.session.request(method, url, json=json, params=params, timeout=timeout)
+                # verify per request: requests lets REQUESTS_CA_BUNDLE override a session's verify
+                resp = self.session.request(method, url, json=json, params=params, timeout=timeout,
+                                            verify=self.verify)
             except (requests.ConnectionError, requests.Timeout) as e:
                 if attempt == retries:
                     raise BcsApiError(method, path, 0, f"cannot reach the BCS API gateway: {type(e).__name__}",

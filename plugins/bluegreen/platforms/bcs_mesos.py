@@ -1,0 +1,334 @@
+"""The BCS Mesos adapter: v4 deployments and a service, through the BCS API gateway.
+
+Writes go to the v4 scheduler API (what ``bcs-client create/update/delete`` send);
+reads come from bcs-storage (what ``bcs-client list/inspect`` read), which
+bcs-mesos-watch fills a moment after the scheduler changes.  Because of that lag
+every write here waits until storage shows it, so that the next step reads its
+own writes.  BCS has no watch: triggers poll at the app's ``poll_interval``.
+The API facts used here are in shared/docs/bcs-mesos-api.md (bk-bcs sources).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import time
+from functools import cached_property
+from typing import AsyncIterator
+
+from ..hooks.bcs import ALREADY_EXISTS, NOT_FOUND, BcsApiError, BcsHook
+from ..release.model import ColorStatus, Conflict, ReleaseError, ServiceView
+from . import manifests as mf
+from .base import Platform
+
+APPLIED = "bluegreen.io/applied-manifest-hash"
+# Taskgroup states that mean a member is lost, not merely late (bk-bcs schetypes TaskGroup status).
+FAILED_STATES = ("Failed", "Error", "Lost")
+# How long storage may take to show a write (bcs-mesos-watch syncs every few seconds upstream).
+STORAGE_LAG_TIMEOUT = 30.0
+
+
+def _parse_time(value: str | None) -> float | None:
+    if not value or value.startswith("0001-"):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def first_check_after(raw_json: dict | None) -> float:
+    """Seconds after a container starts before a ``result: true`` of its health check means
+    something.
+
+    The scheduler reports ``result: true`` before a check has run (bk-bcs sched/task/task.go
+    createTaskHealthChecks), and storage does not say whether it ran.  The executor runs
+    the first check gracePeriodSeconds after the start (the scheduler's delaySeconds is
+    a lower bound too) and must finish it within timeoutSeconds, which is shorter than
+    intervalSeconds (the executor refuses anything else).  So one interval after the
+    later of the two, the first check has run and its result has had time to reach
+    storage."""
+    longest = 0.0
+    for c in mf.containers(mf.BCS_MESOS, raw_json or {}):
+        for check in c.get("healthChecks") or []:
+            if check:
+                start = max(float(check.get("gracePeriodSeconds") or 0), float(check.get("delaySeconds") or 0))
+                longest = max(longest, start + float(check.get("intervalSeconds") or 0))
+    return longest
+
+
+def member_ready(taskgroup: dict, check_after: float, now: float) -> bool:
+    if taskgroup.get("status") != "Running":
+        return False
+    for cs in taskgroup.get("containerStatuses") or []:
+        checks = cs.get("healCheckStatus") or []
+        if not all(h.get("result") for h in checks):
+            return False
+        started = _parse_time(cs.get("startTime")) or _parse_time(taskgroup.get("startTime"))
+        if checks and (started is None or now - started < check_after):
+            return False
+    return True
+
+
+def mesos_status(deployment: dict | None, application: dict | None, taskgroups: list[dict], now: float,
+                 abnormal_for: float = 0.0, abnormal_tolerance: float = 30.0) -> ColorStatus:
+    """The readiness rule of shared/docs/bcs-mesos-api.md section 3: the deployment record
+    Running with no rolling update in progress; its application Running with
+    runningInstance == instance; every taskgroup Running with every health check passed
+    (and past the check's delay).  A Failed/Error/Lost taskgroup, or an application
+    Abnormal for longer than the tolerance, is a failure."""
+    if deployment is None:
+        return ColorStatus.missing()
+    raw = deployment.get("raw_json") or {}
+    desired = int((application or {}).get("instance") or (raw.get("spec") or {}).get("instance") or 0)
+    check_after = first_check_after(raw)
+    current = set(p.get("name") for p in (application or {}).get("pods") or [])
+    members = [t for t in taskgroups if not current or (t.get("metadata") or {}).get("name") in current]
+    ready = sum(1 for t in members if member_ready(t, check_after, now))
+    restarts = sum(int(cs.get("restartCount") or 0) for t in taskgroups for cs in t.get("containerStatuses") or [])
+    containers = mf.containers(mf.BCS_MESOS, raw)
+    app_status = (application or {}).get("status", "absent")
+    common = dict(exists=True, desired=desired, ready=ready, restarts=restarts,
+                  image=containers[0].get("image") if containers else None,
+                  deleting=deployment.get("status") == "Deleting")
+    progress = f"{ready}/{desired} running and healthy (deployment {deployment.get('status')}, application {app_status})"
+    if common["deleting"]:
+        return ColorStatus(**common, progress=progress, failure="the deployment is being deleted")
+    lost = [t for t in members if t.get("status") in FAILED_STATES]
+    if lost:
+        t = lost[0]
+        return ColorStatus(**common, progress=progress, failure=f"taskgroup {t['metadata']['name']} is "
+                                                              f"{t['status']}: {t.get('message', '')}".rstrip(": "))
+    if app_status == "Abnormal" and abnormal_for > abnormal_tolerance:
+        return ColorStatus(**common, progress=progress, failure=f"application Abnormal for {abnormal_for:.0f}s: "
+                                                              f"{(application or {}).get('message', '')}")
+    complete = (deployment.get("status") == "Running" and not deployment.get("application_ext")
+                and not deployment.get("is_in_rolling") and app_status == "Running"
+                and int((application or {}).get("runningInstance") or 0) == desired
+                and len(members) == desired and ready == desired and desired > 0)
+    return ColorStatus(**common, progress=progress, complete=complete)
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class BcsMesosPlatform(Platform):
+    name = mf.BCS_MESOS
+
+    def __init__(self, app, hook: BcsHook | None = None):
+        super().__init__(app)
+        self._hook = hook
+        self._abnormal_since: dict[str, float] = {}
+
+    @cached_property
+    def hook(self) -> BcsHook:
+        return self._hook or BcsHook(self.app.connection_id)
+
+    @property
+    def ns(self) -> str:
+        return self.app.namespace
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except BcsApiError as e:
+            raise ReleaseError(str(e)) from None
+
+    # -- reads ----------------------------------------------------------------------------
+    def _service_data(self) -> dict | None:
+        record = self._call(self.hook.inspect, "service", self.ns, self.app.service)
+        return (record or {}).get("data") or None
+
+    def read_service(self) -> ServiceView | None:
+        data = self._service_data()
+        if data is None:
+            return None
+        ports = (data.get("spec") or {}).get("ports") or [{}]
+        port = str(ports[0].get("servicePort", ""))
+        return ServiceView(selector=dict((data.get("spec") or {}).get("selector") or {}),
+                           annotations=dict((data.get("metadata") or {}).get("annotations") or {}),
+                           version=_digest(data),
+                           url_fields={"service": self.app.service, "namespace": self.ns, "port": port,
+                                       "lb_port": port, "node_port": port, "cluster_ip": ""})
+
+    def _records(self, color: str) -> tuple[dict | None, dict | None, list[dict]]:
+        name = self.app.deployment_name(color)
+        record = self._call(self.hook.inspect, "deployment", self.ns, name)
+        if record is None:
+            return None, None, []
+        deployment = record["data"]
+        app_name = (deployment.get("application") or {}).get("name") or name
+        app_record = self._call(self.hook.inspect, "application", self.ns, app_name)
+        taskgroups = self._call(self.hook.query, "taskgroup", namespace=self.ns, rcName=app_name)
+        return deployment, (app_record or {}).get("data"), [r["data"] for r in taskgroups]
+
+    def observe(self, color: str) -> ColorStatus:
+        deployment, application, taskgroups = self._records(color)
+        now = time.time()
+        if application and application.get("status") == "Abnormal":
+            since = self._abnormal_since.setdefault(color, now)
+        else:
+            self._abnormal_since.pop(color, None)
+            since = now
+        return mesos_status(deployment, application, taskgroups, now, abnormal_for=now - since,
+                            abnormal_tolerance=self.app.abnormal_tolerance)
+
+    def read_manifest(self, color: str) -> dict | None:
+        try:
+            definition = self.hook.definition("deployment", self.ns, self.app.deployment_name(color))
+        except BcsApiError:
+            return None
+        if not definition:
+            return None
+        meta = definition.get("metadata") or {}
+        annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith("bluegreen.io/")}
+        definition["metadata"] = {k: v for k, v in meta.items() if k in ("name", "namespace", "labels")}
+        if annotations:
+            definition["metadata"]["annotations"] = annotations
+        return definition
+
+    def service_backends(self) -> set[str]:
+        records = self._call(self.hook.query, "endpoints", namespace=self.ns, name=self.app.service)
+        return {ep["targetRef"]["id"] for r in records for ep in (r["data"].get("eps") or [])
+                if (ep.get("targetRef") or {}).get("id")}
+
+    def ready_members(self, color: str) -> set[str]:
+        """Running taskgroups of the color: what BCS routes traffic to (health is not consulted there)."""
+        deployment, application, taskgroups = self._records(color)
+        current = set(p.get("name") for p in (application or {}).get("pods") or [])
+        return {t["metadata"]["name"] for t in taskgroups
+                if t.get("status") == "Running" and (not current or t["metadata"]["name"] in current)}
+
+    # -- writes ---------------------------------------------------------------------------
+    def apply_color(self, color: str, manifest: dict) -> str:
+        name = self.app.deployment_name(color)
+        desired = json.loads(json.dumps(manifest))
+        meta = desired.setdefault("metadata", {})
+        meta["namespace"] = self.ns
+        wanted = _digest(desired)
+        meta.setdefault("annotations", {})[APPLIED] = wanted
+        record = self._call(self.hook.inspect, "deployment", self.ns, name)
+        action = "created"
+        if record is not None:
+            stored = (record["data"].get("raw_json") or {}).get("metadata") or {}
+            if record["data"].get("status") != "Deleting" and (stored.get("annotations") or {}).get(APPLIED) == wanted:
+                return "unchanged"
+            # A leftover is deleted and created again, not updated: an update is a rolling
+            # update that needs the deployment Running, its application Running or
+            # Abnormal, a rollingupdate strategy and an unchanged selector (bk-bcs
+            # sched/backend/deployment.go UpdateDeployment).  A leftover idle color can be
+            # in any state (Abnormal after a failed release, Deleting), and the seed's
+            # deployments have no strategy; a fresh create works from every state and
+            # gives the readiness rule a new application to judge.  The idle color serves
+            # no traffic, so the gap costs nothing.
+            self.delete_color(color)
+            self._wait(lambda: self.color_gone(color), f"{name} to be deleted before it is created again",
+                       self.app.delete_timeout)
+            action = "recreated"
+        try:
+            self.hook.create("deployment", self.ns, desired)
+        except BcsApiError as e:
+            if e.code != ALREADY_EXISTS:
+                raise ReleaseError(str(e)) from None
+            return self.apply_color(color, manifest)  # created meanwhile (a retried POST): judge it again
+        self._wait(lambda: self._call(self.hook.inspect, "deployment", self.ns, name) is not None,
+                   f"storage to show {name}", STORAGE_LAG_TIMEOUT)
+        return action
+
+    def scale_color(self, color: str, replicas: int) -> None:
+        self._call(self.hook.scale_deployment, self.ns, self.app.deployment_name(color), replicas)
+
+    def delete_color(self, color: str) -> None:
+        try:
+            self.hook.delete("deployment", self.ns, self.app.deployment_name(color))
+        except BcsApiError as e:
+            if e.code != NOT_FOUND:
+                raise ReleaseError(str(e)) from None
+
+    def color_gone(self, color: str) -> bool:
+        name = self.app.deployment_name(color)
+        if self._call(self.hook.inspect, "deployment", self.ns, name) is not None:
+            return False
+        return not self._call(self.hook.query, "taskgroup", namespace=self.ns, rcName=name)
+
+    def create_service(self, selector: dict[str, str], annotations: dict[str, str]) -> ServiceView:
+        body = json.loads(json.dumps(self.app.manifests["service"]))
+        meta = body.setdefault("metadata", {})
+        meta["namespace"] = self.ns
+        meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
+        body.setdefault("spec", {})["selector"] = dict(selector)
+        try:
+            self.hook.create("service", self.ns, body)
+        except BcsApiError as e:
+            if e.code == ALREADY_EXISTS:
+                raise Conflict(f"the service {self.app.service} was created meanwhile") from None
+            raise ReleaseError(str(e)) from None
+        return self._await_service(selector, meta["annotations"])
+
+    def write_service(self, current: ServiceView, selector: dict[str, str],
+                      annotations: dict[str, str | None]) -> ServiceView:
+        data = self._service_data()
+        if data is None:
+            raise ReleaseError(f"the service {self.app.service} disappeared")
+        # BCS has no resourceVersion: compare what we read with what is stored now.  (A
+        # write between this read and the PUT below can still be lost; the lock
+        # annotation keeps other releases out of that window.)
+        if current.version and _digest(data) != current.version:
+            raise Conflict(f"the service {self.app.service} changed since it was read")
+        body = json.loads(json.dumps(data))
+        meta = body.setdefault("metadata", {})
+        merged = dict(meta.get("annotations") or {})
+        for key, value in annotations.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        meta["annotations"] = merged
+        # The stored object with only the selector (and our annotations) changed; the
+        # scheduler keeps the stored name, namespace and labels anyway.
+        body.setdefault("spec", {})["selector"] = dict(selector)
+        self._call(self.hook.update_service, self.ns, body)
+        return self._await_service(selector, merged)
+
+    def _await_service(self, selector: dict, annotations: dict) -> ServiceView:
+        """Read our own write: wait until storage shows it."""
+        deadline = time.monotonic() + STORAGE_LAG_TIMEOUT
+        while True:
+            view = self.read_service()
+            if view is not None and view.selector == selector and view.annotations == annotations:
+                return view
+            if time.monotonic() > deadline:
+                raise ReleaseError(f"BCS storage did not show the update of service {self.app.service} within "
+                                   f"{STORAGE_LAG_TIMEOUT:g}s")
+            time.sleep(0.2)
+
+    def delete_service(self) -> None:
+        self._call(self.hook.delete, "service", self.ns, self.app.service)
+        self._wait(lambda: self._service_data() is None, f"storage to drop service {self.app.service}",
+                   STORAGE_LAG_TIMEOUT)
+
+    def _wait(self, done, what: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise ReleaseError(f"timed out after {timeout:g}s waiting for {what}")
+            time.sleep(0.3)
+
+    # -- async (triggers): BCS has no watch, so poll; the HTTP calls run in a thread ----------
+    async def _async_ready(self) -> None:
+        if self._hook is None:
+            self._hook = await BcsHook.from_connection_id_async(self.app.connection_id)
+
+    async def aread_service(self) -> ServiceView | None:
+        await self._async_ready()
+        return await asyncio.to_thread(self.read_service)
+
+    async def watch(self, color: str, heartbeat: float = 2.0) -> AsyncIterator[ColorStatus]:
+        await self._async_ready()
+        interval = min(heartbeat, self.app.poll_interval)
+        while True:
+            yield await asyncio.to_thread(self.observe, color)
+            await asyncio.sleep(interval)

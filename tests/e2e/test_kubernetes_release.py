@@ -1,0 +1,47 @@
+"""What only the Kubernetes release does."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .harness import task_states
+
+pytestmark = [pytest.mark.e2e]
+
+V1 = "registry.local/test:v1"
+
+
+def test_a_progress_deadline_fails_fast_well_before_the_timeout(k8s_app):
+    app = k8s_app(readiness_timeout="120s")
+    assert app.release(V1).state == "success"
+    app.edit_manifest("green", lambda text: text.replace("spec:\n  replicas: 3",
+                                                         "spec:\n  progressDeadlineSeconds: 2\n  replicas: 3"))
+    started = time.monotonic()
+    run = app.release("registry.local/test:v2-never-ready")
+    elapsed = time.monotonic() - started
+    assert run.state == "failed" and task_states(run)["wait_until_ready"] == "failed"
+    assert elapsed < 40, f"took {elapsed:.0f}s: the progress deadline did not fail it fast"
+    assert app.selector() == {"app": "test-blue"} and app.deployments() == {"test-blue": V1}
+
+
+def test_the_switch_replaces_the_selector_exactly_and_keeps_the_rest_of_the_service(k8s_app):
+    app = k8s_app()
+    assert app.release(V1).state == "success"
+    before = app.service()
+    # a key the release does not know about must not survive the switch (a merge patch would keep it)
+    app.core.patch_namespaced_service("test", app.ns, {"spec": {"selector": {"app": "test-blue", "tier": "web"}},
+                                                       "metadata": {"labels": {"team": "shop"}}})
+    app.edit_manifest("blue", lambda t: t.replace("      labels:\n        app: test-blue",
+                                                  "      labels:\n        app: test-blue\n        tier: web"))
+    assert app.release("registry.local/test:v2").state == "success"
+    after = app.service()
+    assert after.spec.selector == {"app": "test-green"}
+    assert after.spec.ports[0].node_port == before.spec.ports[0].node_port
+    assert after.spec.cluster_ip == before.spec.cluster_ip
+    assert after.metadata.labels == {"service": "test", "team": "shop"}
+    annotations = after.metadata.annotations
+    assert annotations["bluegreen.io/previous-selector"] == '{"app":"test-blue","tier":"web"}'
+    assert annotations["bluegreen.io/run-id"].startswith("manual__")
+    assert annotations["bluegreen.io/switched-at"].endswith("Z")
