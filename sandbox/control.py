@@ -5,6 +5,10 @@
   POST /behaviour  {"image": glob, "behaviour": "ready-after-1s"}
                                      from now on, pods whose image matches behave so
   DELETE /behaviour                  forget every override
+  POST /faults  {"api": "bcs"|"kube", "method": "PUT", "path": regex, "status": 200,
+                 "body": {...}, "times": 1, "request_body": regex (optional)}
+                                     answer the next matching requests with this instead
+  DELETE /faults                     forget every injected fault
   GET  /pods                         every pod: name, image, ready, restarts, address
   GET  /proxies                      every service proxy: name, host, port
 
@@ -12,6 +16,8 @@ Plain HTTP on loopback, bearer token required like every other front end.
 """
 
 from __future__ import annotations
+
+import re
 
 from aiohttp import web
 
@@ -47,6 +53,19 @@ def create_app(runtime: Runtime, settings: Settings) -> web.Application:
         runtime.clear_overrides()
         return web.json_response({})
 
+    async def fault(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            runtime.inject_fault(str(body["api"]), str(body["method"]), str(body["path"]), int(body["status"]),
+                                 body["body"], int(body.get("times", 1)), body.get("request_body"))
+        except (ValueError, KeyError, TypeError, re.error) as e:
+            return web.json_response({"error": f"bad fault: {e}"}, status=400)
+        return web.json_response({"injected": body})
+
+    async def clear_faults(request: web.Request) -> web.Response:
+        runtime.clear_faults()
+        return web.json_response({})
+
     async def pods(request: web.Request) -> web.Response:
         return web.json_response({"pods": [
             {"name": p.name, "workload": p.spec.workload, "image": p.image, "labels": p.labels, "state": p.state,
@@ -65,6 +84,8 @@ def create_app(runtime: Runtime, settings: Settings) -> web.Application:
     app.router.add_post("/requests/reset", reset)
     app.router.add_post("/behaviour", behaviour)
     app.router.add_delete("/behaviour", clear_behaviour)
+    app.router.add_post("/faults", fault)
+    app.router.add_delete("/faults", clear_faults)
     app.router.add_get("/pods", pods)
     app.router.add_get("/proxies", proxies)
     return app

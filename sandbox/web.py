@@ -12,15 +12,20 @@ from .runtime.runtime import Runtime
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def counting_middleware(runtime: Runtime, api: str):
-    """Count every request (method and path, query excluded) for the control endpoint."""
+def front_end_middleware(runtime: Runtime, api: str):
+    """Count every request (method and path, query excluded) for the control endpoint, and
+    answer it with an injected fault instead when one matches (see Runtime.inject_fault)."""
 
     @web.middleware
-    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def count_and_inject(request: web.Request, handler: Handler) -> web.StreamResponse:
         runtime.count_request(api, request.method, request.path)
+        body = await request.text() if request.can_read_body and runtime.wants_body(api) else ""
+        fault = runtime.take_fault(api, request.method, request.path, body)
+        if fault is not None:
+            return web.json_response(fault["body"], status=fault["status"])
         return await handler(request)
 
-    return count
+    return count_and_inject
 
 
 def bearer_token(request: web.Request) -> str | None:

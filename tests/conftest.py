@@ -86,6 +86,15 @@ class Control:
     def clear_behaviours(self) -> None:
         self.session.delete(f"{self.url}/behaviour", timeout=10).raise_for_status()
 
+    def inject_fault(self, api: str, method: str, path: str, status: int, body, times: int = 1,
+                     request_body: str | None = None) -> None:
+        self.session.post(f"{self.url}/faults", json={"api": api, "method": method, "path": path, "status": status,
+                                                       "body": body, "times": times, "request_body": request_body},
+                          timeout=10).raise_for_status()
+
+    def clear_faults(self) -> None:
+        self.session.delete(f"{self.url}/faults", timeout=10).raise_for_status()
+
     def pods(self) -> list[dict]:
         return self.session.get(f"{self.url}/pods", timeout=10).json()["pods"]
 

@@ -15,7 +15,8 @@ from typing import Any, AsyncIterator
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from .release.health import HttpResult, ReadinessJudge, SoakJudge
+from .release.health import FAILED, HttpResult, ReadinessJudge, SoakJudge, Verdict
+from .release.model import ReleaseError
 
 
 def _app_and_platform(app: dict):
@@ -41,15 +42,18 @@ class ReadinessTrigger(BaseTrigger):
         app, platform = _app_and_platform(self.app)
         judge = ReadinessJudge(app.deployment_name(self.color), self.deadline, self.timeout)
         last = None
-        # aclosing: stop the watch (and close its connections) as soon as a verdict is in
-        async with contextlib.aclosing(platform.watch(self.color)) as observations:
-            async for status in observations:
-                verdict = judge.judge(status, time.time())
-                if verdict.message != last:
-                    self.log.info("%s: %s", app.deployment_name(self.color), verdict.message)
-                    last = verdict.message
-                if verdict.final:
-                    break
+        try:
+            # aclosing: stop the watch (and close its connections) as soon as a verdict is in
+            async with contextlib.aclosing(platform.watch(self.color)) as observations:
+                async for status in observations:
+                    verdict = judge.judge(status, time.time())
+                    if verdict.message != last:
+                        self.log.info("%s: %s", app.deployment_name(self.color), verdict.message)
+                        last = verdict.message
+                    if verdict.final:
+                        break
+        except ReleaseError as e:
+            verdict = Verdict(FAILED, f"cannot observe {app.deployment_name(self.color)}: {e}")
         yield TriggerEvent({"state": verdict.state, "message": verdict.message})
 
 
@@ -71,26 +75,29 @@ class SoakTrigger(BaseTrigger):
         selector = app.selector_for(self.color)
         next_check, last, last_message = 0.0, None, None
         observations = platform.watch(self.color, heartbeat=min(app.check_interval, 2.0))
-        async with contextlib.aclosing(observations):
-            async for status in observations:
-                now = time.time()
-                # The workload's state arrives by watch as soon as it changes; the Service
-                # and the HTTP check are read at the check interval (or at once when the
-                # workload got worse, or when the soak is over).
-                due = now >= next_check or now >= self.ends_at or got_worse(status, last)
-                last = status
-                if not due:
-                    continue
-                next_check = now + app.check_interval
-                svc = await platform.aread_service()
-                serving = svc is not None and svc.selector == selector
-                http = await http_check(app, svc) if app.http_check and svc is not None else None
-                verdict = judge.judge(status, serving, http, now)
-                if verdict.message != last_message or verdict.final:
-                    self.log.info("soak of %s: %s", name, verdict.message)
-                    last_message = verdict.message
-                if verdict.final:
-                    break
+        try:
+            async with contextlib.aclosing(observations):
+                async for status in observations:
+                    now = time.time()
+                    # The workload's state arrives by watch as soon as it changes; the Service
+                    # and the HTTP check are read at the check interval (or at once when the
+                    # workload got worse, or when the soak is over).
+                    due = now >= next_check or now >= self.ends_at or got_worse(status, last)
+                    last = status
+                    if not due:
+                        continue
+                    next_check = now + app.check_interval
+                    svc = await platform.aread_service()
+                    serving = svc is not None and svc.selector == selector
+                    http = await http_check(app, svc) if app.http_check and svc is not None else None
+                    verdict = judge.judge(status, serving, http, now)
+                    if verdict.message != last_message or verdict.final:
+                        self.log.info("soak of %s: %s", name, verdict.message)
+                        last_message = verdict.message
+                    if verdict.final:
+                        break
+        except ReleaseError as e:
+            verdict = Verdict(FAILED, f"cannot observe {name}: {e}")
         yield TriggerEvent({"state": verdict.state, "message": verdict.message})
 
 

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from sandbox.runtime.runtime import Runtime
 from sandbox.settings import Settings
-from sandbox.web import counting_middleware
+from sandbox.web import front_end_middleware
 
 from .routes import Routes
 from .scheduler import Scheduler
@@ -65,7 +65,7 @@ def create_app(runtime: Runtime, settings: Settings) -> web.Application:
         for key in [k for k in runtime.proxies if k.startswith(f"bcs/{settings.bcs_cluster_id}/")]:
             await runtime.close_proxy(key)
 
-    app = web.Application(middlewares=[counting_middleware(runtime, "bcs")])
+    app = web.Application(middlewares=[front_end_middleware(runtime, "bcs")])
     app.router.add_route("*", "/{tail:.*}", routes.dispatch)
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)

@@ -14,7 +14,7 @@ import asyncio
 
 from aiohttp import web
 
-from ..web import counting_middleware, token_ok
+from ..web import front_end_middleware, token_ok
 from . import errors
 from .cluster import Cluster
 from .handlers import Api, add_deprecation_warning, error_response
@@ -39,7 +39,7 @@ def create_app(runtime, settings) -> web.Application:
     async def on_cleanup(app: web.Application) -> None:
         await cluster.stop()
 
-    app = web.Application(middlewares=[counting_middleware(runtime, "kube"), auth], client_max_size=8 * 1024 * 1024)
+    app = web.Application(middlewares=[front_end_middleware(runtime, "kube"), auth], client_max_size=8 * 1024 * 1024)
     app[CLUSTER_KEY] = cluster
     app.router.add_route("*", "/{tail:.*}", api.dispatch)
     app.on_response_prepare.append(add_deprecation_warning)

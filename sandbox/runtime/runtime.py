@@ -16,6 +16,7 @@ import fnmatch
 import ipaddress
 import itertools
 import logging
+import re
 import threading
 from typing import Callable, Iterable
 
@@ -93,6 +94,7 @@ class Runtime:
         self._overrides: list[tuple[str, Behaviour]] = []
         self._requests: collections.Counter[tuple[str, str, str]] = collections.Counter()
         self._requests_lock = threading.Lock()
+        self._faults: list[dict] = []
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # -- pods -----------------------------------------------------------------------
@@ -173,6 +175,37 @@ class Runtime:
     def reset_request_counts(self) -> None:
         with self._requests_lock:
             self._requests.clear()
+
+    # -- injected faults (what a real API does when it fails) -------------------------
+    def inject_fault(self, api: str, method: str, path: str, status: int, body, times: int = 1,
+                     request_body: str | None = None) -> None:
+        """The next ``times`` requests to ``api`` whose method matches, whose path matches the
+        regular expression ``path`` and (if given) whose body matches ``request_body`` (both
+        searched) are answered with ``status`` and ``body``."""
+        with self._requests_lock:
+            self._faults.append({"api": api, "method": method.upper(), "path": re.compile(path),
+                                 "request_body": re.compile(request_body) if request_body else None,
+                                 "status": status, "body": body, "times": times})
+
+    def wants_body(self, api: str) -> bool:
+        with self._requests_lock:
+            return any(f["api"] == api and f["request_body"] for f in self._faults)
+
+    def take_fault(self, api: str, method: str, path: str, request_body: str = "") -> dict | None:
+        with self._requests_lock:
+            for fault in self._faults:
+                if fault["request_body"] and not fault["request_body"].search(request_body):
+                    continue
+                if fault["api"] == api and fault["method"] in (method, "*") and fault["path"].search(path):
+                    fault["times"] -= 1
+                    if fault["times"] <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def clear_faults(self) -> None:
+        with self._requests_lock:
+            self._faults.clear()
 
     # -- shutdown -------------------------------------------------------------------
     async def shutdown(self) -> None:

@@ -167,3 +167,16 @@ def _scheduler_dag(dag):
     from airflow.serialization.serialized_objects import DagSerialization
 
     return DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+
+
+def xcom(dag_run, task_id: str, key: str = "return_value"):
+    """A task's XCom value in a finished run (read from the metadata DB)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        row = session.scalar(select(XComModel).where(XComModel.dag_id == dag_run.dag_id,
+                                                     XComModel.run_id == dag_run.run_id,
+                                                     XComModel.task_id == task_id, XComModel.key == key))
+        return XComModel.deserialize_value(row) if row is not None else None

@@ -26,6 +26,8 @@ from .base import Platform
 APPLIED = "bluegreen.io/applied-manifest-hash"
 # Taskgroup states that mean a member is lost, not merely late (bk-bcs schetypes TaskGroup status).
 FAILED_STATES = ("Failed", "Error", "Lost")
+# Failed polls in a row a waiting sensor shrugs off before it fails.
+POLL_ERRORS_TOLERATED = 3
 # How long storage may take to show a write (bcs-mesos-watch syncs every few seconds upstream).
 STORAGE_LAG_TIMEOUT = 30.0
 
@@ -134,7 +136,7 @@ class BcsMesosPlatform(Platform):
     def _call(self, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except BcsApiError as e:
+        except (BcsApiError, ValueError) as e:  # ValueError: the connection is incomplete
             raise ReleaseError(str(e)) from None
 
     # -- reads ----------------------------------------------------------------------------
@@ -327,8 +329,20 @@ class BcsMesosPlatform(Platform):
         return await asyncio.to_thread(self.read_service)
 
     async def watch(self, color: str, heartbeat: float = 2.0) -> AsyncIterator[ColorStatus]:
+        """Poll storage.  A failed poll (an envelope error, storage briefly unable to list)
+        is tried again; only POLL_ERRORS_TOLERATED failures in a row end the watch."""
         await self._async_ready()
         interval = min(heartbeat, self.app.poll_interval)
+        failures = 0
         while True:
-            yield await asyncio.to_thread(self.observe, color)
+            try:
+                status = await asyncio.to_thread(self.observe, color)
+                failures = 0
+            except ReleaseError:
+                failures += 1
+                if failures > POLL_ERRORS_TOLERATED:
+                    raise
+                await asyncio.sleep(interval)
+                continue
+            yield status
             await asyncio.sleep(interval)
