@@ -135,6 +135,9 @@ class Sandbox:
             await runner.cleanup()
         self._runners.clear()
         await self.runtime.shutdown()
+        if self.endpoints is not None:
+            # clients find a running sandbox by this file: it goes with the sandbox
+            (self.endpoints.state_dir / "sandbox.json").unlink(missing_ok=True)
 
     def _write_files(self, certs: tls.Certificates) -> None:
         e = self.endpoints
