@@ -9,6 +9,7 @@ network blip) take the task's normal retries.
 
 from __future__ import annotations
 
+import datetime
 from typing import Any, Sequence
 
 from airflow.sdk import BaseOperator
@@ -52,6 +53,13 @@ class ReleaseStepOperator(BaseOperator):
     def fail(self, context, message: str):
         context["ti"].xcom_push(key=FAILURE_KEY, value=message)
         raise AirflowFailException(message)
+
+    def note(self, context, plan: Plan, outcome: str) -> None:
+        """Write the run's note (see bluegreen.run_notes)."""
+        from .run_notes import release_note, set_run_note
+
+        reason = str((context.get("params") or {}).get("reason") or "")
+        set_run_note(context["dag"].dag_id, context["run_id"], release_note(plan.app, plan, outcome, reason), self.log)
 
     # -- the step ---------------------------------------------------------------------
     def execute(self, context) -> Any:
@@ -103,16 +111,37 @@ class PlanReleaseOperator(ReleaseStepOperator):
     def _restoring(self) -> bool:
         return str(self.restore_previous).lower() in ("true", "1")
 
+    def pending_version(self) -> str | None:
+        """For an app with release windows, an empty image means: the version a build pipeline
+        left in the app's Variable."""
+        from airflow.sdk import Variable
+
+        from .apps.dag_factory import pending_variable
+
+        app = self.app_config()
+        if not app.windows or self.image not in (None, "", "None") or self._restoring():
+            return None
+        name = pending_variable(app)
+        image = Variable.get(name, default=None)
+        if not image:
+            raise AirflowSkipException(f"nothing to release: the Variable {name} (the pending version) is not set")
+        self.log.info("releasing the pending version %s (Variable %s)", image, name)
+        return image
+
     def execute(self, context) -> dict:
+        pending = self.pending_version()
+        if pending:
+            self.image = pending
         try:
             image, replicas, soak = self.inputs()
-            plan = self.release(context).plan(image, replicas, soak, skip_if_live=self.skip_if_live,
+            plan = self.release(context).plan(image, replicas, soak, skip_if_live=self.skip_if_live or bool(pending),
                                                restore_previous=self._restoring())
         except ReleaseError as e:
             self.fail(context, str(e))
         if plan.noop_reason:
             raise AirflowSkipException(plan.noop_reason)
         self.log.info("plan: %s (soak %s)", plan.describe(), format_duration(plan.soak_seconds))
+        self.note(context, plan, "in progress")
         return plan.to_json()
 
 
@@ -124,12 +153,33 @@ class DeployNewColorOperator(ReleaseStepOperator):
 
 
 class SwitchTrafficOperator(ReleaseStepOperator):
-    """Points the Service at the new color once it is fully ready (re-checked now)."""
+    """Points the Service at the new color once it is fully ready (re-checked now), and only
+    inside a release window when the app has windows: when the window closed while the run
+    waited, it fails (the rollback path runs) or waits, deferred, for the next window, as the
+    app's ``window_closes`` says."""
 
     ui_color = "#dff5e1"
 
     def step(self, context, release, plan):
+        from .apps.windows import schedule_of
+
+        schedule = schedule_of(release.app)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        svc = release.platform.read_service()
+        switched = svc is not None and release.app.color_of(svc.selector) == plan.new_color
+        if schedule is not None and schedule.open_window(now) is None and not switched:
+            next_open = schedule.next_open(now)
+            if release.app.window_closes == "wait" and next_open is not None:
+                from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+                self.log.info("outside the release windows: waiting for the next one, at %s", next_open.isoformat())
+                self.defer(trigger=DateTimeTrigger(moment=next_open), method_name="resume")
+            self.fail(context, f"the release window closed before the switch (next window opens at "
+                               f"{next_open.isoformat() if next_open else 'never'}); rolling back")
         release.switch(plan)
+
+    def resume(self, context, event=None):
+        return self.execute(context)
 
 
 class RetireOldColorOperator(ReleaseStepOperator):
@@ -143,7 +193,9 @@ class FinishReleaseOperator(ReleaseStepOperator):
     """Records the release on the Service and releases the lock."""
 
     def step(self, context, release, plan):
-        return release.finish(plan)
+        summary = release.finish(plan)
+        self.note(context, plan, "released")
+        return summary
 
 
 class RollbackOperator(ReleaseStepOperator):
@@ -173,6 +225,10 @@ class RollbackOperator(ReleaseStepOperator):
         try:
             summary = self.release(context).rollback(plan, reason)
         except ReleaseError as e:
+            self.note(context, plan, f"ROLLBACK FAILED: {e}")
             self.fail(context, f"rollback failed: {e}")
         self.log.error(summary)
+        self.note(context, plan, f"rolled back ({reason})")
         return summary
+
+

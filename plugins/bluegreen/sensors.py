@@ -124,3 +124,42 @@ class SoakSensor(_ReleaseSensor):
             self.release(context).mark_soaked(plan)
         except ReleaseError as e:
             self.fail(context, str(e))
+
+
+class WaitForWindowSensor(BaseSensorOperator):
+    """For apps with release windows: passes inside a window; outside one, waits (deferred,
+    holding no worker slot) until the next window opens, or refuses the run, as the app's
+    ``outside_window`` says.  It runs before ``plan``, so a waiting run holds no lock."""
+
+    ui_color = "#e6f4f1"
+
+    def __init__(self, *, app: dict, **kwargs):
+        kwargs.setdefault("timeout", 400 * 24 * 3600)
+        super().__init__(**kwargs)
+        self.app = app
+
+    def execute(self, context) -> None:
+        import datetime as dt
+
+        from .apps.config import AppConfig
+        from .apps.windows import schedule_of
+
+        app = AppConfig.from_json(self.app)
+        schedule = schedule_of(app)
+        now = dt.datetime.now(dt.timezone.utc)
+        current = schedule.open_window(now) if schedule else (now, now)
+        if current is not None:
+            self.log.info("inside a release window (it closes at %s)", current[1].isoformat())
+            return
+        next_open = schedule.next_open(now)
+        when = next_open.isoformat() if next_open else "never (freeze dates)"
+        if app.outside_window == "refuse" or next_open is None:
+            raise AirflowFailException(f"refused: outside {app.name}'s release windows (the next one opens at {when}); "
+                                       "trigger the release again inside a window")
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+        self.log.info("outside the release windows: waiting until the next one opens, at %s", when)
+        self.defer(trigger=DateTimeTrigger(moment=next_open), method_name="execute")
+
+    def poke(self, context) -> bool:  # pragma: no cover - execute decides
+        return True

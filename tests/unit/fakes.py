@@ -15,20 +15,24 @@ class FakePlatform(Platform):
     def __init__(self, app):
         super().__init__(app)
         self.service: dict | None = None  # {"selector", "annotations", "version"}
+        self.others: dict[str, dict] = {}   # other services (preview), by name
         self.workloads: dict[str, dict] = {}  # color -> {"manifest", "ready", "desired", "restarts", "failure"}
         self.calls: list[str] = []
         self.conflicts_to_raise = 0
         self.backends_follow_selector = True
 
     # reads
-    def read_service(self):
+    def read_service(self, manifest=None):
+        if manifest is not None:
+            other = self.others.get(manifest["metadata"]["name"])
+            return ServiceView(dict(other["selector"]), {}, "1") if other else None
         if self.service is None:
             return None
         return ServiceView(dict(self.service["selector"]), dict(self.service["annotations"]),
                            str(self.service["version"]), {"node_port": "30001"})
 
-    async def aread_service(self):
-        return self.read_service()
+    async def aread_service(self, manifest=None):
+        return self.read_service(manifest)
 
     def observe(self, color):
         w = self.workloads.get(color)
@@ -76,14 +80,20 @@ class FakePlatform(Platform):
     def color_gone(self, color):
         return color not in self.workloads
 
-    def create_service(self, selector, annotations):
+    def create_service(self, selector, annotations, manifest=None):
+        if manifest is not None:
+            self.others[manifest["metadata"]["name"]] = {"selector": dict(selector)}
+            return self.read_service(manifest)
         self.calls.append(f"create service {selector}")
         if self.service is not None:
             raise Conflict("exists")
         self.service = {"selector": dict(selector), "annotations": dict(annotations), "version": 1}
         return self.read_service()
 
-    def write_service(self, current, selector, annotations):
+    def write_service(self, current, selector, annotations, manifest=None):
+        if manifest is not None:
+            self.others[manifest["metadata"]["name"]] = {"selector": dict(selector)}
+            return self.read_service(manifest)
         if self.conflicts_to_raise:
             self.conflicts_to_raise -= 1
             self.service["version"] += 1
@@ -100,7 +110,10 @@ class FakePlatform(Platform):
         self.service["version"] += 1
         return self.read_service()
 
-    def delete_service(self):
+    def delete_service(self, manifest=None):
+        if manifest is not None:
+            self.others.pop(manifest["metadata"]["name"], None)
+            return
         self.calls.append("delete service")
         self.service = None
 

@@ -29,7 +29,7 @@ KNOWN_FIELDS = {
     "switch_timeout", "delete_timeout", "lock_ttl", "description", "default_image",
     # operating from the UI (windows, approval, preview, old color handling, history)
     "windows", "freeze_dates", "outside_window", "window_closes", "pending_version_variable",
-    "approval", "approval_timeout", "approval_default", "preview_service", "old_color", "history_limit",
+    "approval", "approval_timeout", "approval_default", "old_color", "history_limit",
 }
 
 
@@ -80,7 +80,6 @@ class AppConfig:
     approval: bool = False
     approval_timeout: float | None = None
     approval_default: str = "Reject"  # Approve | Reject
-    preview_service: str | None = None
     old_color: str = "delete"         # delete | scale-to-zero
     history_limit: int = 10
 
@@ -107,6 +106,13 @@ class AppConfig:
             raise ConfigError("service.spec.selector", selector,
                               "matches both colors' labels; the release cannot tell which is live", self.source)
         return matched[0] if matched else None
+
+    @property
+    def preview_service(self) -> str | None:
+        """The preview Service (manifests.preview): it points at the new color as soon as it is
+        deployed, so that testers can reach it before the switch."""
+        preview = self.manifests.get("preview")
+        return mf.workload_name(self.platform, preview) if preview else None
 
     @property
     def dag_id(self) -> str:
@@ -173,7 +179,6 @@ def load_app(path: Path) -> AppConfig:
         approval=v.boolean("approval", default=False),
         approval_timeout=v.duration("approval_timeout", default=None, minimum=1),
         approval_default=v.choice("approval_default", ("Approve", "Reject"), default="Reject"),
-        preview_service=v.string("preview_service", default=None),
         old_color=v.choice("old_color", ("delete", "scale-to-zero"), default="delete"),
         history_limit=v.integer("history_limit", default=10, minimum=1),
         **windows_cfg,
@@ -217,8 +222,10 @@ def _load_manifests(v: "_Validator", base: Path, platform: str) -> dict:
     if not isinstance(raw, dict):
         raise ConfigError("manifests", raw, "must map blue, green and service to manifest files", v.source)
     out = {}
-    for key in (*COLORS, "service"):
+    for key in (*COLORS, "service", "preview"):
         rel = raw.get(key)
+        if key == "preview" and rel is None:
+            continue
         if not isinstance(rel, str) or not rel:
             raise ConfigError(f"manifests.{key}", rel, "must name a manifest file", v.source)
         file = (base / rel).resolve()
@@ -233,8 +240,9 @@ def _load_manifests(v: "_Validator", base: Path, platform: str) -> dict:
             raise ConfigError(f"manifests.{key}", rel, "must hold one object", v.source)
         out[key] = doc
     for key in raw:
-        if key not in (*COLORS, "service"):
-            raise ConfigError(f"manifests.{key}", raw[key], "unknown manifest (known: blue, green, service)", v.source)
+        if key not in (*COLORS, "service", "preview"):
+            raise ConfigError(f"manifests.{key}", raw[key], "unknown manifest (known: blue, green, service, preview)",
+                              v.source)
     return out
 
 
@@ -259,6 +267,10 @@ def _check_manifests(app: AppConfig) -> None:
     if mf.workload_name(p, svc) != app.service:
         raise ConfigError("manifests.service metadata.name", mf.workload_name(p, svc),
                           f"must equal service {app.service!r}", src)
+    preview = app.manifests.get("preview")
+    if preview is not None and mf.workload_name(p, preview) in ("", app.service):
+        raise ConfigError("manifests.preview metadata.name", mf.workload_name(p, preview),
+                          f"must name a Service other than {app.service!r}", src)
     keys = app.selector_keys
     if not keys:
         raise ConfigError("manifests.service spec.selector", {}, "the Service needs a selector to switch", src)

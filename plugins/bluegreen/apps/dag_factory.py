@@ -1,8 +1,11 @@
 """App configs -> release DAGs.  One DAG per app, all of the same shape:
 
-    plan >> deploy_new_color >> wait_until_ready >> [approve >>] switch_traffic >> soak
-         >> retire_old_color >> finish
+    [wait_for_window >>] plan >> deploy_new_color >> wait_until_ready >> approve >> switch_traffic
+         >> soak >> retire_old_color >> finish
     {deploy_new_color, wait_until_ready, approve, switch_traffic, soak} --one failed--> rollback
+
+(wait_for_window only for apps with release windows; approve passes at once unless the
+run's form or the app's config asks for approval.)
 
 Only light imports here: this runs at every DAG parse.
 """
@@ -21,8 +24,6 @@ from .images import IMAGE_PATTERN
 log = logging.getLogger(__name__)
 
 DURATION_PATTERN = r"^(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d))+$|^[0-9]+(?:\.[0-9]+)?$"
-# The steps a failure of which sends the run down the rollback path.
-GUARDED_STEPS = ("deploy_new_color", "wait_until_ready", "approve", "switch_traffic", "soak")
 
 
 def release_params(app: AppConfig) -> dict:
@@ -67,17 +68,23 @@ def pending_variable(app: AppConfig) -> str:
 def release_dag(app: AppConfig):
     from airflow.sdk import DAG, TriggerRule, chain
 
+    from ..approval import ReleaseApprovalOperator
     from ..operators import (DeployNewColorOperator, FinishReleaseOperator, PlanReleaseOperator,
                              RetireOldColorOperator, RollbackOperator, SwitchTrafficOperator)
-    from ..sensors import SoakSensor, WaitForReadySensor
+    from ..sensors import SoakSensor, WaitForReadySensor, WaitForWindowSensor
 
     spec = app.to_json()
+    schedule = None
+    if app.windows:
+        from .timetable import ReleaseWindowTimetable
+
+        schedule = ReleaseWindowTimetable(app.windows, app.freeze_dates)
     dag = DAG(
         dag_id=app.dag_id,
         description=app.description or f"Blue-green release of {app.name} ({app.platform}, {app.namespace}/"
                                        f"{app.service})",
         doc_md=_doc(app),
-        schedule=None,
+        schedule=schedule,
         start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
         catchup=False,
         max_active_runs=1,
@@ -87,17 +94,20 @@ def release_dag(app: AppConfig):
         default_args={"retries": 0},
     )
     with dag:
+        window = [WaitForWindowSensor(task_id="wait_for_window", app=spec)] if app.windows else []
         plan = PlanReleaseOperator(task_id="plan", app=spec)
         deploy = DeployNewColorOperator(task_id="deploy_new_color", app=spec)
         ready = WaitForReadySensor(task_id="wait_until_ready", app=spec)
+        approve = ReleaseApprovalOperator(task_id="approve", app=spec, approval_timeout=app.approval_timeout,
+                                          approval_default=app.approval_default)
         switch = SwitchTrafficOperator(task_id="switch_traffic", app=spec)
         soak = SoakSensor(task_id="soak", app=spec)
         retire = RetireOldColorOperator(task_id="retire_old_color", app=spec)
         finish = FinishReleaseOperator(task_id="finish", app=spec)
-        guarded = [deploy, ready, switch, soak]
+        guarded = [deploy, ready, approve, switch, soak]
         rollback = RollbackOperator(task_id="rollback", app=spec, trigger_rule=TriggerRule.ONE_FAILED,
                                     watched_tasks=[t.task_id for t in guarded])
-        chain(plan, deploy, ready, switch, soak, retire, finish)
+        chain(*window, plan, deploy, ready, approve, switch, soak, retire, finish)
         for task in guarded:
             task >> rollback
     return dag

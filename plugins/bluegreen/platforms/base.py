@@ -26,8 +26,11 @@ class Platform(abc.ABC):
         self.app = app
 
     # -- reads ----------------------------------------------------------------------
+    # Service methods act on the app's Service, or on another one (the preview Service)
+    # when its manifest is given.
+
     @abc.abstractmethod
-    def read_service(self) -> ServiceView | None:
+    def read_service(self, manifest: dict | None = None) -> ServiceView | None:
         """The app's Service, or None when it does not exist."""
 
     @abc.abstractmethod
@@ -69,18 +72,19 @@ class Platform(abc.ABC):
         """True once the workload and every one of its members are gone."""
 
     @abc.abstractmethod
-    def create_service(self, selector: dict[str, str], annotations: dict[str, str]) -> ServiceView:
+    def create_service(self, selector: dict[str, str], annotations: dict[str, str],
+                       manifest: dict | None = None) -> ServiceView:
         """Create the Service from the app's manifest, selecting ``selector``."""
 
     @abc.abstractmethod
     def write_service(self, current: ServiceView, selector: dict[str, str],
-                      annotations: dict[str, str | None]) -> ServiceView:
+                      annotations: dict[str, str | None], manifest: dict | None = None) -> ServiceView:
         """Set the Service's selector to exactly ``selector`` (no stale keys) and merge
         ``annotations`` (None removes a key), keeping everything else on it.  Raises
         ``Conflict`` when the Service changed since ``current`` was read."""
 
     @abc.abstractmethod
-    def delete_service(self) -> None:
+    def delete_service(self, manifest: dict | None = None) -> None:
         """Delete the Service (only a failed first release does this); gone is fine."""
 
     # -- waiting (inside triggers, on the triggerer's event loop) --------------------

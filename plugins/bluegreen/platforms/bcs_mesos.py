@@ -140,12 +140,15 @@ class BcsMesosPlatform(Platform):
             raise ReleaseError(str(e)) from None
 
     # -- reads ----------------------------------------------------------------------------
-    def _service_data(self) -> dict | None:
-        record = self._call(self.hook.inspect, "service", self.ns, self.app.service)
+    def _service_name(self, manifest: dict | None) -> str:
+        return mf.workload_name(self.name, manifest) if manifest else self.app.service
+
+    def _service_data(self, manifest: dict | None = None) -> dict | None:
+        record = self._call(self.hook.inspect, "service", self.ns, self._service_name(manifest))
         return (record or {}).get("data") or None
 
-    def read_service(self) -> ServiceView | None:
-        data = self._service_data()
+    def read_service(self, manifest: dict | None = None) -> ServiceView | None:
+        data = self._service_data(manifest)
         if data is None:
             return None
         ports = (data.get("spec") or {}).get("ports") or [{}]
@@ -153,7 +156,8 @@ class BcsMesosPlatform(Platform):
         return ServiceView(selector=dict((data.get("spec") or {}).get("selector") or {}),
                            annotations=dict((data.get("metadata") or {}).get("annotations") or {}),
                            version=_digest(data),
-                           url_fields={"service": self.app.service, "namespace": self.ns, "port": port,
+                           url_fields={"service": (data.get("metadata") or {}).get("name", ""),
+                                       "namespace": self.ns, "port": port,
                                        "lb_port": port, "node_port": port, "cluster_ip": ""})
 
     def _records(self, color: str) -> tuple[dict | None, dict | None, list[dict]]:
@@ -256,8 +260,9 @@ class BcsMesosPlatform(Platform):
             return False
         return not self._call(self.hook.query, "taskgroup", namespace=self.ns, rcName=name)
 
-    def create_service(self, selector: dict[str, str], annotations: dict[str, str]) -> ServiceView:
-        body = json.loads(json.dumps(self.app.manifests["service"]))
+    def create_service(self, selector: dict[str, str], annotations: dict[str, str],
+                       manifest: dict | None = None) -> ServiceView:
+        body = json.loads(json.dumps(manifest or self.app.manifests["service"]))
         meta = body.setdefault("metadata", {})
         meta["namespace"] = self.ns
         meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
@@ -266,20 +271,20 @@ class BcsMesosPlatform(Platform):
             self.hook.create("service", self.ns, body)
         except BcsApiError as e:
             if e.code == ALREADY_EXISTS:
-                raise Conflict(f"the service {self.app.service} was created meanwhile") from None
+                raise Conflict(f"the service {self._service_name(manifest)} was created meanwhile") from None
             raise ReleaseError(str(e)) from None
-        return self._await_service(selector, meta["annotations"])
+        return self._await_service(selector, meta["annotations"], manifest)
 
     def write_service(self, current: ServiceView, selector: dict[str, str],
-                      annotations: dict[str, str | None]) -> ServiceView:
-        data = self._service_data()
+                      annotations: dict[str, str | None], manifest: dict | None = None) -> ServiceView:
+        data = self._service_data(manifest)
         if data is None:
-            raise ReleaseError(f"the service {self.app.service} disappeared")
+            raise ReleaseError(f"the service {self._service_name(manifest)} disappeared")
         # BCS has no resourceVersion: compare what we read with what is stored now.  (A
         # write between this read and the PUT below can still be lost; the lock
         # annotation keeps other releases out of that window.)
         if current.version and _digest(data) != current.version:
-            raise Conflict(f"the service {self.app.service} changed since it was read")
+            raise Conflict(f"the service {self._service_name(manifest)} changed since it was read")
         body = json.loads(json.dumps(data))
         meta = body.setdefault("metadata", {})
         merged = dict(meta.get("annotations") or {})
@@ -293,24 +298,24 @@ class BcsMesosPlatform(Platform):
         # scheduler keeps the stored name, namespace and labels anyway.
         body.setdefault("spec", {})["selector"] = dict(selector)
         self._call(self.hook.update_service, self.ns, body)
-        return self._await_service(selector, merged)
+        return self._await_service(selector, merged, manifest)
 
-    def _await_service(self, selector: dict, annotations: dict) -> ServiceView:
+    def _await_service(self, selector: dict, annotations: dict, manifest: dict | None) -> ServiceView:
         """Read our own write: wait until storage shows it."""
         deadline = time.monotonic() + STORAGE_LAG_TIMEOUT
         while True:
-            view = self.read_service()
+            view = self.read_service(manifest)
             if view is not None and view.selector == selector and view.annotations == annotations:
                 return view
             if time.monotonic() > deadline:
-                raise ReleaseError(f"BCS storage did not show the update of service {self.app.service} within "
+                raise ReleaseError(f"BCS storage did not show the update of service {self._service_name(manifest)} within "
                                    f"{STORAGE_LAG_TIMEOUT:g}s")
             time.sleep(0.2)
 
-    def delete_service(self) -> None:
-        self._call(self.hook.delete, "service", self.ns, self.app.service)
-        self._wait(lambda: self._service_data() is None, f"storage to drop service {self.app.service}",
-                   STORAGE_LAG_TIMEOUT)
+    def delete_service(self, manifest: dict | None = None) -> None:
+        name = self._service_name(manifest)
+        self._call(self.hook.delete, "service", self.ns, name)
+        self._wait(lambda: self._service_data(manifest) is None, f"storage to drop service {name}", STORAGE_LAG_TIMEOUT)
 
     def _wait(self, done, what: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -128,8 +128,12 @@ class KubernetesPlatform(Platform):
         return json.loads(resp.data) if resp.data else {}
 
     # -- reads --------------------------------------------------------------------------
-    def read_service(self) -> ServiceView | None:
-        raw = self._call(self.hook.core_v1_client.read_namespaced_service, self.app.service, self.ns, missing_ok=True)
+    def _service_name(self, manifest: dict | None) -> str:
+        return mf.workload_name(self.name, manifest) if manifest else self.app.service
+
+    def read_service(self, manifest: dict | None = None) -> ServiceView | None:
+        raw = self._call(self.hook.core_v1_client.read_namespaced_service, self._service_name(manifest), self.ns,
+                         missing_ok=True)
         return self._service_view(raw)
 
     def _service_view(self, raw: dict | None) -> ServiceView | None:
@@ -137,7 +141,7 @@ class KubernetesPlatform(Platform):
             return None
         meta, spec = raw.get("metadata", {}), raw.get("spec", {})
         ports = spec.get("ports") or [{}]
-        fields = {"service": self.app.service, "namespace": self.ns, "cluster_ip": spec.get("clusterIP", ""),
+        fields = {"service": meta.get("name", ""), "namespace": self.ns, "cluster_ip": spec.get("clusterIP", ""),
                   "port": str(ports[0].get("port", "")), "node_port": str(ports[0].get("nodePort", "")),
                   "lb_port": str(ports[0].get("port", ""))}
         return ServiceView(selector=dict(spec.get("selector") or {}), annotations=dict(meta.get("annotations") or {}),
@@ -231,8 +235,9 @@ class KubernetesPlatform(Platform):
     def color_gone(self, color: str) -> bool:
         return self._deployment(color) is None and not self._pods(self.app.selector_for(color))
 
-    def create_service(self, selector: dict[str, str], annotations: dict[str, str]) -> ServiceView:
-        body = json.loads(json.dumps(self.app.manifests["service"]))
+    def create_service(self, selector: dict[str, str], annotations: dict[str, str],
+                       manifest: dict | None = None) -> ServiceView:
+        body = json.loads(json.dumps(manifest or self.app.manifests["service"]))
         meta = body.setdefault("metadata", {})
         meta["namespace"] = self.ns
         meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
@@ -244,18 +249,19 @@ class KubernetesPlatform(Platform):
                                                                                 _preload_content=False).data)
         except ApiException as e:
             if e.status == 409:
-                raise Conflict(f"the Service {self.app.service} was created meanwhile") from None
+                raise Conflict(f"the Service {self._service_name(manifest)} was created meanwhile") from None
             raise ReleaseError(f"Kubernetes API: creating the Service failed: {e.status} {_api_error(e)}") from None
         return self._service_view(raw)
 
     def write_service(self, current: ServiceView, selector: dict[str, str],
-                      annotations: dict[str, str | None]) -> ServiceView:
+                      annotations: dict[str, str | None], manifest: dict | None = None) -> ServiceView:
         core = self.hook.core_v1_client
-        raw = self._call(core.read_namespaced_service, self.app.service, self.ns, missing_ok=True)
+        name = self._service_name(manifest)
+        raw = self._call(core.read_namespaced_service, name, self.ns, missing_ok=True)
         if raw is None:
-            raise ReleaseError(f"the Service {self.app.service} disappeared")
+            raise ReleaseError(f"the Service {name} disappeared")
         if current.version and raw["metadata"].get("resourceVersion") != current.version:
-            raise Conflict(f"the Service {self.app.service} changed since it was read")
+            raise Conflict(f"the Service {name} changed since it was read")
         meta = raw["metadata"]
         merged = dict(meta.get("annotations") or {})
         for key, value in annotations.items():
@@ -267,10 +273,11 @@ class KubernetesPlatform(Platform):
         # Replace, not patch: a merge or strategic-merge patch would merge the selector
         # maps and leave stale keys behind.  The resourceVersion makes it conditional.
         raw["spec"]["selector"] = dict(selector)
-        return self._service_view(self._call(core.replace_namespaced_service, self.app.service, self.ns, raw))
+        return self._service_view(self._call(core.replace_namespaced_service, name, self.ns, raw))
 
-    def delete_service(self) -> None:
-        self._call(self.hook.core_v1_client.delete_namespaced_service, self.app.service, self.ns, missing_ok=True)
+    def delete_service(self, manifest: dict | None = None) -> None:
+        self._call(self.hook.core_v1_client.delete_namespaced_service, self._service_name(manifest), self.ns,
+                   missing_ok=True)
 
     # -- async (triggers) ---------------------------------------------------------------
     @cached_property

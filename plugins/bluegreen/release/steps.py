@@ -139,7 +139,32 @@ class Release:
         result = self.platform.apply_color(plan.new_color, manifest)
         self.log.info("%s %s with %s (%d replicas): %s", result, self.app.deployment_name(plan.new_color),
                       plan.image, plan.replicas, plan.describe())
+        self.point_preview(plan.new_color)
         return result
+
+    def point_preview(self, color: str | None) -> None:
+        """Point the preview Service (if the app has one) at ``color``; None removes it."""
+        manifest = self.app.manifests.get("preview")
+        if not manifest:
+            return
+        selector = self.app.selector_for(color) if color else None
+        for _ in range(_WRITE_ATTEMPTS):
+            svc = self.platform.read_service(manifest)
+            try:
+                if selector is None:
+                    if svc is not None:
+                        self.platform.delete_service(manifest)
+                elif svc is None:
+                    self.platform.create_service(selector, {}, manifest=manifest)
+                elif svc.selector != selector:
+                    self.platform.write_service(svc, selector, {}, manifest=manifest)
+                else:
+                    return
+                self.log.info("the preview Service %s now points at %s", self.app.preview_service, color or "nothing")
+                return
+            except Conflict:
+                continue
+        raise ReleaseError(f"the preview Service {self.app.preview_service} kept changing; retry")
 
     def manifest_for(self, plan: Plan) -> dict:
         base = plan.manifest or self.app.manifests[plan.new_color]
@@ -296,6 +321,7 @@ class Release:
         svc = self.platform.read_service()
         if svc is not None and self.app.color_of(svc.selector) == new:
             raise ReleaseError(f"refusing to remove {self.app.deployment_name(new)}: the Service points at it")
+        self.point_preview(old)
         self.platform.delete_color(new)
         self._wait(lambda: self.platform.color_gone(new), f"{self.app.deployment_name(new)} to be deleted",
                    self.app.delete_timeout)

@@ -1,0 +1,61 @@
+"""The promotion gate: providers-standard's ApprovalOperator, asked only when the app's config
+or the run's form wants approval, with a body that shows the new color."""
+
+from __future__ import annotations
+
+import datetime
+
+from airflow.providers.standard.exceptions import HITLRejectException
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+from .operators import ReleaseStepOperator
+
+
+class ReleaseApprovalOperator(ApprovalOperator, ReleaseStepOperator):
+    """A person approves the switch (Browse > Required Actions in the UI).  Reject runs the
+    rollback path; without an answer within the app's approval_timeout, its approval_default
+    is taken.  When no approval is asked, the task passes at once."""
+
+    ui_color = "#fff4cc"
+
+    def __init__(self, *, app: dict, approval_timeout: float | None = None, approval_default: str = "Reject",
+                 **kwargs):
+        super().__init__(app=app, subject="Approve the switch?", fail_on_reject=True, defaults=[approval_default],
+                         response_timeout=datetime.timedelta(seconds=approval_timeout) if approval_timeout else None,
+                         **kwargs)
+
+    def execute(self, context):
+        if not (context.get("params") or {}).get("approval"):
+            self.log.info("no approval asked for this run: going on to the switch")
+            return None
+        plan = self.plan_of(context)
+        release = self.release(context)
+        self.subject = f"Switch {release.app.name} to {plan.new_color} ({plan.image})?"
+        self.body = self.describe(release, plan)
+        return super().execute(context)
+
+    def execute_complete(self, context, event=None):
+        who = ((event or {}).get("responded_by_user") or {}).get("name") or "the default (no answer in time)"
+        try:
+            result = super().execute_complete(context, event)
+        except HITLRejectException:
+            plan = self.plan_of(context)
+            self.fail(context, f"the switch to {plan.new_color} ({plan.image}) was rejected by {who}")
+        self.log.info("the switch was approved by %s", who)
+        return result
+
+    @staticmethod
+    def describe(release, plan) -> str:
+        app = release.app
+        status = release.platform.observe(plan.new_color)
+        lines = [f"**{app.deployment_name(plan.new_color)}** runs `{plan.image}`: {status.progress}.",
+                 f"Live now: **{app.deployment_name(plan.old_color)}** (`{plan.old_image}`)." if plan.old_color
+                 else "This is the app's first release: nothing is live yet.",
+                 f"On **Approve**, Service `{app.namespace}/{app.service}` switches to selector "
+                 f"`{app.selector_for(plan.new_color)}`."]
+        if app.preview_service:
+            preview = release.platform.read_service(app.manifests["preview"])
+            where = ", ".join(f"{k}={v}" for k, v in sorted((preview.url_fields if preview else {}).items()) if v)
+            lines.append(f"Try it first through the preview Service `{app.preview_service}` ({where}).")
+        lines.append("**Reject** rolls back: the new color is removed and nothing else changes.")
+        return "\n\n".join(lines)

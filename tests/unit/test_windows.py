@@ -1,0 +1,56 @@
+"""Release windows: when a window is open, when the next one opens, what the timetable schedules."""
+
+import datetime as dt
+
+import pytest
+
+from bluegreen.apps.windows import Schedule, Window
+
+UTC = dt.timezone.utc
+SHANGHAI = [Window(days=("tue", "thu"), start="02:00", end="04:00", timezone="Asia/Shanghai")]
+
+
+def at(text):
+    return dt.datetime.fromisoformat(text).replace(tzinfo=UTC) if "+" not in text else dt.datetime.fromisoformat(text)
+
+
+def test_open_window_in_the_windows_own_time_zone():
+    schedule = Schedule(tuple(SHANGHAI))
+    # Thursday 2026-11-26 02:30 in Shanghai is Wednesday 18:30 UTC
+    opens, closes = schedule.open_window(at("2026-11-25T18:30:00"))
+    assert (opens, closes) == (at("2026-11-25T18:00:00"), at("2026-11-25T20:00:00"))
+    assert schedule.open_window(at("2026-11-25T20:00:00")) is None
+
+
+def test_next_open_skips_freeze_dates():
+    schedule = Schedule(tuple(SHANGHAI), ("2026-12-01",))
+    assert schedule.next_open(at("2026-11-26T04:00:00")) == at("2026-12-02T18:00:00")
+    assert Schedule(tuple(SHANGHAI)).next_open(at("2026-11-26T04:00:00")) == at("2026-11-30T18:00:00")
+
+
+def test_a_window_past_midnight_belongs_to_the_day_it_opens():
+    schedule = Schedule((Window(days=("fri",), start="23:00", end="01:00", timezone="UTC"),))
+    assert schedule.open_window(at("2026-11-28T00:30:00")) == (at("2026-11-27T23:00:00"), at("2026-11-28T01:00:00"))
+    assert schedule.open_window(at("2026-11-29T00:30:00")) is None
+
+
+@pytest.fixture
+def timetable():
+    from bluegreen.apps.timetable import ReleaseWindowTimetable
+
+    return ReleaseWindowTimetable([w.to_json() for w in SHANGHAI], ["2026-12-01"])
+
+
+def test_timetable_round_trips_and_schedules_window_openings(timetable, monkeypatch):
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    from bluegreen.apps.timetable import ReleaseWindowTimetable
+
+    again = ReleaseWindowTimetable.deserialize(timetable.serialize())
+    assert again.serialize() == timetable.serialize()
+    assert "Tue,Thu 02:00-04:00 Asia/Shanghai" in again.summary and "2026-12-01" in again.summary
+    restriction = TimeRestriction(earliest=None, latest=None, catchup=True)
+    last = DataInterval.exact(at("2026-11-25T18:00:00"))
+    info = timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
+    assert info.run_after == at("2026-12-02T18:00:00")  # Tue 12-01 is frozen
+    assert info.logical_date == info.run_after
