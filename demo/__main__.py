@@ -77,6 +77,11 @@ class Demo:
     def airflow_env(self) -> dict:
         env = dict(os.environ)
         env.update(self.endpoints.environment())
+        # The admin's password, chosen here so that the release tasks can be given a connection
+        # to the REST API (they write their run's note through it).
+        env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(self.passwords_file())
+        env["AIRFLOW_CONN_BLUEGREEN_AIRFLOW_API"] = json.dumps(
+            {"conn_type": "http", "host": API, "login": "admin", "password": self.password()})
         env.update({
             "AIRFLOW_HOME": str(AIRFLOW_HOME),
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
@@ -125,12 +130,19 @@ class Demo:
             proc.poll()
 
     # -- REST ---------------------------------------------------------------------------
+    @staticmethod
+    def passwords_file() -> Path:
+        path = AIRFLOW_HOME / "passwords.json"
+        if not path.exists():
+            import secrets
+
+            AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"admin": secrets.token_urlsafe(12)}))
+            path.chmod(0o600)
+        return path
+
     def password(self) -> str:
-        path = AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"
-        deadline = time.monotonic() + 60
-        while not path.exists() and time.monotonic() < deadline:
-            time.sleep(0.5)
-        return json.loads(path.read_text())["admin"]
+        return json.loads(self.passwords_file().read_text())["admin"]
 
     def login(self):
         token = requests.post(f"{API}/auth/token", json={"username": "admin", "password": self.password()},
@@ -254,6 +266,9 @@ class Demo:
 
     def report(self, run: dict) -> None:
         say(f"run {run['dag_run_id']}: {run['state'].upper()}")
+        note = self.http.get(f"{API}/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}", timeout=10).json().get("note")
+        if note:
+            say("   note: " + note.replace("\n", "\n         "))
         for ti in sorted(run["task_instances"], key=lambda t: t.get("start_date") or "9"):
             duration = f"{ti['duration']:.1f}s" if ti.get("duration") else "-"
             say(f"   {ti['task_id']:<18} {ti['state'] or '-':<16} {duration}")

@@ -215,6 +215,14 @@ class RollbackOperator(ReleaseStepOperator):
             reason = ti.xcom_pull(task_ids=task_id, key=FAILURE_KEY)
             if reason:
                 return f"{task_id}: {reason}"
+        # No reason recorded: a person marked the task failed (or it crashed before saying why).
+        try:
+            states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id], task_ids=self.watched_tasks)
+            failed = [t for t, state in (states.get(ti.run_id) or {}).items() if state == "failed"]
+        except Exception:  # the reason is for people; never let it stop the rollback
+            failed = []
+        if failed:
+            return f"{failed[0]} was marked failed (or failed without a reason: see its log)"
         return "a step was marked failed (no reason recorded; see the failed task's log)"
 
     def execute(self, context):

@@ -18,6 +18,9 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from .release.health import FAILED, HttpResult, ReadinessJudge, SoakJudge, Verdict
 from .release.model import ReleaseError
 
+# Longest quiet spell in a soak's log.
+LOG_EVERY = 30.0
+
 
 def _app_and_platform(app: dict):
     from .apps.config import AppConfig
@@ -73,7 +76,7 @@ class SoakTrigger(BaseTrigger):
         name = app.deployment_name(self.color)
         judge = SoakJudge(name, self.ends_at, app.soak_tolerance, self.baseline_restarts)
         selector = app.selector_for(self.color)
-        next_check, last, last_message = 0.0, None, None
+        next_check, last, last_message, last_logged = 0.0, None, None, 0.0
         observations = platform.watch(self.color, heartbeat=min(app.check_interval, 2.0))
         try:
             async with contextlib.aclosing(observations):
@@ -91,9 +94,12 @@ class SoakTrigger(BaseTrigger):
                     serving = svc is not None and svc.selector == selector
                     http = await http_check(app, svc) if app.http_check and svc is not None else None
                     verdict = judge.judge(status, serving, http, now)
-                    if verdict.message != last_message or verdict.final:
+                    # A line when the picture changes, and otherwise one every LOG_EVERY seconds
+                    # (not one per check: a soak can last hours).
+                    gist = verdict.message.split(",")[0]
+                    if verdict.final or gist != last_message or now - last_logged >= LOG_EVERY:
                         self.log.info("soak of %s: %s", name, verdict.message)
-                        last_message = verdict.message
+                        last_message, last_logged = gist, now
                     if verdict.final:
                         break
         except ReleaseError as e:

@@ -371,9 +371,12 @@ async def _pump(list_fn, namespace, reset, apply, changed: asyncio.Event, state:
                 state["listed"] = state.get("listed", 0) + 1
             changed.set()
             while True:
+                server_timeout = WATCH_SECONDS + random.randint(0, 30)
+                # The client's own timeout must outlast the server's, or every watch is cut short
+                # (the provider's client defaults to 60 s when none is given).
                 resp = await list_fn(namespace, watch=True, resource_version=version, allow_watch_bookmarks=True,
-                                     timeout_seconds=WATCH_SECONDS + random.randint(0, 30), _preload_content=False,
-                                     **selectors)
+                                     timeout_seconds=server_timeout, _request_timeout=server_timeout + 30,
+                                     _preload_content=False, **selectors)
                 gone = False
                 async with resp:
                     if resp.status == 410:
@@ -404,9 +407,12 @@ async def _pump(list_fn, namespace, reset, apply, changed: asyncio.Event, state:
             return
         except Exception as e:  # a broken connection: back off, then list again
             failures += 1
+            if isinstance(e, asyncio.TimeoutError):
+                log.debug("watch timed out; re-listing")
+                continue
             if failures > 10:
                 state["error"] = ReleaseError(f"Kubernetes API: watch keeps failing: {e}")
                 changed.set()
                 return
-            log.warning("watch interrupted (%s); re-listing", e)
+            log.warning("watch interrupted (%s: %s); re-listing", type(e).__name__, e)
             await asyncio.sleep(min(5.0, 0.2 * 2 ** failures))
