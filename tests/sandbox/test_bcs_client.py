@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from polling import wait_for  # noqa: F401  (other BCS test modules import it from here)
+
 SEED = Path(__file__).parent / "seed_bcs"
 MESOS = "/bcsapi/v4/scheduler/mesos"
 STORAGE = "/bcsapi/v4/storage"
@@ -85,18 +87,6 @@ class Bcs:
 
     def taskgroups(self, app: str) -> list[dict]:
         return [d["data"] for d in self.query("taskgroup", rcName=app)]
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
-    """Poll until predicate() returns something truthy; return it."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 def ok(reply: requests.Response) -> dict:

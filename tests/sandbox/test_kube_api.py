@@ -14,23 +14,10 @@ import requests
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from polling import wait_for
+
 
 # -- fixtures -------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def api(sandbox):
-    return kubernetes.config.new_client_from_config(config_file=str(sandbox.kubeconfig))
-
-
-@pytest.fixture(scope="module")
-def core(api):
-    return client.CoreV1Api(api)
-
-
-@pytest.fixture(scope="module")
-def apps(api):
-    return client.AppsV1Api(api)
-
 
 @pytest.fixture(scope="module")
 def http(sandbox):
@@ -40,16 +27,6 @@ def http(sandbox):
     s.verify = str(sandbox.ca_file)
     s.headers["Authorization"] = f"Bearer {sandbox.token}"
     return s
-
-
-@pytest.fixture
-def ns(core, unique_name):
-    core.create_namespace({"metadata": {"name": unique_name}})
-    yield unique_name
-    try:
-        core.delete_namespace(unique_name)
-    except ApiException:
-        pass
 
 
 def deployment(name="web", replicas=2, image="shop/web:v1", labels=None, **spec):
@@ -73,17 +50,6 @@ def error_of(call) -> dict:
     body = json.loads(info.value.body)
     assert body["kind"] == "Status" and body["status"] == "Failure" and body["code"] == info.value.status
     return body
-
-
-def wait_for(predicate, timeout=10.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {predicate}")
-        time.sleep(interval)
 
 
 def plain(obj) -> dict:

@@ -16,30 +16,7 @@ import requests
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-
-@pytest.fixture(scope="module")
-def api(sandbox):
-    return kubernetes.config.new_client_from_config(config_file=str(sandbox.kubeconfig))
-
-
-@pytest.fixture(scope="module")
-def core(api):
-    return client.CoreV1Api(api)
-
-
-@pytest.fixture(scope="module")
-def apps(api):
-    return client.AppsV1Api(api)
-
-
-@pytest.fixture
-def ns(core, unique_name):
-    core.create_namespace({"metadata": {"name": unique_name}})
-    yield unique_name
-    try:
-        core.delete_namespace(unique_name)
-    except ApiException:
-        pass
+from polling import wait_for
 
 
 def deployment(name="web", replicas=2, image="shop/web:v1", **spec):
@@ -50,17 +27,6 @@ def deployment(name="web", replicas=2, image="shop/web:v1", **spec):
                                   "spec": {"containers": [{"name": "web", "image": image,
                                                            "ports": [{"containerPort": 8080, "name": "http"}]}]}},
                      **spec}}
-
-
-def wait_for(predicate, timeout=10.0, interval=0.03):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {predicate}")
-        time.sleep(interval)
 
 
 def rolled_out(apps, ns, name):

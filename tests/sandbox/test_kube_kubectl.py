@@ -16,24 +16,11 @@ import requests
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from polling import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = ROOT / ".venv" / "bin" / "kubectl"
 SEED = Path(__file__).resolve().parent / "seed"
-
-
-@pytest.fixture(scope="module")
-def api(sandbox):
-    return kubernetes.config.new_client_from_config(config_file=str(sandbox.kubeconfig))
-
-
-@pytest.fixture
-def ns(sandbox, api, unique_name):
-    client.CoreV1Api(api).create_namespace({"metadata": {"name": unique_name}})
-    yield unique_name
-    try:
-        client.CoreV1Api(api).delete_namespace(unique_name)
-    except ApiException:
-        pass
 
 
 @pytest.fixture
@@ -56,15 +43,6 @@ def served_by(port: int) -> str:
     return requests.get(f"http://127.0.0.1:{port}/", timeout=5).json()["deployment"]
 
 
-def wait_for(predicate, timeout=10.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {predicate}")
-        time.sleep(interval)
 
 
 def test_kubectl_is_happy_with_discovery(kubectl):

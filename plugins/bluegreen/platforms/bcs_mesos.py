@@ -262,18 +262,14 @@ class BcsMesosPlatform(Platform):
 
     def create_service(self, selector: dict[str, str], annotations: dict[str, str],
                        manifest: dict | None = None) -> ServiceView:
-        body = json.loads(json.dumps(manifest or self.app.manifests["service"]))
-        meta = body.setdefault("metadata", {})
-        meta["namespace"] = self.ns
-        meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
-        body.setdefault("spec", {})["selector"] = dict(selector)
+        body = mf.service_body(manifest or self.app.manifests["service"], self.ns, selector, annotations)
         try:
             self.hook.create("service", self.ns, body)
         except BcsApiError as e:
             if e.code == ALREADY_EXISTS:
                 raise Conflict(f"the service {self._service_name(manifest)} was created meanwhile") from None
             raise ReleaseError(str(e)) from None
-        return self._await_service(selector, meta["annotations"], manifest)
+        return self._await_service(selector, body["metadata"]["annotations"], manifest)
 
     def write_service(self, current: ServiceView, selector: dict[str, str],
                       annotations: dict[str, str | None], manifest: dict | None = None) -> ServiceView:
@@ -285,20 +281,11 @@ class BcsMesosPlatform(Platform):
         # annotation keeps other releases out of that window.)
         if current.version and _digest(data) != current.version:
             raise Conflict(f"the service {self._service_name(manifest)} changed since it was read")
-        body = json.loads(json.dumps(data))
-        meta = body.setdefault("metadata", {})
-        merged = dict(meta.get("annotations") or {})
-        for key, value in annotations.items():
-            if value is None:
-                merged.pop(key, None)
-            else:
-                merged[key] = value
-        meta["annotations"] = merged
         # The stored object with only the selector (and our annotations) changed; the
         # scheduler keeps the stored name, namespace and labels anyway.
-        body.setdefault("spec", {})["selector"] = dict(selector)
+        body = mf.with_selector(data, selector, annotations)
         self._call(self.hook.update_service, self.ns, body)
-        return self._await_service(selector, merged, manifest)
+        return self._await_service(selector, body["metadata"]["annotations"], manifest)
 
     def _await_service(self, selector: dict, annotations: dict, manifest: dict | None) -> ServiceView:
         """Read our own write: wait until storage shows it."""

@@ -237,11 +237,7 @@ class KubernetesPlatform(Platform):
 
     def create_service(self, selector: dict[str, str], annotations: dict[str, str],
                        manifest: dict | None = None) -> ServiceView:
-        body = json.loads(json.dumps(manifest or self.app.manifests["service"]))
-        meta = body.setdefault("metadata", {})
-        meta["namespace"] = self.ns
-        meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
-        body.setdefault("spec", {})["selector"] = dict(selector)
+        body = mf.service_body(manifest or self.app.manifests["service"], self.ns, selector, annotations)
         from kubernetes.client.exceptions import ApiException
 
         try:
@@ -262,18 +258,10 @@ class KubernetesPlatform(Platform):
             raise ReleaseError(f"the Service {name} disappeared")
         if current.version and raw["metadata"].get("resourceVersion") != current.version:
             raise Conflict(f"the Service {name} changed since it was read")
-        meta = raw["metadata"]
-        merged = dict(meta.get("annotations") or {})
-        for key, value in annotations.items():
-            if value is None:
-                merged.pop(key, None)
-            else:
-                merged[key] = value
-        meta["annotations"] = merged
         # Replace, not patch: a merge or strategic-merge patch would merge the selector
         # maps and leave stale keys behind.  The resourceVersion makes it conditional.
-        raw["spec"]["selector"] = dict(selector)
-        return self._service_view(self._call(core.replace_namespaced_service, name, self.ns, raw))
+        body = mf.with_selector(raw, selector, annotations)
+        return self._service_view(self._call(core.replace_namespaced_service, name, self.ns, body))
 
     def delete_service(self, manifest: dict | None = None) -> None:
         self._call(self.hook.core_v1_client.delete_namespaced_service, self._service_name(manifest), self.ns,

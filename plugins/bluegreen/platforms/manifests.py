@@ -51,3 +51,30 @@ def image_of(platform: str, manifest: dict, container: str | None) -> str | None
         if container is None or c.get("name") == container:
             return c.get("image")
     return None
+
+
+def service_body(manifest: dict, namespace: str, selector: dict[str, str], annotations: dict[str, str]) -> dict:
+    """A Service to create from its manifest: in the app's namespace, selecting ``selector``,
+    with ``annotations`` added."""
+    body = copy.deepcopy(manifest)
+    meta = body.setdefault("metadata", {})
+    meta["namespace"] = namespace
+    meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
+    body.setdefault("spec", {})["selector"] = dict(selector)
+    return body
+
+
+def with_selector(stored: dict, selector: dict[str, str], annotations: dict[str, str | None]) -> dict:
+    """The stored Service with exactly ``selector`` (no stale keys) and ``annotations`` merged in
+    (None removes a key); everything else as stored."""
+    body = copy.deepcopy(stored)
+    meta = body.setdefault("metadata", {})
+    merged = dict(meta.get("annotations") or {})
+    for key, value in annotations.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    meta["annotations"] = merged
+    body.setdefault("spec", {})["selector"] = dict(selector)
+    return body
