@@ -54,3 +54,22 @@ def test_timetable_round_trips_and_schedules_window_openings(timetable, monkeypa
     info = timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
     assert info.run_after == at("2026-12-02T18:00:00")  # Tue 12-01 is frozen
     assert info.logical_date == info.run_after
+
+
+def test_a_new_dag_waits_for_the_next_opening_even_inside_a_window(monkeypatch):
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    from bluegreen.apps import timetable as tt
+
+    always = [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00", "end": "23:59",
+               "timezone": "UTC"}]
+    table = tt.ReleaseWindowTimetable(always)
+    restriction = TimeRestriction(earliest=at("2026-01-01T00:00:00"), latest=None, catchup=False)
+    now = dt.datetime.now(UTC)
+    first = table.next_dagrun_info(last_automated_data_interval=None, restriction=restriction)
+    assert first.run_after > now, "a DAG that just appeared does not run for a window already open"
+    # one that ran at an earlier opening and missed today's (the scheduler was down) runs now
+    yesterday = DataInterval.exact(at((now - dt.timedelta(days=1)).strftime("%Y-%m-%dT00:00:00")))
+    if table.schedule.open_window(now):
+        late = table.next_dagrun_info(last_automated_data_interval=yesterday, restriction=restriction)
+        assert late.run_after <= now

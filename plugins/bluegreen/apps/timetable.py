@@ -54,10 +54,11 @@ class ReleaseWindowTimetable(Timetable):
             opens = self.schedule.next_open(after) if after is not None else None
         if not restriction.catchup:
             # Without catchup a missed opening is not run late, unless its window is still
-            # open (the scheduler was down a moment): then run now, inside the window.
+            # open and the DAG has run before (the scheduler was down a moment): then it runs
+            # now, inside the window.  A DAG that just appeared waits for the next opening.
             if opens is None or opens < now:
                 current = self.schedule.open_window(now)
-                if current and (after is None or current[0] > after):
+                if current and after is not None and current[0] > after:
                     opens = current[0]
                 else:
                     opens = self.schedule.next_open(now)
