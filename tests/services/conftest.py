@@ -2,13 +2,15 @@
 PostgreSQL metadata DB), started once per pytest session and driven only over REST.
 
 ``airflow_services`` gives an :class:`AirflowServices`: ``.rest`` (an
-:class:`~tests.services.airflow_rest.AirflowRest` logged in as admin), ``.apps_dir`` (the
+:class:`~services.airflow_rest.AirflowRest` logged in as admin), ``.apps_dir`` (the
 ``BLUEGREEN_APPS_DIR`` the DAG file reads: write app configs there with ``.write_app(...)``
-or ``tests.e2e.harness.write_app(apps_dir, ...)``), ``.dag_id(name)``, ``.url``, ``.home``,
+or ``e2e.harness.write_app(apps_dir, ...)``), ``.dag_id(name)``, ``.url``, ``.home``,
 ``.log_tail(component)`` and ``.diagnostics()`` (every component's log tail).
 
 Every test under tests/services runs on one xdist worker (``xdist_group("airflow-services")``,
-effective with ``--dist loadgroup``), so the stack starts once.
+effective with ``--dist loadgroup``), so the stack starts once.  Without ``--dist loadgroup``
+each worker that is handed a services test starts a stack of its own (it works, at ~20 s of
+CPU each plus the load of its releases).
 """
 
 from __future__ import annotations
@@ -364,7 +366,7 @@ def airflow_services(sandbox, tmp_path_factory):
         yield services
     finally:
         killed = services.stop()
-        # Wait for the components' DB sessions to close, then drop (FORCE ends stragglers).
+        # The components are stopped; FORCE ends any connection still open.
         _pg_admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
         if killed:
             print(f"Airflow services: had to SIGKILL {killed}")
