@@ -84,7 +84,8 @@ class PlanReleaseOperator(ReleaseStepOperator):
     ui_color = "#fdf3d8"
 
     def __init__(self, *, image: Any = "{{ params.image }}", replicas: Any = "{{ params.replicas }}",
-                 soak: Any = "{{ params.soak }}", restore_previous: Any = False, skip_if_live: bool = False,
+                 soak: Any = "{{ params.soak }}", restore_previous: Any = "{{ params.restore_previous }}",
+                 skip_if_live: bool = False,
                  **kwargs):
         super().__init__(**kwargs)
         self.image, self.replicas, self.soak = image, replicas, soak
@@ -111,15 +112,18 @@ class PlanReleaseOperator(ReleaseStepOperator):
     def _restoring(self) -> bool:
         return str(self.restore_previous).lower() in ("true", "1")
 
-    def pending_version(self) -> str | None:
-        """For an app with release windows, an empty image means: the version a build pipeline
-        left in the app's Variable."""
+    def pending_version(self, context) -> str | None:
+        """For an app with release windows, a scheduled run (or a manual one with no image)
+        releases the version a build pipeline left in the app's Variable."""
         from airflow.sdk import Variable
 
         from .apps.dag_factory import pending_variable
 
         app = self.app_config()
-        if not app.windows or self.image not in (None, "", "None") or self._restoring():
+        if not app.windows or self._restoring():
+            return None
+        scheduled = str(getattr(context.get("dag_run"), "run_type", "")).endswith("scheduled")
+        if not scheduled and self.image not in (None, "", "None"):
             return None
         name = pending_variable(app)
         image = Variable.get(name, default=None)
@@ -129,7 +133,7 @@ class PlanReleaseOperator(ReleaseStepOperator):
         return image
 
     def execute(self, context) -> dict:
-        pending = self.pending_version()
+        pending = self.pending_version(context)
         if pending:
             self.image = pending
         try:

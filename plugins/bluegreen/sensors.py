@@ -2,8 +2,9 @@
 
 Deferrable by default, like the cncf-kubernetes and amazon providers' sensors:
 while they wait they hold no worker slot; the triggerer watches the cluster and
-the release model's judges decide.  With ``deferrable=False`` they poke instead,
-judging the same way.
+the release model's judges decide.  Short waits (the app's ``defer_after``) are
+judged in the worker first.  With ``deferrable=False`` they poke instead, judging
+the same way.
 """
 
 from __future__ import annotations
@@ -16,11 +17,21 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from .apps.durations import format_duration
 from .operators import PLAN_TASK, ReleaseStepOperator
-from .release.health import FAILED, ReadinessJudge, SoakJudge
+from .release.health import FAILED, ReadinessJudge, SoakJudge, Verdict
 from .release.model import Plan, ReleaseError
 
 
+# A deferred task that resumes too soon can be failed by Airflow 3.3's scheduler: the stale
+# "success" of the worker that exited on defer() is drained after the resumed attempt is
+# already running, and taken for an external kill (apache/airflow#72716, open against 3.3.1
+# and 3.3.2).  So a trigger never fires sooner than this after the deferral...
+MIN_DEFERRAL_SECONDS = 5.0
+
+
 class _ReleaseSensor(BaseSensorOperator, ReleaseStepOperator):
+    """...and a sensor first watches for the app's ``defer_after`` seconds in the worker:
+    a wait that short is not worth a deferral (and would meet that race)."""
+
     ui_color = "#f0e8fb"
 
     def __init__(self, *, app: dict, deferrable: bool = True, poke_interval: float = 2.0, **kwargs):
@@ -33,6 +44,46 @@ class _ReleaseSensor(BaseSensorOperator, ReleaseStepOperator):
         if plan is None:
             raise AirflowFailException(f"no release plan in this run (the {PLAN_TASK} task did not succeed)")
         return plan
+
+    def judge_once(self, context) -> Verdict:  # pragma: no cover - each sensor says
+        raise NotImplementedError
+
+    def wait_here(self, context, seconds: float) -> Verdict | None:
+        """Judge in the worker for up to ``seconds``; the final verdict, or None if still waiting."""
+        deadline = time.monotonic() + seconds
+        last = None
+        while True:
+            try:
+                verdict = self.judge_once(context)
+            except ReleaseError as e:
+                self.fail(context, str(e))
+            if verdict.message != last:
+                self.log.info(verdict.message)
+                last = verdict.message
+            if verdict.final or time.monotonic() >= deadline:
+                return verdict if verdict.final else None
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+    def wait(self, context, trigger_factory) -> None:
+        """Wait in the worker first, then defer (or poke when not deferrable)."""
+        defer_after = self.app_config().defer_after
+        verdict = self.wait_here(context, defer_after if self.deferrable else 0)
+        if verdict is not None:
+            return self.execute_complete(context, {"state": verdict.state, "message": verdict.message})
+        if not self.deferrable:
+            return BaseSensorOperator.execute(self, context)
+        # defer_after: 0 asks for no delay at all (dag.test(), which has no scheduler to race)
+        hold = min(MIN_DEFERRAL_SECONDS, defer_after)
+        self.defer(trigger=trigger_factory(time.time() + hold), method_name="execute_complete")
+
+    def poke(self, context) -> bool:
+        verdict = self.judge_once(context)
+        self.log.info(verdict.message)
+        if verdict.state == FAILED:
+            self.fail(context, verdict.message)
+        if verdict.final:
+            self.on_success(context, self._plan(context), verdict.message)
+        return verdict.final
 
     def execute_complete(self, context, event: dict[str, Any] | None = None) -> None:
         event = event or {}
@@ -51,31 +102,16 @@ class WaitForReadySensor(_ReleaseSensor):
     def execute(self, context) -> None:
         plan = self._plan(context)
         app = self.app_config()
-        try:
-            platform = self.release(context).platform
-            judge = ReadinessJudge(app.deployment_name(plan.new_color), time.time() + app.readiness_timeout,
-                                   app.readiness_timeout)
-            verdict = judge.judge(platform.observe(plan.new_color), time.time())
-        except ReleaseError as e:
-            self.fail(context, str(e))
-        self.log.info("%s: %s", app.deployment_name(plan.new_color), verdict.message)
-        if verdict.final:
-            return self.execute_complete(context, {"state": verdict.state, "message": verdict.message})
-        if not self.deferrable:
-            self._judge = judge
-            return super().execute(context)
+        self._judge = ReadinessJudge(app.deployment_name(plan.new_color), time.time() + app.readiness_timeout,
+                                     app.readiness_timeout)
         from .triggers import ReadinessTrigger
 
-        self.defer(trigger=ReadinessTrigger(self.app, plan.new_color, judge.deadline, app.readiness_timeout),
-                   method_name="execute_complete")
+        return self.wait(context, lambda not_before: ReadinessTrigger(
+            self.app, plan.new_color, self._judge.deadline, app.readiness_timeout, not_before=not_before))
 
-    def poke(self, context) -> bool:
+    def judge_once(self, context) -> Verdict:
         plan = self._plan(context)
-        verdict = self._judge.judge(self.release(context).platform.observe(plan.new_color), time.time())
-        self.log.info(verdict.message)
-        if verdict.state == FAILED:
-            self.fail(context, verdict.message)
-        return verdict.final
+        return self._judge.judge(self.release(context).platform.observe(plan.new_color), time.time())
 
 
 class SoakSensor(_ReleaseSensor):
@@ -93,15 +129,13 @@ class SoakSensor(_ReleaseSensor):
             self.fail(context, str(e))
         self.log.info("soaking %s for %s (%s)", app.deployment_name(plan.new_color),
                       format_duration(plan.soak_seconds), status.progress)
-        if not self.deferrable:
-            self._judge = SoakJudge(app.deployment_name(plan.new_color), ends_at, app.soak_tolerance, status.restarts)
-            return super().execute(context)
+        self._judge = SoakJudge(app.deployment_name(plan.new_color), ends_at, app.soak_tolerance, status.restarts)
         from .triggers import SoakTrigger
 
-        self.defer(trigger=SoakTrigger(self.app, plan.new_color, ends_at, status.restarts),
-                   method_name="execute_complete")
+        return self.wait(context, lambda not_before: SoakTrigger(
+            self.app, plan.new_color, ends_at, self._judge.baseline_restarts, not_before=not_before))
 
-    def poke(self, context) -> bool:
+    def judge_once(self, context) -> Verdict:
         from .triggers import http_check_sync
 
         plan = self._plan(context)
@@ -110,13 +144,7 @@ class SoakSensor(_ReleaseSensor):
         svc = platform.read_service()
         serving = svc is not None and svc.selector == app.selector_for(plan.new_color)
         http = http_check_sync(app, svc) if app.http_check and svc is not None else None
-        verdict = self._judge.judge(platform.observe(plan.new_color), serving, http, time.time())
-        self.log.info(verdict.message)
-        if verdict.state == FAILED:
-            self.fail(context, verdict.message)
-        if verdict.final:
-            self.on_success(context, plan, verdict.message)
-        return verdict.final
+        return self._judge.judge(platform.observe(plan.new_color), serving, http, time.time())
 
     def on_success(self, context, plan: Plan, message: str) -> None:
         self.log.info(message)

@@ -33,13 +33,15 @@ def _app_and_platform(app: dict):
 class ReadinessTrigger(BaseTrigger):
     """Fires when a color is fully ready, has failed, or the readiness timeout passed."""
 
-    def __init__(self, app: dict, color: str, deadline: float, timeout: float):
+    def __init__(self, app: dict, color: str, deadline: float, timeout: float, not_before: float = 0.0):
         super().__init__()
         self.app, self.color, self.deadline, self.timeout = app, color, deadline, timeout
+        self.not_before = not_before
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return ("bluegreen.triggers.ReadinessTrigger",
-                {"app": self.app, "color": self.color, "deadline": self.deadline, "timeout": self.timeout})
+                {"app": self.app, "color": self.color, "deadline": self.deadline, "timeout": self.timeout,
+                 "not_before": self.not_before})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         app, platform = _app_and_platform(self.app)
@@ -57,19 +59,23 @@ class ReadinessTrigger(BaseTrigger):
                         break
         except ReleaseError as e:
             verdict = Verdict(FAILED, f"cannot observe {app.deployment_name(self.color)}: {e}")
+        await hold_until(self.not_before)
         yield TriggerEvent({"state": verdict.state, "message": verdict.message})
 
 
 class SoakTrigger(BaseTrigger):
     """Fires when the soak passed (healthy for its whole duration) or failed."""
 
-    def __init__(self, app: dict, color: str, ends_at: float, baseline_restarts: int | None = None):
+    def __init__(self, app: dict, color: str, ends_at: float, baseline_restarts: int | None = None,
+                 not_before: float = 0.0):
         super().__init__()
         self.app, self.color, self.ends_at, self.baseline_restarts = app, color, ends_at, baseline_restarts
+        self.not_before = not_before
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return ("bluegreen.triggers.SoakTrigger", {"app": self.app, "color": self.color, "ends_at": self.ends_at,
-                                                   "baseline_restarts": self.baseline_restarts})
+                                                   "baseline_restarts": self.baseline_restarts,
+                                                   "not_before": self.not_before})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         app, platform = _app_and_platform(self.app)
@@ -104,7 +110,15 @@ class SoakTrigger(BaseTrigger):
                         break
         except ReleaseError as e:
             verdict = Verdict(FAILED, f"cannot observe {name}: {e}")
+        await hold_until(self.not_before)
         yield TriggerEvent({"state": verdict.state, "message": verdict.message})
+
+
+async def hold_until(moment: float) -> None:
+    """Hold an event until ``moment`` (see sensors.MIN_DEFERRAL_SECONDS for why)."""
+    delay = moment - time.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
 
 
 def got_worse(status, previous) -> bool:

@@ -18,8 +18,9 @@ from bluegreen.apps.dag_factory import release_dag
 
 from .harness import TrafficLoop, run_dag, write_app
 
+# defer_after 0: the sensors defer at once, so that dag.test() runs the triggers (inline).
 BASE = {"soak": "2s", "readiness_timeout": "30s", "check_interval": "0.5s", "delete_timeout": "30s",
-        "switch_timeout": "20s"}
+        "switch_timeout": "20s", "defer_after": "0s"}
 
 
 class TestApp:

@@ -62,10 +62,10 @@ def test_readiness_that_never_comes_removes_green_and_leaves_blue_serving(releas
 
 
 def test_a_soak_failure_switches_back_to_blue_and_removes_green(release_app):
-    app = release_app(soak="8s")
+    app = release_app(soak="14s")
     assert app.release(V1).state == "success"
     with app.traffic() as traffic:
-        run = app.release("registry.local/test:v2-fail-after-3s")
+        run = app.release("registry.local/test:v2-fail-after-6s")
     states = task_states(run)
     assert run.state == "failed" and states["soak"] == "failed" and states["rollback"] == "success", states
     assert states["retire_old_color"] == "upstream_failed"
@@ -73,7 +73,7 @@ def test_a_soak_failure_switches_back_to_blue_and_removes_green(release_app):
     assert app.deployments() == {"test-blue": V1}
     assert app.serves(V1)
     assert traffic.versions()[0] == V1 and traffic.versions()[-1] == V1, traffic.summary()
-    assert "registry.local/test:v2-fail-after-3s" in traffic.versions(), "green served during its soak"
+    assert "registry.local/test:v2-fail-after-6s" in traffic.versions(), "green served during its soak"
 
 
 def test_bad_params_fail_before_anything_changes(release_app):

@@ -56,20 +56,22 @@ def test_timetable_round_trips_and_schedules_window_openings(timetable, monkeypa
     assert info.logical_date == info.run_after
 
 
-def test_a_new_dag_waits_for_the_next_opening_even_inside_a_window(monkeypatch):
+def test_inside_an_open_window_the_answer_is_that_windows_opening_until_it_has_run():
+    """The dag-processor asks again at every parse: a second after a window opened, the answer
+    must still be that opening (not the next window), until a run for it exists."""
     from airflow.timetables.base import DataInterval, TimeRestriction
 
     from bluegreen.apps import timetable as tt
 
-    always = [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00", "end": "23:59",
-               "timezone": "UTC"}]
-    table = tt.ReleaseWindowTimetable(always)
-    restriction = TimeRestriction(earliest=at("2026-01-01T00:00:00"), latest=None, catchup=False)
     now = dt.datetime.now(UTC)
+    start = (now - dt.timedelta(minutes=1)).strftime("%H:%M")
+    end = (now + dt.timedelta(minutes=30)).strftime("%H:%M")
+    table = tt.ReleaseWindowTimetable([{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": start,
+                                        "end": end, "timezone": "UTC"}])
+    restriction = TimeRestriction(earliest=at("2026-01-01T00:00:00"), latest=None, catchup=False)
+    opening = table.schedule.open_window(now)[0]
     first = table.next_dagrun_info(last_automated_data_interval=None, restriction=restriction)
-    assert first.run_after > now, "a DAG that just appeared does not run for a window already open"
-    # one that ran at an earlier opening and missed today's (the scheduler was down) runs now
-    yesterday = DataInterval.exact(at((now - dt.timedelta(days=1)).strftime("%Y-%m-%dT00:00:00")))
-    if table.schedule.open_window(now):
-        late = table.next_dagrun_info(last_automated_data_interval=yesterday, restriction=restriction)
-        assert late.run_after <= now
+    assert first.run_after == opening <= now
+    after_it = table.next_dagrun_info(last_automated_data_interval=DataInterval.exact(first.run_after),
+                                      restriction=restriction)
+    assert after_it.run_after > now and after_it.run_after - opening == dt.timedelta(days=1)

@@ -25,7 +25,7 @@ BCS_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_]*[A-Za-z0-9])?$")
 KNOWN_FIELDS = {
     "app", "platform", "connection_id", "namespace", "service", "deployment_prefix", "manifests",
     "container", "replicas", "readiness_timeout", "soak", "soak_tolerance", "check_interval", "http_check",
-    "poll_interval", "abnormal_tolerance",
+    "poll_interval", "abnormal_tolerance", "defer_after",
     "switch_timeout", "delete_timeout", "lock_ttl", "description", "default_image",
     # operating from the UI (windows, approval, preview, old color handling, history)
     "windows", "freeze_dates", "outside_window", "window_closes", "pending_version_variable",
@@ -67,6 +67,8 @@ class AppConfig:
     # application may stay Abnormal before readiness fails.
     poll_interval: float = 2.0
     abnormal_tolerance: float = 30.0
+    # Sensors judge in the worker this long before they defer (short waits are not worth it).
+    defer_after: float = 10.0
     lock_ttl: float = 3 * 3600.0
     description: str = ""
     default_image: str | None = None
@@ -171,6 +173,7 @@ def load_app(path: Path) -> AppConfig:
         switch_timeout=v.duration("switch_timeout", default="60s", minimum=1),
         poll_interval=v.duration("poll_interval", default="2s", minimum=0.1),
         abnormal_tolerance=v.duration("abnormal_tolerance", default="30s", minimum=0),
+        defer_after=v.duration("defer_after", default="10s", minimum=0),
         delete_timeout=v.duration("delete_timeout", default="5m", minimum=1),
         lock_ttl=v.duration("lock_ttl", default="3h", minimum=60),
         description=v.string("description", default=""),

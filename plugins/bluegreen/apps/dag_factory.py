@@ -33,7 +33,8 @@ def release_params(app: AppConfig) -> dict:
     image_doc = ("The image to release, e.g. registry.example.com/team/app:1.4.2. "
                  + ("Leave empty to release the pending version a build pipeline set in the Airflow Variable "
                     f"{pending_variable(app)}." if scheduled else "Required."))
-    image = Param(app.default_image, type=["null", "string"] if scheduled else "string",
+    # With windows, an empty image means the pending version (what scheduled runs release).
+    image = Param(None if scheduled else app.default_image, type=["null", "string"] if scheduled else "string",
                   pattern=IMAGE_PATTERN, minLength=1, title="Image", description=image_doc,
                   section="Release")
     if not scheduled and app.default_image is None:

@@ -53,12 +53,14 @@ class ReleaseWindowTimetable(Timetable):
         else:
             opens = self.schedule.next_open(after) if after is not None else None
         if not restriction.catchup:
-            # Without catchup a missed opening is not run late, unless its window is still
-            # open and the DAG has run before (the scheduler was down a moment): then it runs
-            # now, inside the window.  A DAG that just appeared waits for the next opening.
+            # Without catchup a past opening is not run late, unless its window is still open:
+            # then it runs now, inside the window (as CronTriggerTimetable runs its latest tick).
+            # This also keeps the answer stable across the opening: the dag-processor asks
+            # again every parse, and "the next opening after now" would jump to the next
+            # window a second after this one opened, before the scheduler created its run.
             if opens is None or opens < now:
                 current = self.schedule.open_window(now)
-                if current and after is not None and current[0] > after:
+                if current and (after is None or current[0] > after):
                     opens = current[0]
                 else:
                     opens = self.schedule.next_open(now)
