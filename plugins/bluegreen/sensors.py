@@ -48,6 +48,9 @@ class _ReleaseSensor(BaseSensorOperator, ReleaseStepOperator):
     def judge_once(self, context) -> Verdict:  # pragma: no cover - each sensor says
         raise NotImplementedError
 
+    #: how often the sensor judges while it waits in the worker
+    interval_here = 0.5
+
     def wait_here(self, context, seconds: float) -> Verdict | None:
         """Judge in the worker for up to ``seconds``; the final verdict, or None if still waiting."""
         deadline = time.monotonic() + seconds
@@ -62,7 +65,7 @@ class _ReleaseSensor(BaseSensorOperator, ReleaseStepOperator):
                 last = verdict.message
             if verdict.final or time.monotonic() >= deadline:
                 return verdict if verdict.final else None
-            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+            time.sleep(min(self.interval_here, max(0.0, deadline - time.monotonic())))
 
     def wait(self, context, trigger_factory) -> None:
         """Wait in the worker first, then defer (or poke when not deferrable)."""
@@ -130,6 +133,7 @@ class SoakSensor(_ReleaseSensor):
         self.log.info("soaking %s for %s (%s)", app.deployment_name(plan.new_color),
                       format_duration(plan.soak_seconds), status.progress)
         self._judge = SoakJudge(app.deployment_name(plan.new_color), ends_at, app.soak_tolerance, status.restarts)
+        self.interval_here = app.check_interval  # the soak reads the Service and runs its HTTP check this often
         from .triggers import SoakTrigger
 
         return self.wait(context, lambda not_before: SoakTrigger(
