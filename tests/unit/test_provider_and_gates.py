@@ -10,8 +10,9 @@ from bluegreen.apps.windows import Window
 
 def test_the_bcs_connection_type_is_registered_with_airflow():
     from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
-    hooks = ProvidersManager().hooks
+    hooks = ProvidersManagerTaskRuntime().hooks
     assert "bcs" in hooks, "install the project (make does) so that Airflow sees bluegreen as a provider"
     assert hooks["bcs"].hook_class_name == "bluegreen.hooks.bcs.BcsHook"
     # the UI builds the connection form from these

@@ -38,6 +38,16 @@ def full_release(app, platform, run_id, image):
     return plan
 
 
+def switched_to_green(app, platform):
+    """blue (v1) is live after a first release; run2 has deployed green (v2) and switched to it."""
+    full_release(app, platform, "run1", IMAGE1)
+    r = release(app, platform, "run2")
+    plan = r.plan(IMAGE2, 3, 5)
+    r.deploy(plan)
+    r.switch(plan)
+    return r, plan
+
+
 def test_first_release_deploys_blue_then_creates_the_service(app, platform):
     plan = full_release(app, platform, "run1", IMAGE1)
     assert (plan.new_color, plan.old_color) == ("blue", None)
@@ -71,11 +81,7 @@ def test_a_selector_matching_neither_color_is_refused_and_nothing_changes(app, p
 
 
 def test_replanning_the_same_run_recalls_the_plan_even_after_the_switch(app, platform):
-    full_release(app, platform, "run1", IMAGE1)
-    r = release(app, platform, "run2")
-    plan = r.plan(IMAGE2, 3, 5)
-    r.deploy(plan)
-    r.switch(plan)
+    r, plan = switched_to_green(app, platform)
     again = release(app, platform, "run2").plan(IMAGE2, 3, 5)
     assert (again.old_color, again.new_color) == ("blue", "green")
     # and re-running the switch is a no-op, not a flip back
@@ -132,22 +138,14 @@ def test_switch_fails_when_endpoints_never_converge(app, platform):
 
 
 def test_the_old_color_is_not_removed_before_the_soak_passed(app, platform):
-    full_release(app, platform, "run1", IMAGE1)
-    r = release(app, platform, "run2")
-    plan = r.plan(IMAGE2, 3, 5)
-    r.deploy(plan)
-    r.switch(plan)
+    r, plan = switched_to_green(app, platform)
     with pytest.raises(ReleaseError, match="soak has not passed"):
         r.retire_old(plan)
     assert "blue" in platform.workloads
 
 
 def test_the_color_the_service_points_at_is_never_removed(app, platform):
-    full_release(app, platform, "run1", IMAGE1)
-    r = release(app, platform, "run2")
-    plan = r.plan(IMAGE2, 3, 5)
-    r.deploy(plan)
-    r.switch(plan)
+    r, plan = switched_to_green(app, platform)
     r.mark_soaked(plan)
     # someone points the Service back at blue behind the release's back
     platform.service["selector"] = {"app": "test-blue"}
@@ -157,11 +155,7 @@ def test_the_color_the_service_points_at_is_never_removed(app, platform):
 
 
 def test_rollback_during_soak_switches_back_and_removes_the_new_color(app, platform):
-    full_release(app, platform, "run1", IMAGE1)
-    r = release(app, platform, "run2")
-    plan = r.plan(IMAGE2, 3, 5)
-    r.deploy(plan)
-    r.switch(plan)
+    r, plan = switched_to_green(app, platform)
     summary = r.rollback(plan, "soak: green unhealthy")
     assert platform.service["selector"] == {"app": "test-blue"}
     assert set(platform.workloads) == {"blue"}
@@ -186,11 +180,7 @@ def test_rollback_before_the_switch_leaves_the_service_alone(app, platform):
 
 
 def test_rollback_refuses_to_switch_to_an_old_color_that_is_not_ready(app, platform):
-    full_release(app, platform, "run1", IMAGE1)
-    r = release(app, platform, "run2")
-    plan = r.plan(IMAGE2, 3, 5)
-    r.deploy(plan)
-    r.switch(plan)
+    r, plan = switched_to_green(app, platform)
     platform.workloads["blue"]["ready"] = 1
     with pytest.raises(ReleaseError, match="cannot roll back .* test-green keeps serving"):
         r.rollback(plan, "soak failed")
