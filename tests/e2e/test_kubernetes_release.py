@@ -45,3 +45,31 @@ def test_the_switch_replaces_the_selector_exactly_and_keeps_the_rest_of_the_serv
     assert annotations["bluegreen.io/previous-selector"] == '{"app":"test-blue","tier":"web"}'
     assert annotations["bluegreen.io/run-id"].startswith("manual__")
     assert annotations["bluegreen.io/switched-at"].endswith("Z")
+
+
+def test_the_preview_service_follows_the_new_color_and_returns_on_rollback(k8s_app):
+    import yaml
+
+    app = k8s_app(readiness_timeout="4s")
+    preview = app.manifest_path("blue").parent / "test-preview.yaml"
+    doc = yaml.safe_load((app.manifest_path("blue").parent / "test-svc.yaml").read_text())
+    doc["metadata"]["name"] = "test-preview"
+    doc["spec"] = {"type": "ClusterIP", "ports": [{"port": 18002, "targetPort": 8000}], "selector": {"app": "test-blue"}}
+    preview.write_text(yaml.safe_dump(doc))
+    config = yaml.safe_load(app.path.read_text())
+    config["manifests"]["preview"] = f"{app.ns}/test-preview.yaml"
+    app.path.write_text(yaml.safe_dump(config))
+    app.reload()
+    assert app.app.preview_service == "test-preview"
+
+    def preview_selector():
+        return app.core.read_namespaced_service("test-preview", app.ns).spec.selector
+
+    assert app.release(V1).state == "success"
+    assert preview_selector() == {"app": "test-blue"}
+    assert app.release("registry.local/test:v2").state == "success"
+    assert preview_selector() == {"app": "test-green"}, "the preview points at the new color (now live)"
+    run = app.release("registry.local/test:v3-never-ready")
+    assert run.state == "failed"
+    assert preview_selector() == {"app": "test-green"}, "after the rollback the preview is back on the live color"
+    assert app.selector() == {"app": "test-green"}
