@@ -132,3 +132,12 @@ def test_the_switch_changes_only_the_selector_and_records_the_release(mesos_app)
     assert json.loads(annotations["bluegreen.io/previous-selector"]) == {"appname": "test-blue"}
     assert annotations["bluegreen.io/run-id"].startswith("manual__")
     assert os.environ.get("AIRFLOW_CONN_SANDBOX_BCS"), "the release used the sandbox's connection"
+
+
+def test_scale_to_zero_is_refused_for_bcs_with_the_reason(mesos_app):
+    """bcs-scheduler refuses to scale a deployment below one instance (the sandbox answers as it
+    does), so keeping the old color at zero is a config error on BCS, found before any release."""
+    from bluegreen.release.model import ConfigError
+
+    with pytest.raises(ConfigError, match="old_color='scale-to-zero': BCS Mesos cannot keep a deployment at zero"):
+        mesos_app(old_color="scale-to-zero")

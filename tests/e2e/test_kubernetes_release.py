@@ -73,3 +73,20 @@ def test_the_preview_service_follows_the_new_color_and_returns_on_rollback(k8s_a
     assert run.state == "failed"
     assert preview_selector() == {"app": "test-green"}, "after the rollback the preview is back on the live color"
     assert app.selector() == {"app": "test-green"}
+
+
+def test_scale_to_zero_keeps_the_old_color_and_a_restore_run_brings_it_back(k8s_app):
+    app = k8s_app(old_color="scale-to-zero")
+    assert app.release(V1).state == "success"
+    assert app.release("registry.local/test:v2").state == "success"
+    blue = app.apps_api.read_namespaced_deployment("test-blue", app.ns)
+    assert blue.spec.replicas == 0 and not app.members("blue"), "blue is kept, at zero replicas"
+    assert app.selector() == {"app": "test-green"}
+
+    restored = app.release("registry.local/test:ignored", restore_previous=True)
+    assert restored.state == "success", task_states(restored)
+    assert app.selector() == {"app": "test-blue"}
+    blue = app.apps_api.read_namespaced_deployment("test-blue", app.ns)
+    assert (blue.spec.replicas, blue.spec.template.spec.containers[0].image) == (3, V1)
+    assert app.apps_api.read_namespaced_deployment("test-green", app.ns).spec.replicas == 0
+    assert app.serves(V1)

@@ -186,6 +186,9 @@ def load_app(path: Path) -> AppConfig:
         history_limit=v.integer("history_limit", default=10, minimum=1),
         **windows_cfg,
     )
+    if config.platform == mf.BCS_MESOS and config.old_color == "scale-to-zero":
+        raise ConfigError("old_color", config.old_color, "BCS Mesos cannot keep a deployment at zero instances "
+                          "(bcs-scheduler's ScaleDeployment refuses fewer than 1); use delete", source)
     _check_manifests(config)
     return config
 
