@@ -30,31 +30,33 @@ def _app_and_platform(app: dict):
     return config, platform_for(config)
 
 
-class ReadinessTrigger(BaseTrigger):
-    """Fires when a color is fully ready, has failed, or the readiness timeout passed."""
+class _JudgingTrigger(BaseTrigger):
+    """Watch one color of an app (the platform's ``watch``), hand each observation to a
+    judge, fire once with its final verdict (held until ``not_before``)."""
 
-    def __init__(self, app: dict, color: str, deadline: float, timeout: float, not_before: float = 0.0):
+    def __init__(self, app: dict, color: str, not_before: float = 0.0):
         super().__init__()
-        self.app, self.color, self.deadline, self.timeout = app, color, deadline, timeout
-        self.not_before = not_before
+        self.app, self.color, self.not_before = app, color, not_before
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return ("bluegreen.triggers.ReadinessTrigger",
-                {"app": self.app, "color": self.color, "deadline": self.deadline, "timeout": self.timeout,
-                 "not_before": self.not_before})
+        return (f"bluegreen.triggers.{type(self).__name__}",
+                {"app": self.app, "color": self.color, "not_before": self.not_before, **self.arguments()})
+
+    def arguments(self) -> dict[str, Any]:  # pragma: no cover - each trigger says
+        raise NotImplementedError
+
+    async def verdicts(self, app, platform, observations) -> AsyncIterator[Verdict]:  # pragma: no cover
+        raise NotImplementedError
+        yield
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         app, platform = _app_and_platform(self.app)
-        judge = ReadinessJudge(app.deployment_name(self.color), self.deadline, self.timeout)
-        last = None
+        observations = platform.watch(self.color, heartbeat=min(app.check_interval, 2.0))
+        verdict = Verdict(FAILED, "the watch ended without a verdict")
         try:
             # aclosing: stop the watch (and close its connections) as soon as a verdict is in
-            async with contextlib.aclosing(platform.watch(self.color)) as observations:
-                async for status in observations:
-                    verdict = judge.judge(status, time.time())
-                    if verdict.message != last:
-                        self.log.info("%s: %s", app.deployment_name(self.color), verdict.message)
-                        last = verdict.message
+            async with contextlib.aclosing(observations):
+                async for verdict in self.verdicts(app, platform, observations):
                     if verdict.final:
                         break
         except ReleaseError as e:
@@ -63,55 +65,65 @@ class ReadinessTrigger(BaseTrigger):
         yield TriggerEvent({"state": verdict.state, "message": verdict.message})
 
 
-class SoakTrigger(BaseTrigger):
+class ReadinessTrigger(_JudgingTrigger):
+    """Fires when a color is fully ready, has failed, or the readiness timeout passed."""
+
+    def __init__(self, app: dict, color: str, deadline: float, timeout: float, not_before: float = 0.0):
+        super().__init__(app, color, not_before)
+        self.deadline, self.timeout = deadline, timeout
+
+    def arguments(self) -> dict[str, Any]:
+        return {"deadline": self.deadline, "timeout": self.timeout}
+
+    async def verdicts(self, app, platform, observations) -> AsyncIterator[Verdict]:
+        name = app.deployment_name(self.color)
+        judge = ReadinessJudge(name, self.deadline, self.timeout)
+        last = None
+        async for status in observations:
+            verdict = judge.judge(status, time.time())
+            if verdict.message != last:
+                self.log.info("%s: %s", name, verdict.message)
+                last = verdict.message
+            yield verdict
+
+
+class SoakTrigger(_JudgingTrigger):
     """Fires when the soak passed (healthy for its whole duration) or failed."""
 
     def __init__(self, app: dict, color: str, ends_at: float, baseline_restarts: int | None = None,
                  not_before: float = 0.0):
-        super().__init__()
-        self.app, self.color, self.ends_at, self.baseline_restarts = app, color, ends_at, baseline_restarts
-        self.not_before = not_before
+        super().__init__(app, color, not_before)
+        self.ends_at, self.baseline_restarts = ends_at, baseline_restarts
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return ("bluegreen.triggers.SoakTrigger", {"app": self.app, "color": self.color, "ends_at": self.ends_at,
-                                                   "baseline_restarts": self.baseline_restarts,
-                                                   "not_before": self.not_before})
+    def arguments(self) -> dict[str, Any]:
+        return {"ends_at": self.ends_at, "baseline_restarts": self.baseline_restarts}
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        app, platform = _app_and_platform(self.app)
+    async def verdicts(self, app, platform, observations) -> AsyncIterator[Verdict]:
         name = app.deployment_name(self.color)
         judge = SoakJudge(name, self.ends_at, app.soak_tolerance, self.baseline_restarts)
         selector = app.selector_for(self.color)
         next_check, last, last_message, last_logged = 0.0, None, None, 0.0
-        observations = platform.watch(self.color, heartbeat=min(app.check_interval, 2.0))
-        try:
-            async with contextlib.aclosing(observations):
-                async for status in observations:
-                    now = time.time()
-                    # The workload's state arrives by watch as soon as it changes; the Service
-                    # and the HTTP check are read at the check interval (or at once when the
-                    # workload got worse, or when the soak is over).
-                    due = now >= next_check or now >= self.ends_at or got_worse(status, last)
-                    last = status
-                    if not due:
-                        continue
-                    next_check = now + app.check_interval
-                    svc = await platform.aread_service()
-                    serving = svc is not None and svc.selector == selector
-                    http = await http_check(app, svc) if app.http_check and svc is not None else None
-                    verdict = judge.judge(status, serving, http, now)
-                    # A line when the picture changes, and otherwise one every LOG_EVERY seconds
-                    # (not one per check: a soak can last hours).
-                    gist = verdict.message.split(",")[0]
-                    if verdict.final or gist != last_message or now - last_logged >= LOG_EVERY:
-                        self.log.info("soak of %s: %s", name, verdict.message)
-                        last_message, last_logged = gist, now
-                    if verdict.final:
-                        break
-        except ReleaseError as e:
-            verdict = Verdict(FAILED, f"cannot observe {name}: {e}")
-        await hold_until(self.not_before)
-        yield TriggerEvent({"state": verdict.state, "message": verdict.message})
+        async for status in observations:
+            now = time.time()
+            # The workload's state arrives by watch as soon as it changes; the Service and the
+            # HTTP check are read at the check interval (or at once when the workload got
+            # worse, or when the soak is over).
+            due = now >= next_check or now >= self.ends_at or got_worse(status, last)
+            last = status
+            if not due:
+                continue
+            next_check = now + app.check_interval
+            svc = await platform.aread_service()
+            serving = svc is not None and svc.selector == selector
+            http = await http_check(app, svc) if app.http_check and svc is not None else None
+            verdict = judge.judge(status, serving, http, now)
+            # A line when the picture changes, and otherwise one every LOG_EVERY seconds (not one
+            # per check: a soak can last hours).
+            gist = verdict.message.split(",")[0]
+            if verdict.final or gist != last_message or now - last_logged >= LOG_EVERY:
+                self.log.info("soak of %s: %s", name, verdict.message)
+                last_message, last_logged = gist, now
+            yield verdict
 
 
 async def hold_until(moment: float) -> None:
