@@ -12,7 +12,8 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from . import gojson, gotypes
+from .. import gojson
+from . import gotypes
 from .envelope import (COMM_JSON_DECODE, COMM_REQUEST_DATA_ERR, DRIVER, DRIVER_PARAMETER_ERR,
                        DRIVER_PARAMETER_ERR_STR, JSON_DECODE_STR, BcsError, PlainError)
 from .model import Version

@@ -11,7 +11,7 @@ resources), ``Any`` keeps the value as sent.
 
 from __future__ import annotations
 
-from .gojson import (BOOL, INT, INT32, INT64, STRING, TIME, UINT32, Any, Field, Map, Ptr, Slice, Struct,
+from ..gojson import (BOOL, INT, INT32, INT64, STRING, TIME, UINT32, Any, Field, Map, Ptr, Slice, Struct,
                      named)
 
 F = Field

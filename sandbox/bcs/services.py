@@ -25,7 +25,8 @@ import logging
 from sandbox.runtime.pod import RUNNING as POD_RUNNING
 from sandbox.runtime.runtime import addresses
 
-from . import gojson, gotypes
+from .. import gojson
+from . import gotypes
 from .envelope import SCHED_NOT_FOUND, SCHED_RESOURCE_EXIST, BcsError
 from .model import LOST, RUNNING
 

@@ -21,7 +21,8 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from . import gojson, gotypes
+from .. import gojson
+from . import gotypes
 from .model import Application, Deployment, TaskGroup, go_time
 
 

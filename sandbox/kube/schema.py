@@ -16,6 +16,8 @@ import re
 
 import kubernetes.client.models as models
 
+from ..gojson import json_kind
+
 # (model, json field) -> (patch strategy, merge key); from the struct tags in k8s.io/api.
 PATCH_META: dict[tuple[str, str], tuple[str, str]] = {
     ("V1PodSpec", "containers"): ("merge", "name"),
@@ -114,20 +116,6 @@ class TypeError_(Exception):
     """A JSON value that Go could not decode into the field (json: cannot unmarshal ...)."""
 
 
-def _json_kind(value) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "null"
-
-
 def decode(value, type_str: str, unknown: list[str], path: str = "", go_path: str = "", parent: str = "", key: str = ""):
     """Decode ``value`` as the typed server would: return it with unknown fields pruned and
     nulls dropped, append the path of every unknown field to ``unknown``, and raise
@@ -136,7 +124,7 @@ def decode(value, type_str: str, unknown: list[str], path: str = "", go_path: st
         return None
 
     def bad() -> TypeError_:
-        kind = _json_kind(value)
+        kind = json_kind(value)
         if kind == "number" and type_str == "int" and isinstance(value, float):
             kind = f"number {value:g}"
         where = f"Go struct field {go_name(parent)}.{go_path}" if parent else "Go value"

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from sandbox.bcs import gojson, gotypes
+from sandbox import gojson
+from sandbox.bcs import gotypes
 
 
 @pytest.mark.parametrize("text, message", [

@@ -1,4 +1,5 @@
-"""Go's encoding/json, as far as the BCS services expose it.
+"""Go's encoding/json, as far as the BCS services expose it (the Kubernetes front end
+shares ``json_kind``, since kube-apiserver decodes with the same package).
 
 The driver and the scheduler decode request bodies with Go's encoding/json, and
 their error messages reach the client verbatim (for example CheckKind's
@@ -317,7 +318,8 @@ class DecodeError(Exception):
     pass
 
 
-def _json_kind(v) -> str:
+def json_kind(v) -> str:
+    """The word Go's UnmarshalTypeError uses for a JSON value ('cannot unmarshal <kind> into ...')."""
     if isinstance(v, dict):
         return "object"
     if isinstance(v, list):
@@ -357,7 +359,7 @@ class _Decoder:
             return self.scalar(v, t, current)
         if isinstance(t, Map):
             if not isinstance(v, dict):
-                self.fail(_json_kind(v), t)
+                self.fail(json_kind(v), t)
                 return current
             out = dict(current or {})
             for k, item in v.items():
@@ -365,12 +367,12 @@ class _Decoder:
             return out
         if isinstance(t, Slice):
             if not isinstance(v, list):
-                self.fail(_json_kind(v), t)
+                self.fail(json_kind(v), t)
                 return current
             return [self.decode(item, t.elem, t.elem.zero()) for item in v]
         if isinstance(t, Struct):
             if not isinstance(v, dict):
-                self.fail(_json_kind(v), t)
+                self.fail(json_kind(v), t)
                 return current
             out = current if isinstance(current, dict) else t.zero()
             flat = t.flat()
@@ -393,7 +395,7 @@ class _Decoder:
         raise TypeError(t)
 
     def scalar(self, v, t: Scalar, current):
-        kind = _json_kind(v)
+        kind = json_kind(v)
         if t.kind in ("string", "time"):
             if kind != "string":
                 self.fail(kind, t)
