@@ -38,12 +38,18 @@ def full_release(app, platform, run_id, image):
     return plan
 
 
-def switched_to_green(app, platform):
-    """blue (v1) is live after a first release; run2 has deployed green (v2) and switched to it."""
+def green_deployed(app, platform):
+    """blue (v1) is live after a first release; run2 has deployed green (v2), not yet switched."""
     full_release(app, platform, "run1", IMAGE1)
     r = release(app, platform, "run2")
     plan = r.plan(IMAGE2, 3, 5)
     r.deploy(plan)
+    return r, plan
+
+
+def switched_to_green(app, platform):
+    """As green_deployed, and run2 has switched the Service to green."""
+    r, plan = green_deployed(app, platform)
     r.switch(plan)
     return r, plan
 
@@ -107,10 +113,7 @@ def test_an_expired_lock_is_taken_over(app, platform):
 
 
 def test_switch_refuses_a_color_that_is_not_fully_ready_now(app, platform):
-    full_release(app, platform, "run1", IMAGE1)
-    r = release(app, platform, "run2")
-    plan = r.plan(IMAGE2, 3, 5)
-    r.deploy(plan)
+    r, plan = green_deployed(app, platform)
     platform.workloads["green"]["ready"] = 2
     with pytest.raises(ReleaseError, match="not fully ready now .*2/3"):
         r.switch(plan)
@@ -118,20 +121,14 @@ def test_switch_refuses_a_color_that_is_not_fully_ready_now(app, platform):
 
 
 def test_switch_retries_after_a_conflicting_write(app, platform):
-    full_release(app, platform, "run1", IMAGE1)
-    r = release(app, platform, "run2")
-    plan = r.plan(IMAGE2, 3, 5)
-    r.deploy(plan)
+    r, plan = green_deployed(app, platform)
     platform.conflicts_to_raise = 2
     r.switch(plan)
     assert platform.service["selector"] == {"app": "test-green"}
 
 
 def test_switch_fails_when_endpoints_never_converge(app, platform):
-    full_release(app, platform, "run1", IMAGE1)
-    r = release(app, platform, "run2")
-    plan = r.plan(IMAGE2, 3, 5)
-    r.deploy(plan)
+    r, plan = green_deployed(app, platform)
     platform.backends_follow_selector = False
     with pytest.raises(ReleaseError, match="did not converge on green"):
         r.switch(plan)
@@ -169,10 +166,7 @@ def test_rollback_during_soak_switches_back_and_removes_the_new_color(app, platf
 
 
 def test_rollback_before_the_switch_leaves_the_service_alone(app, platform):
-    full_release(app, platform, "run1", IMAGE1)
-    r = release(app, platform, "run2")
-    plan = r.plan(IMAGE2, 3, 5)
-    r.deploy(plan)
+    r, plan = green_deployed(app, platform)
     writes = [c for c in platform.calls if c.startswith("write service {'app': 'test-green'")]
     r.rollback(plan, "wait_until_ready: never ready")
     assert platform.service["selector"] == {"app": "test-blue"} and set(platform.workloads) == {"blue"}
