@@ -15,9 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def worker_index() -> int:
-    """0 for the main process and xdist's gw0, 1 for gw1, ..."""
+    """0 for the main process and xdist's gw0, 1 for gw1, ...; plus BLUEGREEN_TEST_SLOT_OFFSET, so that
+    two test runs on one machine (e.g. ``BLUEGREEN_TEST_SLOT_OFFSET=4 pytest -n 2`` beside ``make test``)
+    use different ports and loopback blocks (slots 0 to 6 fit the NodePort range)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    return int(worker.removeprefix("gw") or 0)
+    return int(worker.removeprefix("gw") or 0) + int(os.environ.get("BLUEGREEN_TEST_SLOT_OFFSET") or 0)
 
 
 class SandboxProcess:
