@@ -96,7 +96,8 @@ class Endpoints:
 class Sandbox:
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings()
-        self.runtime = Runtime(default_ready_after=self.settings.ready_after, pod_network=self.settings.pod_network)
+        self.runtime = Runtime(default_ready_after=self.settings.ready_after, pod_network=self.settings.pod_network,
+                               propagation_delay=self.settings.propagation_delay)
         self._runners: list[web.AppRunner] = []
         self.endpoints: Endpoints | None = None
 

@@ -32,6 +32,10 @@ class Settings:
     bcs_cluster_id: str = "BCS-MESOS-10000"
     # Seconds a pod takes to become ready when its image tag says nothing else.
     ready_after: float = 1.0
+    # Seconds after a selector change before the service proxies (kube-proxy, bcs-loadbalance)
+    # route new connections by it; API objects (endpoints) change at once.  Changeable at run
+    # time through the control endpoint (POST /settings).
+    propagation_delay: float = 0.3
     # Interval of the simulated bcs-mesos-watch / controller loops (seconds).
     bcs_sync_interval: float = 0.2
     # Seconds the BCS scheduler waits between CheckDeleteDeployment passes (3 s upstream).

@@ -1,4 +1,5 @@
-"""aiohttp pieces the front ends share: request counting and bearer-token checks."""
+"""aiohttp pieces the front ends share: request counting, injected faults, the request's
+actor for the audit log, and bearer-token checks."""
 
 from __future__ import annotations
 
@@ -7,23 +8,31 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
+from . import faults
+from .audit import ACTOR
 from .runtime.runtime import Runtime
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def front_end_middleware(runtime: Runtime, api: str):
-    """Count every request (method and path, query excluded) for the control endpoint, and
-    answer it with an injected fault instead when one matches (see Runtime.inject_fault)."""
+    """Count every request (method and path, query excluded) for the control endpoint, carry
+    out an injected fault when one matches (sandbox/faults.py), and remember who asked (the
+    User-Agent) while the request is served, for the audit log."""
 
     @web.middleware
     async def count_and_inject(request: web.Request, handler: Handler) -> web.StreamResponse:
         runtime.count_request(api, request.method, request.path)
-        body = await request.text() if request.can_read_body and runtime.wants_body(api) else ""
-        fault = runtime.take_fault(api, request.method, request.path, body)
-        if fault is not None:
-            return web.json_response(fault["body"], status=fault["status"])
-        return await handler(request)
+        token = ACTOR.set(request.headers.get("User-Agent", ""))
+        try:
+            body = await request.text() if request.can_read_body and runtime.faults.wants_body(api) else ""
+            fault = runtime.faults.take(api, request.method, request.path, body,
+                                        api == "kube" and faults.is_watch(request))
+            if fault is not None:
+                return await faults.apply(fault, request, handler, api)
+            return await handler(request)
+        finally:
+            ACTOR.reset(token)
 
     return count_and_inject
 

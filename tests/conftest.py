@@ -67,7 +67,8 @@ class SandboxProcess:
 
 
 class Control:
-    """The sandbox's control endpoint, for what no real API offers (behaviours, counts)."""
+    """The sandbox's control endpoint, for what no real API offers (behaviours, counts, faults,
+    pod faults, run-time settings, the audit log); see sandbox/control.py."""
 
     def __init__(self, endpoints):
         self.url = endpoints.control_url
@@ -88,20 +89,76 @@ class Control:
     def clear_behaviours(self) -> None:
         self.session.delete(f"{self.url}/behaviour", timeout=10).raise_for_status()
 
+    # -- API faults -----------------------------------------------------------------------
     def inject_fault(self, api: str, method: str, path: str, status: int, body, times: int = 1,
                      request_body: str | None = None) -> None:
-        self.session.post(f"{self.url}/faults", json={"api": api, "method": method, "path": path, "status": status,
-                                                       "body": body, "times": times, "request_body": request_body},
-                          timeout=10).raise_for_status()
+        """Answer the next ``times`` matching requests with ``status`` and ``body``."""
+        self.fault(api, method, path, status=status, body=body, times=times, request_body=request_body)
+
+    def fault(self, api: str, method: str = "*", path: str = "", **spec) -> dict:
+        """Inject any fault (sandbox/faults.py): e.g. ``fault("kube", "GET", "/pods", status=503)``,
+        ``fault("bcs", path="storage", reset=True, times=20, probability=0.3)``,
+        ``fault("kube", path="/pods", cut_after=2)``; None values are left out.  Returns the
+        fault as the sandbox stored it (with its ``id``); a bad spec raises HTTPError (400)."""
+        body = {"api": api, "method": method, "path": path, **{k: v for k, v in spec.items() if v is not None}}
+        reply = self.session.post(f"{self.url}/faults", json=body, timeout=10)
+        reply.raise_for_status()
+        return reply.json()["injected"]
+
+    def faults(self) -> list[dict]:
+        """The active faults; ``times`` is the number of hits still to come."""
+        return self.session.get(f"{self.url}/faults", timeout=10).json()["faults"]
 
     def clear_faults(self) -> None:
         self.session.delete(f"{self.url}/faults", timeout=10).raise_for_status()
 
+    def remove_fault(self, fault_id: int) -> None:
+        self.session.delete(f"{self.url}/faults/{fault_id}", timeout=10).raise_for_status()
+
+    # -- pods -----------------------------------------------------------------------------
     def pods(self) -> list[dict]:
         return self.session.get(f"{self.url}/pods", timeout=10).json()["pods"]
 
+    def pod(self, name: str) -> dict | None:
+        return next((p for p in self.pods() if p["name"] == name), None)
+
+    def kill_pod(self, name: str, down: float = 1.0) -> dict:
+        """Kill the pod's container; it is restarted ``down`` seconds later (K8s: restartCount + 1;
+        BCS: the taskgroup fails and is rescheduled)."""
+        return self._pod_fault(name, "kill", {"down": down})
+
+    def evict_pod(self, name: str) -> dict:
+        """Evict the pod (K8s: Failed/Evicted, replaced by its ReplicaSet; BCS: taskgroup Failed, rescheduled)."""
+        return self._pod_fault(name, "evict", {})
+
+    def unready_pod(self, name: str, seconds: float) -> dict:
+        """Make the pod fail readiness (and answer 503) for ``seconds``."""
+        return self._pod_fault(name, "unready", {"seconds": seconds})
+
+    def _pod_fault(self, name: str, action: str, body: dict) -> dict:
+        reply = self.session.post(f"{self.url}/pods/{name}/{action}", json=body, timeout=10)
+        reply.raise_for_status()
+        return reply.json()["pod"]
+
     def proxies(self) -> list[dict]:
         return self.session.get(f"{self.url}/proxies", timeout=10).json()["proxies"]
+
+    # -- settings -------------------------------------------------------------------------
+    def settings(self) -> dict:
+        return self.session.get(f"{self.url}/settings", timeout=10).json()
+
+    def set_propagation_delay(self, seconds: float) -> None:
+        """How long service proxies keep routing new connections by a changed selector's old value."""
+        self.session.post(f"{self.url}/settings", json={"propagation_delay": seconds}, timeout=10).raise_for_status()
+
+    # -- audit log ------------------------------------------------------------------------
+    def audit(self, since: int = 0, kind: str | None = None) -> list[dict]:
+        """Audit events (selector changes, workload deletes and scale-downs), oldest first."""
+        params = {"since": since, **({"kind": kind} if kind else {})}
+        return self.session.get(f"{self.url}/audit", params=params, timeout=10).json()["events"]
+
+    def reset_audit(self) -> None:
+        self.session.post(f"{self.url}/audit/reset", timeout=10).raise_for_status()
 
 
 def pytest_configure(config):

@@ -8,6 +8,8 @@ Modules:
   scheduler.py   applications and taskgroups on runtime pods, health checks, rescheduling
   deployments.py deployments: create, rolling update, cancel/pause/resume, delete
   services.py    services, endpoints and the BCSGROUP load balancer
+  configmaps.py  configmaps (create, update, delete)
+  audit.py       this front end's entries in the audit log
   storage.py     bcs-storage as bcs-mesos-watch fills it, and its queries
   envelope.py    the response envelope and error codes
 """

@@ -151,3 +151,13 @@ def service_body(body: bytes) -> dict:
     if problem is not None:
         raise BcsError(COMM_JSON_DECODE, problem)
     return value
+
+
+def configmap_body(body: bytes) -> dict:
+    """Like services: the driver checks the kind and forwards the body untouched
+    (v4http/configmap.go); the scheduler decodes it (sched/api/api.go createConfigMap)."""
+    check_kind("configmap", body)
+    value, problem = gojson.unmarshal(body, gotypes.BcsConfigMap)
+    if problem is not None:
+        raise BcsError(COMM_JSON_DECODE, problem)
+    return value

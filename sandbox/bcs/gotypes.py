@@ -205,3 +205,16 @@ DeploymentReferApplication = Struct("types.DeploymentReferApplication", [
     F("CurrentTargetInstances", "curr_target_instances", INT),
     F("CurrentRollingInstances", "CurrentRollingInstances", INT),  # its tag is `josn:"..."`: Go uses the field name
 ])
+
+# -- configmap.go -------------------------------------------------------------------
+BcsConfigMapItem = Struct("types.BcsConfigMapItem", [
+    F("Type", "type", named("types.BcsConfigMapSourceType", STRING)),
+    F("Content", "content", STRING),
+    F("RemoteUser", "RemoteUser", STRING),  # its tag is `josn:"remoteUser,omitempty"`: Go uses the field name
+    F("RemotePasswd", "remotePasswd", STRING, omitempty=True),
+])
+BcsConfigMap = Struct("types.BcsConfigMap", [
+    F("TypeMeta", "", TypeMeta, inline=True),          # `json:",inline"`: no name, so embedded and promoted
+    F("ObjectMeta", "metadata", ObjectMeta),
+    F("Data", "datas", Map(BcsConfigMapItem)),
+])

@@ -116,7 +116,7 @@ class TaskGroup:
     group: "PodGroup | None" = None
     status_since: float = field(default_factory=time.time)
     remove_when_ended: bool = False   # scaled down: forget once killed
-    seen_restarts: int = 0
+    seen_exits: int = 0               # container exits (runtime Pod.exits) already reported
     next_check_at: float | None = None
     checker_error: str | None = None  # the executor could not create the health checker
 

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from sandbox.web import token_ok
 
-from . import driver, envelope, storage as st
+from . import audit, driver, envelope, storage as st
 from .envelope import BcsError, PlainError
 
 MESOS_PREFIX = "/bcsapi/v4/scheduler/mesos/"
@@ -50,6 +50,8 @@ class Routes:
             (rf"namespaces/{_NS}/deployments/{_NAME}/scale/(?P<n>[^/]+)", {"PUT": s.scale_deployment}),
             (rf"namespaces/{_NS}/services", {"POST": s.create_service, "PUT": s.update_service}),
             (rf"namespaces/{_NS}/services/{_NAME}", {"DELETE": s.delete_service}),
+            (rf"namespaces/{_NS}/configmaps", {"POST": s.create_configmap, "PUT": s.update_configmap}),
+            (rf"namespaces/{_NS}/configmaps/{_NAME}", {"DELETE": s.delete_configmap}),
             (rf"namespaces/{_NS}/applications", {"POST": s.create_application}),
             (rf"namespaces/{_NS}/applications/{_NAME}", {"DELETE": s.delete_application}),
             (rf"namespaces/{_NS}/applications/{_NAME}/scale/(?P<n>[^/]+)", {"PUT": s.scale_application}),
@@ -130,7 +132,9 @@ class Routes:
         return envelope.success()
 
     async def delete_deployment(self, request, ns, name):
+        before = audit.workload(self.scheduler, "deployment", ns, name)
         self.scheduler.delete_deployment(ns, name, request.query.get("enforce") == "1")
+        audit.workload_changed(self.scheduler, "deployment", ns, name, before, None)
         await self._changed()
         return envelope.success()
 
@@ -145,7 +149,9 @@ class Routes:
         return envelope.success()
 
     async def scale_deployment(self, request, ns, name, n):
+        before = audit.workload(self.scheduler, "deployment", ns, name)
         self.scheduler.scale_deployment(ns, name, n)
+        audit.workload_changed(self.scheduler, "deployment", ns, name, before, int(n))
         await self._changed()
         return envelope.success()
 
@@ -159,12 +165,16 @@ class Routes:
         return envelope.success()
 
     async def delete_application(self, request, ns, name):
+        before = audit.workload(self.scheduler, "application", ns, name)
         self.scheduler.delete_application_api(ns, name, request.query.get("enforce") == "1")
+        audit.workload_changed(self.scheduler, "application", ns, name, before, None)
         await self._changed()
         return envelope.success()
 
     async def scale_application(self, request, ns, name, n):
+        before = audit.workload(self.scheduler, "application", ns, name)
         self.scheduler.scale_application_api(ns, name, n)
+        audit.workload_changed(self.scheduler, "application", ns, name, before, int(n))
         await self._changed()
         return envelope.success()
 
@@ -182,6 +192,23 @@ class Routes:
     async def delete_service(self, request, ns, name):
         self.scheduler.delete_service(ns, name)
         await self._changed()
+        return envelope.success()
+
+    # -- configmaps ---------------------------------------------------------------------
+    async def create_configmap(self, request, ns):
+        # the body is read first: the existence check and the save then run without a pause
+        self.scheduler.create_configmap(driver.configmap_body(await request.read()))
+        self.scheduler.wake()
+        return envelope.success()
+
+    async def update_configmap(self, request, ns):
+        self.scheduler.update_configmap(driver.configmap_body(await request.read()))
+        self.scheduler.wake()
+        return envelope.success()
+
+    async def delete_configmap(self, request, ns, name):
+        self.scheduler.delete_configmap(ns, name)
+        self.scheduler.wake()
         return envelope.success()
 
     # -- storage ------------------------------------------------------------------------

@@ -16,6 +16,11 @@ Status rules (sched/scheduler/update.go):
   trans_reschedule.go): killed, removed and replaced by a new taskgroup with the
   same index, a new timestamp and ReschededTimes + 1.
 
+Pod faults from the control endpoint: a killed container is an exit like a crash
+(TASK_FAILED, "container exited, exit code 137"); an evicted one is killed by the agent
+at once and reported TASK_FAILED with an eviction message (sandbox wording); both are
+then rescheduled by the restart policy.  A pod held unready fails HTTP/COMMAND checks.
+
 Health checks run as the bcs-container-executor runs them (healthcheck/http.go):
 the first check GracePeriodSeconds after the container runs (the executor's
 TimeMechanism has no DelaySeconds), then every IntervalSeconds; the scheduler
@@ -47,7 +52,8 @@ log = logging.getLogger(__name__)
 # (3 s check interval and the offer cycle upstream); the sandbox keeps it short
 # but long enough for storage readers to see the Failed taskgroup.
 RESCHEDULE_DELAY = 1.0
-CRASH_MESSAGE = "container exited, exit code 1"
+CRASH_MESSAGE = "container exited, exit code {code}"
+EVICTED_MESSAGE = "sandbox: container killed by the agent (evicted: the node was low on memory)"
 
 
 def _group_message(statuses: list[str], messages: list[str]) -> tuple[str, str] | None:
@@ -213,6 +219,19 @@ class AppLifecycle:
             self.runtime.drop_group(f"bcs/{pod.name}")
         self.wake()
 
+    def evict_pod(self, group, pod) -> None:
+        """The agent kills the taskgroup's container (runtime evictor): TASK_FAILED now, the
+        container stopped at once; the restart policy reschedules it as for any failure."""
+        tg = next((tg for app in self.apps.values() for tg in app.taskgroups.values() if tg.group is group), None)
+        if tg is None or tg.status in END_STATES:
+            return
+        for task in tg.tasks:
+            self._set_task(task, FAILED, EVICTED_MESSAGE)
+        self._aggregate(tg)
+        pod.deletion_requested_at = 0.0
+        group.delete()
+        pod.wake()
+
     def wake(self) -> None:  # overridden by Scheduler
         pass
 
@@ -316,16 +335,16 @@ class AppLifecycle:
                 task.started_at = pod.started_at
                 task.container_id = secrets.token_hex(32)
             tg.pod_ip = pod.ip
-            tg.seen_restarts = pod.restart_count
+            tg.seen_exits = pod.exits
             grace = min((task.health_check["GracePeriodSeconds"] for task in tg.tasks if task.health_check),
                         default=None)
             tg.next_check_at = None if grace is None else t + grace
             self._aggregate(tg)
         elif tg.status == RUNNING and pod is not None:
-            if pod.restart_count > tg.seen_restarts:  # the container exited: TASK_FAILED
-                tg.seen_restarts = pod.restart_count
+            if pod.exits > tg.seen_exits:  # the container exited: TASK_FAILED
+                tg.seen_exits = pod.exits
                 for task in tg.tasks:
-                    self._set_task(task, FAILED, CRASH_MESSAGE)
+                    self._set_task(task, FAILED, CRASH_MESSAGE.format(code=pod.last_exit_code))
                 self._aggregate(tg)
                 tg.group.delete()
             elif tg.next_check_at is not None and t >= tg.next_check_at:
@@ -455,16 +474,19 @@ class AppLifecycle:
 
 from .deployments import DeploymentOps  # noqa: E402  (they build on AppLifecycle's records)
 from .services import ServiceOps  # noqa: E402
+from .configmaps import ConfigMapOps  # noqa: E402
 
 
-class Scheduler(DeploymentOps, ServiceOps, AppLifecycle):
+class Scheduler(DeploymentOps, ServiceOps, ConfigMapOps, AppLifecycle):
     """bcs-scheduler (plus the parts of bcs-mesos-driver it needs), with its periodic work."""
 
     def __init__(self, runtime: Runtime, settings: Settings):
         AppLifecycle.__init__(self, runtime, settings)
         DeploymentOps.__init__(self)
         ServiceOps.__init__(self)
+        ConfigMapOps.__init__(self)
         self._wake = None
+        runtime.evictors["bcs"] = self.evict_pod
 
     def wake(self) -> None:
         if self._wake is not None:

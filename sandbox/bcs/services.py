@@ -13,8 +13,10 @@
   labels) and, again, takes Running/Lost taskgroups whatever their health.  The
   sandbox serves it with one runtime proxy per service port on
   ``settings.host:servicePort + lb_port_offset``; backends are read when a
-  connection arrives, so a selector change re-routes new connections at once.
-  A pod that does not listen (yet) is never a backend.
+  connection arrives, by the selector bcs-loadbalance has applied: a selector change
+  reaches it ``runtime.propagation.delay`` later (sandbox/runtime/propagation.py), while
+  the endpoint records follow at once.  A pod that does not listen (yet) is never a
+  backend.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from sandbox.runtime.pod import RUNNING as POD_RUNNING
 from sandbox.runtime.runtime import addresses
 
 from .. import gojson
-from . import gotypes
+from . import audit, gotypes
 from .envelope import SCHED_NOT_FOUND, SCHED_RESOURCE_EXIST, BcsError
 from .model import LOST, RUNNING
 
@@ -54,6 +56,7 @@ class ServiceOps:
         if key in self.services:
             raise BcsError(SCHED_RESOURCE_EXIST, "service already exist")
         self.services[key] = svc
+        audit.service_changed(self, key[0], key[1], "create", None, svc["Spec"]["Selector"])
 
     def update_service(self, svc: dict) -> None:
         key = (svc["ObjectMeta"]["NameSpace"], svc["ObjectMeta"]["Name"])
@@ -67,9 +70,12 @@ class ServiceOps:
         meta["Labels"] = current["ObjectMeta"]["Labels"]
         svc["TypeMeta"] = current["TypeMeta"]
         self.services[key] = svc
+        audit.service_changed(self, key[0], key[1], "update", current["Spec"]["Selector"], svc["Spec"]["Selector"])
 
     def delete_service(self, ns: str, name: str) -> None:
-        self.services.pop((ns, name), None)
+        gone = self.services.pop((ns, name), None)
+        if gone is not None:
+            audit.service_changed(self, ns, name, "delete", gone["Spec"]["Selector"], None)
 
     @staticmethod
     def service_json(svc: dict) -> dict:
@@ -132,6 +138,7 @@ class ServiceOps:
         svc = self.services.get(svc_key)
         if svc is None:
             return []
+        selector = self.runtime.propagation.routed(("bcs", self.cluster, *svc_key), svc["Spec"]["Selector"])
         pods = []
         for app in self.apps.values():
             if app.namespace != svc_key[0]:
@@ -140,7 +147,7 @@ class ServiceOps:
                 pod = tg.pod
                 if tg.status not in (RUNNING, LOST) or pod is None or pod.state != POD_RUNNING:
                     continue
-                if selector_matches(svc["Spec"]["Selector"], tg.labels):
+                if selector_matches(selector, tg.labels):
                     pods.append(pod)
         return addresses(sorted(pods, key=lambda p: p.name), port_name)
 

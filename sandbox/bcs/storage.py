@@ -176,6 +176,8 @@ class Storage:
         for (ns, name), svc in scheduler.services.items():
             current[("service", ns, name)] = scheduler.service_json(svc)
             current[("endpoint", ns, name)] = scheduler.endpoint_json(svc)
+        for (ns, name), cm in scheduler.configmaps.items():
+            current[("configmap", ns, name)] = scheduler.configmap_json(cm)
         t = time.time()
         for key in [k for k in self.records if k not in current]:
             del self.records[key]

@@ -8,7 +8,7 @@ import asyncio
 import copy
 import logging
 
-from . import errors
+from . import audit, errors
 from . import resources as R
 from . import validation as V
 from .queue import WorkQueue
@@ -63,6 +63,7 @@ class Cluster:
     # -- events -------------------------------------------------------------------------
     def _on_event(self, resource: R.Resource, event: Event) -> None:
         meta = event.obj["metadata"]
+        audit.on_event(self, resource, event)  # first: before the garbage collector acts on it
         uid = meta.get("uid")
         if event.type == "DELETED":
             self.uids.pop(uid, None)
@@ -71,6 +72,7 @@ class Cluster:
         self.workloads.on_event(resource, event)
         ns = meta.get("namespace", "")
         if resource is R.SERVICES:
+            self._propagate(event)
             self.endpoints.add(ns)
             if event.type == "DELETED":
                 self.services.forget(ns, meta["name"])
@@ -79,6 +81,19 @@ class Cluster:
             self._collect(resource, event.obj)
             if resource.namespaced:
                 self._maybe_finish_namespace(ns)
+
+    def _propagate(self, event: Event) -> None:
+        """Tell the proxies' propagation model (sandbox/runtime/propagation.py) of a selector
+        change; endpoints follow the stored selector at once, the proxies only later."""
+        meta = event.obj["metadata"]
+        key = ("kube", meta["namespace"], meta["name"])
+        selector = event.obj["spec"].get("selector") or None
+        if event.type == "ADDED":
+            self.runtime.propagation.created(key, selector)
+        elif event.type == "DELETED":
+            self.runtime.propagation.forget(key)
+        elif event.old is not None and (event.old["spec"].get("selector") or None) != selector:
+            self.runtime.propagation.changed(key, selector)
 
     # -- helpers ------------------------------------------------------------------------
     def _stamp(self, obj: dict) -> None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import yaml
 from aiohttp import web
 
+from sandbox.faults import WATCH_FAULT
+
 from . import discovery, errors, openapi, patch, protobuf, table
 from . import resources as R
 from . import schema
@@ -264,7 +266,12 @@ class Api:
         timeout = float(q.get("timeoutSeconds") or random.uniform(1800, 3600))
         resp = web.StreamResponse(status=200, headers={"Content-Type": JSON})
         resp.enable_chunked_encoding()
+        fault = request.get(WATCH_FAULT)  # an injected watch fault (sandbox/faults.py)
+        cut_after = fault.cut_after if fault is not None else None
         try:
+            if fault is not None and fault.gone:
+                # as if the version had fallen out of the history: the watch cache's 410
+                raise errors.expired(f"too old resource version: {since or 0} ({self.c.store.rv})")
             watcher = self.c.store.watch(t.resource, t.namespace, predicate, since)
         except errors.ApiError as e:
             # the watch cache answers a too-old version in-stream, with HTTP 200
@@ -279,8 +286,13 @@ class Api:
         as_table = table.wants_table(request.headers.get("Accept", ""))
         include = q.get("includeObject", "Metadata")
         first = True
+        sent = 0
         try:
             while True:
+                if cut_after is not None and sent >= cut_after:
+                    # cut: close the connection without the chunked encoding's last chunk
+                    request.transport.close()
+                    return resp
                 if bookmark_pending and watcher.queue.empty():
                     bookmark_pending = False
                     await resp.write(dumps({"type": "BOOKMARK", "object": {
@@ -302,6 +314,7 @@ class Api:
                     obj = table.watch_table(t.resource, obj, include, first)
                     first = False
                 await resp.write(dumps({"type": kind, "object": obj}) + b"\n")
+                sent += 1
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         finally:

@@ -3,7 +3,10 @@ proxy per clusterIP:port, plus 127.0.0.1:nodePort for NodePort/LoadBalancer serv
 and the endpoints and endpointslice controllers.
 
 A proxy asks ``backends()`` on every new connection, and that reads the Service as
-stored *now*: a selector change re-routes the next connection without reopening anything.
+stored *now*, except for its selector: that is the one kube-proxy has programmed, which
+lags a change by ``runtime.propagation.delay`` (sandbox/runtime/propagation.py).  So a
+selector change re-routes new connections that much later, without reopening anything,
+while the Endpoints and EndpointSlices follow the stored selector at once.
 """
 
 from __future__ import annotations
@@ -215,12 +218,12 @@ class Services:
             svc = store.peek(R.SERVICES, ns, name)
             if svc is None:
                 return []
-            selector = svc["spec"].get("selector") or {}
+            selector = runtime.propagation.routed(("kube", ns, name), svc["spec"].get("selector") or None) or {}
             port = next((p for p in svc["spec"].get("ports") or [] if p.get("port") == service_port), None)
             if port is None or not selector:
                 return []
             pods = runtime.ready_pods(lambda p: (r := workloads.records.get(p.name)) is not None
-                                      and r.namespace == ns and r.deletion_timestamp is None
+                                      and r.namespace == ns and r.deletion_timestamp is None and not r.evicted
                                       and matches(selector, p.labels))
             return addresses(pods, port.get("targetPort", service_port))
 
@@ -245,8 +248,10 @@ class Services:
         selector = svc["spec"].get("selector")
         if not selector:
             return
+        # an evicted pod is terminal (phase Failed): the controllers leave it out at once
         records = sorted((r for r in self.c.workloads.records.values()
-                          if r.namespace == ns and matches(selector, r.pod.labels) and r.pod.state != "Pending"),
+                          if r.namespace == ns and matches(selector, r.pod.labels) and r.pod.state != "Pending"
+                          and not r.evicted),
                          key=lambda r: tuple(int(x) for x in r.pod.ip.split(".")))
         subsets: dict[tuple, dict] = {}
         slice_ports: list[dict] | None = None

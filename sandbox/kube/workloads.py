@@ -5,6 +5,12 @@ sync.go, progress.go, util/deployment_util.go): one ReplicaSet per pod template 
 ``<deployment>-<pod-template-hash>``, surge/unavailable arithmetic, status and conditions
 with the real reasons and messages.  A ReplicaSet runs a runtime pod group; every
 runtime pod is mirrored as a v1 Pod object, so pod changes reach watchers at once.
+
+Pod faults from the control endpoint show as the kubelet reports them: a killed
+container is ``terminated`` (exit code 137) until it is restarted, then ``running`` with
+restartCount + 1 and the old one under ``lastState``; an evicted pod is stopped at once
+and its Pod object stays behind in phase Failed, reason Evicted, with a DisruptionTarget
+condition (pkg/kubelet/eviction), while its ReplicaSet starts a replacement.
 """
 
 from __future__ import annotations
@@ -33,6 +39,11 @@ REVISION = "deployment.kubernetes.io/revision"
 DESIRED = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+# What the kubelet's eviction manager writes (pkg/kubelet/eviction/helpers.go formats: the
+# node-low message, the threshold and the container's usage; the quantities are made up).
+EVICTED = "Evicted"
+EVICTION_MESSAGE = ("The node was low on resource: memory. Threshold quantity: 100Mi, available: 51200Ki. "
+                    "Container {container} was using 180Mi, request is 0, has larger consumption of memory. ")
 # rand.SafeEncodeString's alphabet: no vowels, no confusable characters.
 ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -116,7 +127,14 @@ class PodRecord:
         self.started = None
         self.deletion_timestamp: str | None = None
         self.grace = 30
-        self.container_id = "containerd://" + "".join(random.choice("0123456789abcdef") for _ in range(64))
+        self.container_id = _container_id()
+        self.last_container_id = ""      # the container before the last restart
+        self.seen_restarts = 0
+        self.evicted: str | None = None  # the eviction message, once evicted
+
+
+def _container_id() -> str:
+    return "containerd://" + "".join(random.choice("0123456789abcdef") for _ in range(64))
 
 
 class Workloads:
@@ -124,6 +142,8 @@ class Workloads:
         self.c = cluster
         self.groups: dict[tuple[str, str], object] = {}        # (ns, rs name) -> PodGroup
         self.records: dict[str, PodRecord] = {}               # runtime pod name -> record
+        self.evicted: dict[tuple[str, str], PodRecord] = {}   # (ns, pod) -> evicted pods whose object stays
+        cluster.runtime.evictors["kube"] = self.evict
 
     # -- event routing ------------------------------------------------------------------
     def on_event(self, resource: R.Resource, event: Event) -> None:
@@ -229,9 +249,19 @@ class Workloads:
         if record is not None and pod.ready != record.ready:
             record.ready = pod.ready
             record.ready_changed = now_iso()
+        if record is not None and pod.restart_count != record.seen_restarts:
+            # a restarted container is a new container
+            record.seen_restarts = pod.restart_count
+            record.last_container_id, record.container_id = record.container_id, _container_id()
         if pod.state == GONE:
             self.records.pop(pod.name, None)
-            self.c.store.delete(R.PODS, ns, pod.name)
+            if record is not None and record.evicted:
+                # the kubelet is done with it; the Failed pod object stays until someone deletes it
+                self.evicted[(ns, pod.name)] = record
+                if self.c.store.peek(R.PODS, ns, pod.name) is not None:
+                    self.c.store.update(R.PODS, self.pod_object(record))
+            else:
+                self.c.store.delete(R.PODS, ns, pod.name)
             rs = self.c.store.peek(R.REPLICASETS, ns, rs_name)
             owner = controller_of(rs) if rs is not None else None
             if owner is not None and owner.get("kind") == "Deployment":
@@ -243,7 +273,7 @@ class Workloads:
                 self.c.runtime.drop_group(group.key)
                 self.c._maybe_finish_namespace(ns)
         else:
-            if pod.state == TERMINATING and record.deletion_timestamp is None:
+            if pod.state == TERMINATING and record.deletion_timestamp is None and not record.evicted:
                 self._mark_deleting(pod)
             obj = self.pod_object(record)
             if self.c.store.peek(R.PODS, ns, pod.name) is None:
@@ -259,9 +289,34 @@ class Workloads:
             record.grace = record.template["spec"].get("terminationGracePeriodSeconds", 30) if grace is None else grace
             record.deletion_timestamp = iso(time.time() + record.grace)
 
+    def evict(self, group, pod: Pod) -> None:
+        """The kubelet evicts the pod (node pressure, hard threshold: no grace period): its
+        status turns Failed/Evicted, its container is stopped now, and its ReplicaSet, which
+        does not count a failed pod, starts a replacement."""
+        record = self.records.get(pod.name)
+        if record is None:
+            return
+        record.evicted = EVICTION_MESSAGE.format(container=record.template["spec"]["containers"][0]["name"])
+        group.pods.remove(pod)
+        group.terminating.append(pod)
+        pod.deletion_requested_at = 0.0  # stop at once, whatever the image's slow-stop
+        pod.wake()
+        rs = self.c.store.peek(R.REPLICASETS, record.namespace, record.rs_name)
+        if rs is not None and not rs["metadata"].get("deletionTimestamp"):
+            group.scale(group.replicas)
+        self._pod_changed(pod, record.namespace, record.rs_name)
+
     def delete_pod(self, ns: str, name: str, grace: int | None) -> dict | None:
         """DELETE of a pod: it turns terminating now and goes when its container has
-        stopped; its ReplicaSet starts a replacement at once."""
+        stopped; its ReplicaSet starts a replacement at once.  An evicted pod has nothing
+        left to stop: it goes at once."""
+        gone = self.evicted.pop((ns, name), None)
+        if gone is not None:
+            obj = self.c.store.get(R.PODS, ns, name)
+            self.c.store.delete(R.PODS, ns, name)
+            if obj is not None:
+                obj["metadata"].update(deletionTimestamp=now_iso(), deletionGracePeriodSeconds=0)
+            return obj
         record = self.records.get(name)
         if record is None or record.namespace != ns:
             return None
@@ -274,6 +329,7 @@ class Workloads:
             group.terminating.append(pod)
             if grace == 0:
                 pod.deletion_requested_at = 0.0
+                pod.wake()  # terminate() below sees a deletion already requested and does nothing
             pod.terminate()
             rs = self.c.store.peek(R.REPLICASETS, ns, record.rs_name)
             if rs is not None and not rs["metadata"].get("deletionTimestamp"):
@@ -334,6 +390,9 @@ class Workloads:
         for c in record.template["spec"]["containers"]:
             st: dict = {"name": c["name"], "image": c["image"], "imageID": "", "ready": ready,
                         "restartCount": pod.restart_count, "started": running}
+            exited = {"exitCode": pod.last_exit_code, "reason": "Error",
+                      "startedAt": iso(pod.last_started_at) if pod.last_started_at else None,
+                      "finishedAt": iso(pod.finished_at) if pod.finished_at else None}
             if not running:
                 st["state"] = {"waiting": {"reason": "ContainerCreating"}}
                 st["started"] = False
@@ -344,9 +403,16 @@ class Workloads:
                 st["started"] = False
                 if pod.restart_count:
                     st["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": started,
-                                                      "finishedAt": now_iso(), "containerID": record.container_id}}
+                                                      "finishedAt": now_iso(),
+                                                      "containerID": record.last_container_id or record.container_id}}
+            elif pod.down:
+                # killed, not restarted yet
+                st["state"] = {"terminated": {**exited, "containerID": record.container_id}}
+                st["started"] = False
             else:
                 st["state"] = {"running": {"startedAt": started}}
+                if pod.exits and record.last_container_id:
+                    st["lastState"] = {"terminated": {**exited, "containerID": record.last_container_id}}
             if running:
                 st["containerID"] = record.container_id
             statuses.append(st)
@@ -354,7 +420,32 @@ class Workloads:
                   "hostIP": self.c.settings.host, "hostIPs": [{"ip": self.c.settings.host}],
                   "podIP": pod.ip, "podIPs": [{"ip": pod.ip}], "startTime": created,
                   "containerStatuses": statuses, "qosClass": "BestEffort"}
+        if record.evicted:
+            self._evicted_status(record, status)
         return status
+
+    @staticmethod
+    def _evicted_status(record: PodRecord, status: dict) -> None:
+        """What the eviction manager and the kubelet's status manager leave on an evicted pod:
+        phase Failed, reason Evicted, a DisruptionTarget condition, the containers killed."""
+        now = now_iso()
+        status.update(phase="Failed", reason=EVICTED, message=record.evicted)
+        conditions = [{"type": "DisruptionTarget", "status": "True", "lastProbeTime": None,
+                       "lastTransitionTime": now, "reason": "TerminationByKubelet", "message": record.evicted}]
+        for cond in status["conditions"]:
+            if cond["type"] in ("Ready", "ContainersReady"):
+                cond = {"type": cond["type"], "status": "False", "lastProbeTime": None,
+                        "lastTransitionTime": record.ready_changed, "reason": "PodFailed"}
+            elif cond["type"] == "PodReadyToStartContainers":
+                cond = dict(cond, status="False")
+            conditions.append(cond)
+        status["conditions"] = conditions
+        pod = record.pod
+        for st in status["containerStatuses"]:
+            started = iso(pod.started_at) if pod.started_at else None
+            st.update(ready=False, started=False, state={"terminated": {
+                "exitCode": 137, "reason": "Error", "startedAt": started, "finishedAt": now,
+                "containerID": record.container_id}})
 
     # -- deployments --------------------------------------------------------------------
     def owned_replicasets(self, d: dict) -> list[dict]:

@@ -6,6 +6,14 @@ States follow what a kubelet reports:
   Terminating  asked to stop; still answers until ``stop_delay`` has passed
   Gone         listener closed
 A crash-looping pod stays Running, never ready, and its restart count climbs.
+
+Faults the control endpoint can inject (``kill``, ``hold_unready``): a killed container
+stops listening at once (connections are refused), is started again ``down`` seconds
+later (restart count + 1), answers 503 while it warms up and is ready again after its
+ready-after; an unready pod fails
+readiness (and answers 503) for a while, then passes again.  ``exits`` counts every
+container exit (crash-loop ticks and kills), for front ends that report exits rather than
+restarts (BCS: a failed taskgroup).
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ PENDING, RUNNING, TERMINATING, GONE = "Pending", "Running", "Terminating", "Gone
 # How often a crash-looping container "exits" (real kubelets back off from 10 s up;
 # the sandbox keeps it short so that a test sees the restart count climb quickly).
 CRASH_INTERVAL = 1.0
+# Exit codes: a crash-looping container exits 1; a killed one was sent SIGKILL (128 + 9).
+CRASH_EXIT_CODE, KILL_EXIT_CODE = 1, 137
 
 
 @dataclass
@@ -75,6 +85,14 @@ class Pod:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._failing = False
+        # container exits (crash-loop ticks and kills), the last one's code and times
+        self.exits = 0
+        self.last_exit_code: int | None = None
+        self.last_started_at: float | None = None
+        self.finished_at: float | None = None
+        self.down_until: float | None = None     # killed: dead until the kubelet restarts it
+        self._warming = False                    # restarted after a kill, not ready yet: 503
+        self.unready_until: float | None = None  # readiness held failing until then
 
     # -- identity -------------------------------------------------------------------
     @property
@@ -136,6 +154,33 @@ class Pod:
             self._changed()
             self.wake()
 
+    def kill(self, down: float) -> None:
+        """The container is killed (exit code 137): it stops listening now and is started again
+        ``down`` seconds later, then becomes ready after its ready-after as a new container does."""
+        now = time.time()
+        self.exits += 1
+        self.last_exit_code = KILL_EXIT_CODE
+        self.last_started_at, self.finished_at = self.started_at, now
+        self.down_until = now + down
+        self._close_listeners()
+        self._failing = False
+        self.ready, self.ready_since = False, None
+        self._changed()
+        self.wake()
+
+    def hold_unready(self, seconds: float) -> None:
+        """Readiness fails (and the pod answers 503) for ``seconds``, then passes again."""
+        self.unready_until = time.time() + seconds
+        self.wake()
+
+    @property
+    def down(self) -> bool:
+        return self.down_until is not None
+
+    @property
+    def held_unready(self) -> bool:
+        return self.unready_until is not None and time.time() < self.unready_until
+
     async def wait_gone(self) -> None:
         if self._task:
             await asyncio.shield(self._task)
@@ -153,23 +198,31 @@ class Pod:
         if changed:
             self._changed()
 
+    async def _listen(self) -> None:
+        for declared in self.spec.ports():
+            number = int(declared["containerPort"])
+            try:
+                server = await asyncio.start_server(self._serve, self.ip, number, reuse_address=True)
+            except OSError:
+                log.warning("pod %s: %s:%s is taken; listening on an ephemeral port", self.name, self.ip, number)
+                server = await asyncio.start_server(self._serve, self.ip, 0)
+            self._servers.append(server)
+            self.listening[number] = server.sockets[0].getsockname()[1]
+
+    def _close_listeners(self) -> None:
+        for server in self._servers:
+            server.close()
+        self._servers.clear()
+        self.listening.clear()
+
     async def _run(self) -> None:
         try:
-            for declared in self.spec.ports():
-                number = int(declared["containerPort"])
-                try:
-                    server = await asyncio.start_server(self._serve, self.ip, number, reuse_address=True)
-                except OSError:
-                    log.warning("pod %s: %s:%s is taken; listening on an ephemeral port", self.name, self.ip, number)
-                    server = await asyncio.start_server(self._serve, self.ip, 0)
-                self._servers.append(server)
-                self.listening[number] = server.sockets[0].getsockname()[1]
+            await self._listen()
             self.started_at = time.time()
             self._set(state=RUNNING)
             await self._live()
         finally:
-            for server in self._servers:
-                server.close()
+            self._close_listeners()
             self._set(state=GONE, ready=False)
 
     async def _live(self) -> None:
@@ -183,8 +236,20 @@ class Pod:
                     return
                 await self._sleep(remaining)
                 continue
+            if self.down_until is not None:
+                # killed: dead until the kubelet starts the container again
+                if now < self.down_until:
+                    await self._sleep(self.down_until - now)
+                    continue
+                await self._listen()
+                self.down_until = None
+                self._warming = True
+                self.started_at = now = time.time()
+                last_crash = now
+                self._set(restart_count=self.restart_count + 1)
             behaviour = self.behaviour
             timeout = None
+            held = self.unready_until is not None and now < self.unready_until
             if behaviour.crashloop:
                 # The container exits and the kubelet restarts it: never ready.
                 self._failing = False
@@ -192,17 +257,25 @@ class Pod:
                 due = last_crash + CRASH_INTERVAL
                 if now >= due:
                     last_crash = now
+                    self.exits += 1
+                    self.last_exit_code = CRASH_EXIT_CODE
+                    self.last_started_at, self.finished_at = self.started_at, now
                     self._set(restart_count=self.restart_count + 1)
                     due = now + CRASH_INTERVAL
                 timeout = due - now
             elif behaviour.never_ready:
                 self._failing = False
                 self._set(ready=False, ready_since=None)
+            elif held:
+                # an injected readiness failure: not ready until it is over, then as before
+                self._set(ready=False, ready_since=None)
+                timeout = self.unready_until - now
             else:
                 ready_at = (self.started_at or now) + behaviour.ready_after
                 if now < ready_at:
                     timeout = ready_at - now
                 elif self.ready_since is None and not self._failing:
+                    self._warming = False
                     self._set(ready=True, ready_since=now)
                 if self.ready_since is not None and behaviour.fail_after is not None:
                     fail_at = self.ready_since + behaviour.fail_after
@@ -241,7 +314,7 @@ class Pod:
             method, _, rest = request_line.partition(" ")
             path = rest.split(" ", 1)[0]
             self.served += 1
-            if self._failing or self.behaviour.crashloop:
+            if self._failing or self.behaviour.crashloop or self.held_unready or self._warming:
                 status, body = "503 Service Unavailable", {"error": "unhealthy", **self.answer()}
             elif path.startswith("/healthz"):
                 status, body = ("200 OK", {"ready": True}) if self.ready else ("503 Service Unavailable", {"ready": False})

@@ -1,5 +1,6 @@
-"""The runtime both front ends share: pod groups that own real pods, service proxies,
-behaviour overrides and the API request counter.
+"""The runtime both front ends share: pod groups that own real pods, service proxies
+(and how late they apply selector changes), behaviour overrides, the API request counter,
+injected faults, pod faults and the audit log.
 
 A *pod group* is what a ReplicaSet is to Kubernetes and an application is to BCS
 Mesos: a desired number of identical pods from one template.  Front ends keep
@@ -16,17 +17,29 @@ import fnmatch
 import ipaddress
 import itertools
 import logging
-import re
 import threading
 from typing import Callable, Iterable
 
+from ..audit import Audit
+from ..faults import Faults
 from .behaviour import Behaviour
-from .pod import GONE, Pod, PodSpec
+from .pod import GONE, RUNNING, Pod, PodSpec
+from .propagation import Propagation
 from .proxy import Backends, ServiceProxy
 
 log = logging.getLogger(__name__)
 
 PodListener = Callable[[Pod], None]
+# A front end's eviction: (the pod's group, the pod) -> None.
+Evictor = Callable[["PodGroup", Pod], None]
+
+
+class PodFaultError(Exception):
+    """A pod fault that cannot be carried out; ``status`` is the control endpoint's answer."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
 
 
 class PodGroup:
@@ -85,7 +98,8 @@ class PodGroup:
 
 
 class Runtime:
-    def __init__(self, default_ready_after: float = 1.0, pod_network: str = "127.10.0.0/16"):
+    def __init__(self, default_ready_after: float = 1.0, pod_network: str = "127.10.0.0/16",
+                 propagation_delay: float = 0.0):
         self.default_ready_after = default_ready_after
         self._pod_ips = IpPool(pod_network)
         self.groups: dict[str, PodGroup] = {}
@@ -94,7 +108,11 @@ class Runtime:
         self._overrides: list[tuple[str, Behaviour]] = []
         self._requests: collections.Counter[tuple[str, str, str]] = collections.Counter()
         self._requests_lock = threading.Lock()
-        self._faults: list[dict] = []
+        self.faults = Faults()
+        self.propagation = Propagation(propagation_delay)
+        self.audit = Audit()
+        # group key prefix ("kube", "bcs") -> how that front end evicts one of its pods
+        self.evictors: dict[str, Evictor] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # -- pods -----------------------------------------------------------------------
@@ -176,36 +194,36 @@ class Runtime:
         with self._requests_lock:
             self._requests.clear()
 
-    # -- injected faults (what a real API does when it fails) -------------------------
-    def inject_fault(self, api: str, method: str, path: str, status: int, body, times: int = 1,
-                     request_body: str | None = None) -> None:
-        """The next ``times`` requests to ``api`` whose method matches, whose path matches the
-        regular expression ``path`` and (if given) whose body matches ``request_body`` (both
-        searched) are answered with ``status`` and ``body``."""
-        with self._requests_lock:
-            self._faults.append({"api": api, "method": method.upper(), "path": re.compile(path),
-                                 "request_body": re.compile(request_body) if request_body else None,
-                                 "status": status, "body": body, "times": times})
+    # -- pod faults (the control endpoint's /pods/{name}/...) ---------------------------
+    def _running_pod(self, name: str) -> Pod:
+        pod = self.pods.get(name)
+        if pod is None:
+            raise PodFaultError(404, f"no pod named {name}")
+        if pod.state != RUNNING or pod.deletion_requested_at is not None:
+            state = pod.state if pod.deletion_requested_at is None else "Terminating"
+            raise PodFaultError(409, f"pod {name} is {state}")
+        return pod
 
-    def wants_body(self, api: str) -> bool:
-        with self._requests_lock:
-            return any(f["api"] == api and f["request_body"] for f in self._faults)
+    def kill_pod(self, name: str, down: float) -> Pod:
+        pod = self._running_pod(name)
+        if pod.down:
+            raise PodFaultError(409, f"pod {name}'s container is already dead")
+        pod.kill(down)
+        return pod
 
-    def take_fault(self, api: str, method: str, path: str, request_body: str = "") -> dict | None:
-        with self._requests_lock:
-            for fault in self._faults:
-                if fault["request_body"] and not fault["request_body"].search(request_body):
-                    continue
-                if fault["api"] == api and fault["method"] in (method, "*") and fault["path"].search(path):
-                    fault["times"] -= 1
-                    if fault["times"] <= 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
+    def hold_unready(self, name: str, seconds: float) -> Pod:
+        pod = self._running_pod(name)
+        pod.hold_unready(seconds)
+        return pod
 
-    def clear_faults(self) -> None:
-        with self._requests_lock:
-            self._faults.clear()
+    def evict_pod(self, name: str) -> Pod:
+        pod = self._running_pod(name)
+        group = next((g for g in self.groups.values() if pod in g.pods), None)
+        evictor = self.evictors.get(group.key.split("/", 1)[0]) if group is not None else None
+        if evictor is None:
+            raise PodFaultError(409, f"pod {name} belongs to no workload that can be evicted from")
+        evictor(group, pod)
+        return pod
 
     # -- shutdown -------------------------------------------------------------------
     async def shutdown(self) -> None:

@@ -123,7 +123,8 @@ def bcs(sandbox, unique_name):
     client = Bcs(sandbox, unique_name)
     yield client
     # leave the shared sandbox idle for the next test: remove what this namespace still holds
-    for kind, resource in (("deployment", "deployment"), ("application", "application"), ("service", "service")):
+    for kind, resource in (("deployment", "deployment"), ("application", "application"), ("service", "service"),
+                           ("configmap", "configmap")):
         for doc in client.query(resource):
             client.delete(kind, doc["resourceName"], enforce=1)
 

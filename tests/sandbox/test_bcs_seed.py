@@ -61,9 +61,10 @@ def test_seed_blue_green_release(bcs, control):
     wait_for(lambda: running(bcs, "test-green", 3), what="test-green running")
     assert colors(lb) == {("test-blue", "blue"): 6}
 
-    # bcs-client update -t service -f test-svc.json (selector now test-green): new connections move at once
+    # bcs-client update -t service -f test-svc.json (selector now test-green): new connections move
+    # once bcs-loadbalance has applied it (the sandbox's propagation delay)
     ok(bcs.update("service", seed("test-svc-green.json", bcs.ns)))
-    assert colors(lb) == {("test-green", "green"): 6}
+    wait_for(lambda: colors(lb) == {("test-green", "green"): 6}, what="traffic on green", timeout=5)
     stored = wait_for(lambda: (s := bcs.one("service", name="test")) and
                       s["spec"]["selector"] == {"appname": "test-green"} and s, what="the updated service")
     assert stored["metadata"]["labels"] == {"BCSGROUP": "test-lb"}

@@ -314,7 +314,8 @@ def test_service_traffic_follows_the_selector(apps, core, ns):
     assert served("127.0.0.1", node_port) == {"blue"}
     assert served(svc.spec.cluster_ip, 18080) == {"blue"}
     core.patch_namespaced_service("web", ns, {"spec": {"selector": {"app": "green"}}})
-    assert served("127.0.0.1", node_port) == {"green"}
+    # new connections move once kube-proxy has applied the change (the propagation delay)
+    wait_for(lambda: served("127.0.0.1", node_port) == {"green"}, timeout=5)
     apps.patch_namespaced_deployment("green", ns, {"spec": {"replicas": 0}})
     wait_for(lambda: not core.list_namespaced_pod(ns, label_selector="app=green").items)
     with pytest.raises(requests.ConnectionError):

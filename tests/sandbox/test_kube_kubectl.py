@@ -80,9 +80,10 @@ def test_seed_blue_green_release_with_kubectl(kubectl, ns, tmp_path):
     assert switched["spec"]["selector"] == {"app": "test-green"}
     assert switched["spec"]["ports"][0]["nodePort"] == node_port
     assert switched["spec"]["clusterIP"] == cluster_ip
-    assert {served_by(node_port) for _ in range(6)} == {"test-green"}
-
+    # the endpoints follow at once; kube-proxy (the node port) once it has applied the change
     ep = get_json(kubectl, "endpoints", "test")
+    wait_for(lambda: {served_by(node_port) for _ in range(6)} == {"test-green"}, timeout=5)
+
     green_pods = {p["metadata"]["name"] for p in get_json(kubectl, "pods", "-l", "app=test-green")["items"]}
     assert {a["targetRef"]["name"] for a in ep["subsets"][0]["addresses"]} == green_pods
 
