@@ -9,6 +9,7 @@ from airflow.providers.standard.exceptions import HITLRejectException
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
 from .operators import ReleaseStepOperator
+from .release.model import ReleaseError
 
 
 class ReleaseApprovalOperator(ApprovalOperator, ReleaseStepOperator):
@@ -30,6 +31,12 @@ class ReleaseApprovalOperator(ApprovalOperator, ReleaseStepOperator):
             return None
         plan = self.plan_of(context)
         release = self.release(context)
+        try:
+            # Nothing renews the lock while a task awaits input: start the wait with a whole
+            # lease (the app's approval timeout is shorter than it; see AppConfig).
+            release.keep(plan)
+        except ReleaseError as e:
+            self.fail(context, str(e))
         self.subject = f"Switch {release.app.name} to {plan.new_color} ({plan.image})?"
         self.body = self.describe(release, plan)
         return super().execute(context)

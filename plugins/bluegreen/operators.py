@@ -3,8 +3,10 @@
 Every operator takes the app's config (as JSON, so the DAG serializes) and reads
 the run's plan from the ``plan`` task's XCom.  A ``ReleaseError`` (a refusal with
 a reason a person can act on) fails the task at once without retries and leaves
-its reason in XCom ``failure`` for the rollback task's log; other errors (a
-network blip) take the task's normal retries.
+its reason in XCom ``failure`` for the rollback task's log; anything else (an API
+that kept failing past the step's retry budget, a crash of the process) takes the
+task's retries, with exponential backoff: every step converges, so a retry is safe,
+and a crash is retried rather than rolled back.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ import datetime
 from typing import Any, Sequence
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from .apps.durations import format_duration, parse_duration
 from .apps.images import check_image
-from .release.model import ConfigError, Plan, ReleaseError
+from .release.model import ConfigError, Fenced, Plan, ReleaseError
 
 PLAN_TASK = "plan"
 FAILURE_KEY = "failure"
@@ -157,6 +159,7 @@ class DeployNewColorOperator(ReleaseStepOperator):
 
 
 class SwitchTrafficOperator(ReleaseStepOperator):
+    # (the window wait defers to a trigger that keeps the release lock until the window opens)
     """Points the Service at the new color once it is fully ready (re-checked now), and only
     inside a release window when the app has windows: when the window closed while the run
     waited, it fails (the rollback path runs) or waits, deferred, for the next window, as the
@@ -174,10 +177,11 @@ class SwitchTrafficOperator(ReleaseStepOperator):
         if schedule is not None and schedule.open_window(now) is None and not switched:
             next_open = schedule.next_open(now)
             if release.app.window_closes == "wait" and next_open is not None:
-                from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+                from .triggers import HoldUntilTrigger
 
                 self.log.info("outside the release windows: waiting for the next one, at %s", next_open.isoformat())
-                self.defer(trigger=DateTimeTrigger(moment=next_open), method_name="resume")
+                self.defer(trigger=HoldUntilTrigger(self.app, plan.to_json(), release.run_id,
+                                                    moment=next_open.timestamp()), method_name="resume")
             self.fail(context, f"the release window closed before the switch (next window opens at "
                                f"{next_open.isoformat() if next_open else 'never'}); rolling back")
         release.switch(plan)
@@ -234,13 +238,33 @@ class RollbackOperator(ReleaseStepOperator):
         if plan is None:
             raise AirflowSkipException("nothing to roll back: the plan task did not succeed, nothing was changed")
         reason = self.failure_reason(context)
+        release = self.release(context)
         try:
-            summary = self.release(context).rollback(plan, reason)
-        except ReleaseError as e:
-            self.note(context, plan, f"ROLLBACK FAILED: {e}")
-            self.fail(context, f"rollback failed: {e}")
+            summary = release.rollback(plan, reason)
+        except Fenced as e:
+            # another run has the app now: whatever this run left is that run's to judge
+            self.note(context, plan, f"ROLLBACK REFUSED: {e}")
+            self.fail(context, f"rollback refused: {e}")
+        except Exception as e:
+            ti = context["ti"]
+            if ti.try_number <= ti.max_tries:
+                # Every rollback step converges: try again (with backoff) until the budget runs out.
+                raise AirflowException(f"rollback did not finish ({type(e).__name__}: {e}); it is tried again "
+                                       f"(attempt {ti.try_number} of {ti.max_tries + 1})") from e
+            message = (f"rollback failed after {ti.try_number} attempts: {type(e).__name__}: {e}.  Now: "
+                       f"{release.situation(plan)}.  To finish by hand: make sure the Service points at "
+                       f"{self._old(release, plan)}, then remove {release.app.deployment_name(plan.new_color)} "
+                       f"({release.platform.manual_delete(plan.new_color)}); or clear this task to try again")
+            self.note(context, plan, f"ROLLBACK FAILED: {message}")
+            self.fail(context, message)
         self.log.error(summary)
         self.note(context, plan, f"rolled back ({reason})")
         return summary
 
-
+    @staticmethod
+    def _old(release, plan) -> str:
+        if plan.old_color is None:
+            return "nothing (or delete it: this was the app's first release)"
+        selector = release.app.selector_for(plan.old_color)
+        return (f"{release.app.deployment_name(plan.old_color)} once it is fully ready "
+                f"({release.platform.manual_switch(selector)})")

@@ -20,7 +20,6 @@ def get_provider_info() -> dict:
                     "ca_bundle": {"label": "CA bundle (path)", "schema": {"type": ["string", "null"]}},
                     "verify": {"label": "Verify TLS", "schema": {"type": ["boolean", "null"]}},
                     "timeout": {"label": "Request timeout (seconds)", "schema": {"type": ["number", "null"]}},
-                    "retries": {"label": "Retries on connection errors and 5xx", "schema": {"type": ["integer", "null"]}},
                 },
                 "ui-field-behaviour": {
                     "hidden-fields": ["login", "schema"],

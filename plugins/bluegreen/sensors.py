@@ -30,7 +30,8 @@ MIN_DEFERRAL_SECONDS = 5.0
 
 class _ReleaseSensor(BaseSensorOperator, ReleaseStepOperator):
     """...and a sensor first watches for the app's ``defer_after`` seconds in the worker:
-    a wait that short is not worth a deferral (and would meet that race)."""
+    a wait that short is not worth a deferral (and would meet that race).  While it waits
+    there it keeps the release lock, as its trigger does."""
 
     ui_color = "#f0e8fb"
 
@@ -97,6 +98,12 @@ class _ReleaseSensor(BaseSensorOperator, ReleaseStepOperator):
     def on_success(self, context, plan: Plan, message: str) -> None:
         self.log.info(message)
 
+    def _context_release(self, context):
+        """This task's release context, built once per attempt (sensors judge many times)."""
+        if getattr(self, "_bluegreen_release", None) is None:
+            self._bluegreen_release = self.release(context)
+        return self._bluegreen_release
+
 
 class WaitForReadySensor(_ReleaseSensor):
     """Waits until the new color is fully ready by its platform's rule; fails at once on
@@ -107,53 +114,63 @@ class WaitForReadySensor(_ReleaseSensor):
         app = self.app_config()
         self._judge = ReadinessJudge(app.deployment_name(plan.new_color), time.time() + app.readiness_timeout,
                                      app.readiness_timeout)
+        self._next_keep = 0.0
         from .triggers import ReadinessTrigger
 
         return self.wait(context, lambda not_before: ReadinessTrigger(
-            self.app, plan.new_color, self._judge.deadline, app.readiness_timeout, not_before=not_before))
+            self.app, plan.to_json(), context["run_id"], self._judge.deadline, app.readiness_timeout,
+            not_before=not_before))
 
     def judge_once(self, context) -> Verdict:
+        from .triggers import keep_every
+
         plan = self._plan(context)
-        return self._judge.judge(self.release(context).platform.observe(plan.new_color), time.time())
+        release = self._context_release(context)
+        if time.time() >= getattr(self, "_next_keep", 0.0):
+            release.keep(plan)  # fenced: a run whose lock was taken over stops here
+            self._next_keep = time.time() + keep_every(release.app)
+        return self._judge.judge(release.readiness(plan), time.time())
 
 
 class SoakSensor(_ReleaseSensor):
     """Watches the new color under real traffic for the soak; records on the Service that
     it passed (only then may the old color go), or fails with the first unhealthy reason
-    beyond the app's tolerance."""
+    beyond the app's tolerance.  The soak's progress lives on the Service: a retried task
+    (or a restarted triggerer) goes on with the same end and the same count."""
 
     def execute(self, context) -> None:
         plan = self._plan(context)
         app = self.app_config()
-        ends_at = time.time() + plan.soak_seconds
+        release = self._context_release(context)
         try:
-            status = self.release(context).platform.observe(plan.new_color)
+            state = release.start_soak(plan)
+            status = release.readiness(plan)
         except ReleaseError as e:
             self.fail(context, str(e))
-        self.log.info("soaking %s for %s (%s)", app.deployment_name(plan.new_color),
+        left = max(0.0, float(state["ends_at"]) - time.time())
+        self.log.info("soaking %s for %s more (of %s; %s)", app.deployment_name(plan.new_color), format_duration(left),
                       format_duration(plan.soak_seconds), status.progress)
-        self._judge = SoakJudge(app.deployment_name(plan.new_color), ends_at, app.soak_tolerance, status.restarts)
+        self._judge = SoakJudge.resume(app.deployment_name(plan.new_color), app.soak_tolerance, state)
         self.interval_here = app.check_interval  # the soak reads the Service and runs its HTTP check this often
         from .triggers import SoakTrigger
 
-        return self.wait(context, lambda not_before: SoakTrigger(
-            self.app, plan.new_color, ends_at, self._judge.baseline_restarts, not_before=not_before))
+        return self.wait(context, lambda not_before: SoakTrigger(self.app, plan.to_json(), context["run_id"],
+                                                                 not_before=not_before))
 
     def judge_once(self, context) -> Verdict:
-        from .triggers import http_check_sync
-
         plan = self._plan(context)
-        app = self.app_config()
-        platform = self.release(context).platform
-        svc = platform.read_service()
-        serving = svc is not None and svc.selector == app.selector_for(plan.new_color)
-        http = http_check_sync(app, svc) if app.http_check and svc is not None else None
-        return self._judge.judge(platform.observe(plan.new_color), serving, http, time.time())
+        release = self._context_release(context)
+        serving, http = release.soak_probe(plan)
+        before = self._judge.progress()
+        verdict = self._judge.judge(release.readiness(plan), serving, http, time.time())
+        if not verdict.final and self._judge.progress() != before:
+            release.record_soak(plan, self._judge.progress())
+        return verdict
 
     def on_success(self, context, plan: Plan, message: str) -> None:
         self.log.info(message)
         try:
-            self.release(context).mark_soaked(plan)
+            self._context_release(context).mark_soaked(plan)
         except ReleaseError as e:
             self.fail(context, str(e))
 

@@ -1,9 +1,18 @@
 """Triggers: the waiting parts of a release, run on the triggerer's event loop.
 
-Both are platform-neutral: they get observations from the app's adapter
-(``Platform.watch``: a Kubernetes watch, or BCS polling) and hand them to the
-release model's judges.  They live in the plugins package, not under dags/, so
-the triggerer can import them; their classpath is ``bluegreen.triggers.*``.
+All are platform-neutral: they get observations from the app's adapter
+(``Platform.watch``: a Kubernetes watch, or BCS polling) and hand them to the release
+model's judges.  What they write (the lock they keep, the soak's progress) goes through
+the release model's own steps, run in a thread: the model's calls are synchronous, each
+with its own request timeout, and a thread keeps them off the event loop.
+
+While they wait they hold the release: every few seconds they renew the lock (fenced: a
+run whose lock was taken over fails at once), and the soak records its count of unhealthy
+observations on the Service, so that a restarted triggerer goes on from it.  Their
+deadlines hold even when the API hangs: observations are awaited with a timeout.
+
+They live in the plugins package, not under dags/, so the triggerer can import them;
+their classpath is ``bluegreen.triggers.*``.
 """
 
 from __future__ import annotations
@@ -15,115 +24,225 @@ from typing import Any, AsyncIterator
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from .release.health import FAILED, HttpResult, ReadinessJudge, SoakJudge, Verdict
-from .release.model import ReleaseError
+from .apps.durations import format_duration
+from .release.health import FAILED, WAITING, ReadinessJudge, SoakJudge, Verdict
+from .release.model import ColorStatus, Plan, ReleaseError, TransientError
 
 # Longest quiet spell in a soak's log.
 LOG_EVERY = 30.0
+# How long one call of the release model may take in a trigger (its own timeouts and retries
+# end it sooner; this only keeps a wedged thread from stalling the trigger).
+CALL_TIMEOUT = 120.0
 
 
-def _app_and_platform(app: dict):
+def release_for(app: dict, run_id: str):
+    """The release context a trigger works with, rebuilt in the triggerer."""
     from .apps.config import AppConfig
     from .platforms import platform_for
+    from .release.steps import Release
 
     config = AppConfig.from_json(app)
-    return config, platform_for(config)
+    return Release(config, platform_for(config), run_id)
 
 
-class _JudgingTrigger(BaseTrigger):
-    """Watch one color of an app (the platform's ``watch``), hand each observation to a
-    judge, fire once with its final verdict (held until ``not_before``)."""
+def keep_every(app) -> float:
+    """How often a waiting step re-reads the Service for its lock (fencing) and renews it when due."""
+    return min(30.0, app.lock_ttl / 4)
 
-    def __init__(self, app: dict, color: str, not_before: float = 0.0):
+
+async def in_thread(fn, *args, timeout: float = CALL_TIMEOUT):
+    return await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout)
+
+
+class Observations:
+    """The latest observation of a color from the platform's watch, awaited with a timeout: a
+    watch that hangs (an API server that accepts and never answers) never stalls a judge."""
+
+    def __init__(self, platform, color: str, heartbeat: float):
+        self._watch = platform.watch(color, heartbeat=heartbeat)
+        self._latest: ColorStatus | None = None
+        self._error: BaseException | None = None
+        self._fresh = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+
+    async def __aenter__(self) -> "Observations":
+        self._task = asyncio.create_task(self._pump())
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        # Stop the pump, and with it the watch (its connections).  Cancelling alone is not
+        # enough on Python 3.11: an asyncio.wait_for inside the watch swallows a cancellation
+        # that arrives as its own wait completes (python/cpython#86296), so the pump also
+        # stops at its next observation, and the cancellation is repeated until it is done.
+        self._stopping = True
+        while self._task is not None and not self._task.done():
+            self._task.cancel()
+            await asyncio.wait({self._task}, timeout=0.2)
+
+    async def _pump(self) -> None:
+        try:
+            async with contextlib.aclosing(self._watch):
+                async for status in self._watch:
+                    if self._stopping:
+                        break
+                    self._latest = status
+                    self._fresh.set()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as e:  # handed to the judge's loop
+            self._error = e
+            self._fresh.set()
+
+    async def next(self, timeout: float) -> ColorStatus | None:
+        """The next fresh observation, or None when none came within ``timeout``."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._fresh.wait(), max(0.01, timeout))
+        if self._error is not None:
+            raise self._error
+        if not self._fresh.is_set():
+            return None
+        self._fresh.clear()
+        return self._latest
+
+
+class _ReleaseTrigger(BaseTrigger):
+    """One waiting step of one run: serializes names and numbers (the app config, the run's plan
+    and id), rebuilds its clients in ``run``, fires once with its verdict (held until
+    ``not_before``)."""
+
+    def __init__(self, app: dict, plan: dict, run_id: str, not_before: float = 0.0):
         super().__init__()
-        self.app, self.color, self.not_before = app, color, not_before
+        self.app, self.plan, self.run_id, self.not_before = app, plan, run_id, not_before
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (f"bluegreen.triggers.{type(self).__name__}",
-                {"app": self.app, "color": self.color, "not_before": self.not_before, **self.arguments()})
+                {"app": self.app, "plan": self.plan, "run_id": self.run_id, "not_before": self.not_before,
+                 **self.arguments()})
 
-    def arguments(self) -> dict[str, Any]:  # pragma: no cover - each trigger says
-        raise NotImplementedError
+    def arguments(self) -> dict[str, Any]:
+        return {}
 
-    async def verdicts(self, app, platform, observations) -> AsyncIterator[Verdict]:  # pragma: no cover
+    async def decide(self, release, plan: Plan) -> Verdict:  # pragma: no cover - each trigger says
         raise NotImplementedError
-        yield
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        app, platform = _app_and_platform(self.app)
-        observations = platform.watch(self.color, heartbeat=min(app.check_interval, 2.0))
-        verdict = Verdict(FAILED, "the watch ended without a verdict")
         try:
-            # aclosing: stop the watch (and close its connections) as soon as a verdict is in
-            async with contextlib.aclosing(observations):
-                async for verdict in self.verdicts(app, platform, observations):
-                    if verdict.final:
-                        break
+            release = release_for(self.app, self.run_id)
+            verdict = await self.decide(release, Plan.from_json(self.plan))
         except ReleaseError as e:
-            verdict = Verdict(FAILED, f"cannot observe {app.deployment_name(self.color)}: {e}")
+            verdict = Verdict(FAILED, str(e))
         await hold_until(self.not_before)
         yield TriggerEvent({"state": verdict.state, "message": verdict.message})
 
+    async def keep(self, release, plan: Plan) -> None:
+        """Renew the lock (fenced).  A transient API error is logged: the lease has time left."""
+        try:
+            await in_thread(release.keep, plan)
+        except (TransientError, asyncio.TimeoutError) as e:
+            self.log.warning("could not renew the release lock this time (%s: %s); trying again", type(e).__name__, e)
 
-class ReadinessTrigger(_JudgingTrigger):
-    """Fires when a color is fully ready, has failed, or the readiness timeout passed."""
 
-    def __init__(self, app: dict, color: str, deadline: float, timeout: float, not_before: float = 0.0):
-        super().__init__(app, color, not_before)
+class ReadinessTrigger(_ReleaseTrigger):
+    """Fires when the new color is fully ready, has failed, or the readiness timeout passed."""
+
+    def __init__(self, app: dict, plan: dict, run_id: str, deadline: float, timeout: float, not_before: float = 0.0):
+        super().__init__(app, plan, run_id, not_before)
         self.deadline, self.timeout = deadline, timeout
 
     def arguments(self) -> dict[str, Any]:
         return {"deadline": self.deadline, "timeout": self.timeout}
 
-    async def verdicts(self, app, platform, observations) -> AsyncIterator[Verdict]:
-        name = app.deployment_name(self.color)
+    async def decide(self, release, plan: Plan) -> Verdict:
+        app = release.app
+        name = app.deployment_name(plan.new_color)
         judge = ReadinessJudge(name, self.deadline, self.timeout)
-        last = None
-        async for status in observations:
-            verdict = judge.judge(status, time.time())
-            if verdict.message != last:
-                self.log.info("%s: %s", name, verdict.message)
-                last = verdict.message
-            yield verdict
+        heartbeat = min(app.check_interval, 2.0)
+        last, next_keep = None, 0.0
+        async with Observations(release.platform, plan.new_color, heartbeat) as observations:
+            while True:
+                if time.time() >= next_keep:
+                    await self.keep(release, plan)
+                    next_keep = time.time() + keep_every(app)
+                status = await observations.next(min(2 * heartbeat + 1, self.deadline - time.time()))
+                if status is None:
+                    if time.time() >= self.deadline:
+                        return Verdict(FAILED, f"{name} not ready after {format_duration(self.timeout)}: the "
+                                               "cluster's API did not answer")
+                    continue
+                verdict = judge.judge(status, time.time())
+                if verdict.message != last:
+                    self.log.info("%s: %s", name, verdict.message)
+                    last = verdict.message
+                if verdict.final:
+                    return verdict
 
 
-class SoakTrigger(_JudgingTrigger):
-    """Fires when the soak passed (healthy for its whole duration) or failed."""
+class SoakTrigger(_ReleaseTrigger):
+    """Fires when the soak passed (healthy for its whole duration) or failed.  Its progress
+    (when it ends, the unhealthy observations so far) is the one recorded on the Service."""
 
-    def __init__(self, app: dict, color: str, ends_at: float, baseline_restarts: int | None = None,
-                 not_before: float = 0.0):
-        super().__init__(app, color, not_before)
-        self.ends_at, self.baseline_restarts = ends_at, baseline_restarts
+    async def decide(self, release, plan: Plan) -> Verdict:
+        app = release.app
+        name = app.deployment_name(plan.new_color)
+        judge = SoakJudge.resume(name, app.soak_tolerance, await in_thread(release.start_soak, plan))
+        status: ColorStatus | None = None
+        next_check, last_message, last_logged = 0.0, None, 0.0
+        async with Observations(release.platform, plan.new_color, min(app.check_interval, 2.0)) as observations:
+            while True:
+                fresh = await observations.next(max(0.0, min(next_check, judge.ends_at) - time.time()))
+                # The workload's state arrives by watch as soon as it changes; the Service and the
+                # HTTP check are read at the check interval (or at once when the workload got
+                # worse, or when the soak is over).
+                if fresh is not None:
+                    worse, status = got_worse(fresh, status), fresh
+                    if not worse and time.time() < min(next_check, judge.ends_at):
+                        continue
+                now = time.time()
+                if status is None:
+                    if now > judge.ends_at + app.switch_timeout:
+                        return Verdict(FAILED, f"{name}: no observation of it since the soak began: the cluster's "
+                                               "API did not answer")
+                    next_check = now + app.check_interval
+                    continue
+                next_check = now + app.check_interval
+                try:
+                    serving, http = await in_thread(release.soak_probe, plan)
+                except (TransientError, asyncio.TimeoutError) as e:
+                    # The API failing says nothing of the app; but the soak passes only on a fresh look.
+                    if now > judge.ends_at + app.switch_timeout:
+                        return Verdict(FAILED, f"could not confirm {name}'s health at the end of the soak: {e}")
+                    self.log.warning("soak of %s: could not read the Service (%s); trying again", name, e)
+                    continue
+                before = judge.progress()
+                verdict = judge.judge(status, serving, http, now)
+                if verdict.state == WAITING and judge.progress() != before:
+                    await in_thread(release.record_soak, plan, judge.progress())
+                # A line when the picture changes, and otherwise one every LOG_EVERY seconds (not one
+                # per check: a soak can last hours).
+                gist = verdict.message.split(",")[0]
+                if verdict.final or gist != last_message or now - last_logged >= LOG_EVERY:
+                    self.log.info("soak of %s: %s", name, verdict.message)
+                    last_message, last_logged = gist, now
+                if verdict.final:
+                    return verdict
+
+
+class HoldUntilTrigger(_ReleaseTrigger):
+    """Waits until ``moment`` (the next release window) while keeping the release lock."""
+
+    def __init__(self, app: dict, plan: dict, run_id: str, moment: float, not_before: float = 0.0):
+        super().__init__(app, plan, run_id, not_before)
+        self.moment = moment
 
     def arguments(self) -> dict[str, Any]:
-        return {"ends_at": self.ends_at, "baseline_restarts": self.baseline_restarts}
+        return {"moment": self.moment}
 
-    async def verdicts(self, app, platform, observations) -> AsyncIterator[Verdict]:
-        name = app.deployment_name(self.color)
-        judge = SoakJudge(name, self.ends_at, app.soak_tolerance, self.baseline_restarts)
-        selector = app.selector_for(self.color)
-        next_check, last, last_message, last_logged = 0.0, None, None, 0.0
-        async for status in observations:
-            now = time.time()
-            # The workload's state arrives by watch as soon as it changes; the Service and the
-            # HTTP check are read at the check interval (or at once when the workload got
-            # worse, or when the soak is over).
-            due = now >= next_check or now >= self.ends_at or got_worse(status, last)
-            last = status
-            if not due:
-                continue
-            next_check = now + app.check_interval
-            svc = await platform.aread_service()
-            serving = svc is not None and svc.selector == selector
-            http = await http_check(app, svc) if app.http_check and svc is not None else None
-            verdict = judge.judge(status, serving, http, now)
-            # A line when the picture changes, and otherwise one every LOG_EVERY seconds (not one
-            # per check: a soak can last hours).
-            gist = verdict.message.split(",")[0]
-            if verdict.final or gist != last_message or now - last_logged >= LOG_EVERY:
-                self.log.info("soak of %s: %s", name, verdict.message)
-                last_message, last_logged = gist, now
-            yield verdict
+    async def decide(self, release, plan: Plan) -> Verdict:
+        while time.time() < self.moment:
+            await self.keep(release, plan)
+            await asyncio.sleep(max(0.0, min(keep_every(release.app), self.moment - time.time())))
+        return Verdict("ready", f"it is {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(self.moment))}")
 
 
 async def hold_until(moment: float) -> None:
@@ -138,35 +257,3 @@ def got_worse(status, previous) -> bool:
         return True
     return (status.ready < previous.ready or status.restarts > previous.restarts or not status.exists
             or bool(status.failure))
-
-
-async def http_check(app, svc) -> HttpResult:
-    """GET the app's check URL (through the Service); TLS is verified for https URLs."""
-    import aiohttp
-
-    check = app.http_check
-    url = check.url.format(**svc.url_fields)
-    try:
-        timeout = aiohttp.ClientTimeout(total=check.timeout)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.get(url, headers={"Connection": "close"}) as resp:
-                await resp.read()
-                ok = resp.status == check.expect_status if check.expect_status else 200 <= resp.status < 300
-                return HttpResult(ok, f"GET {url} answered {resp.status}")
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
-        return HttpResult(False, f"GET {url}: {type(e).__name__}: {e}".rstrip(": "))
-
-
-
-def http_check_sync(app, svc) -> HttpResult:
-    """``http_check`` for a poking (non-deferrable) sensor, with requests."""
-    import requests
-
-    check = app.http_check
-    url = check.url.format(**svc.url_fields)
-    try:
-        resp = requests.get(url, timeout=check.timeout, headers={"Connection": "close"})
-    except requests.RequestException as e:
-        return HttpResult(False, f"GET {url}: {type(e).__name__}")
-    ok = resp.status_code == check.expect_status if check.expect_status else 200 <= resp.status_code < 300
-    return HttpResult(ok, f"GET {url} answered {resp.status_code}")

@@ -20,7 +20,9 @@ from .harness import TrafficLoop, run_dag, write_app
 
 # defer_after 0: the sensors defer at once, so that dag.test() runs the triggers (inline).
 BASE = {"soak": "2s", "readiness_timeout": "30s", "check_interval": "0.5s", "delete_timeout": "30s",
-        "switch_timeout": "20s", "defer_after": "0s"}
+        "switch_timeout": "20s", "defer_after": "0s",
+        # the sandbox's proxies apply a switch 0.3 s after it (its --propagation-delay)
+        "drain_delay": "1s"}
 
 
 class TestApp:
@@ -109,6 +111,11 @@ class K8sApp(TestApp):
     def members(self, color):
         return self.core.list_namespaced_pod(self.ns, label_selector=f"app=test-{color}").items
 
+    def member_name(self, color) -> str:
+        """A ready member of the color, by the name the sandbox's control endpoint knows it by."""
+        return next(p.metadata.name for p in self.members(color)
+                    if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or []))
+
     def break_selector(self):
         self.core.patch_namespaced_service("test", self.ns, [{"op": "replace", "path": "/spec/selector",
                                                              "value": {"app": "somebody-else"}}])
@@ -173,6 +180,10 @@ class MesosApp(TestApp):
 
     def members(self, color):
         return self._storage("taskgroup", rcName=f"test-{color}")
+
+    def member_name(self, color) -> str:
+        """A running member (taskgroup) of the color, by its ID (the sandbox's control endpoint knows it so)."""
+        return next(t["metadata"]["name"] for t in self.members(color) if t.get("status") == "Running")
 
     def break_selector(self):
         svc = self.service()

@@ -31,9 +31,6 @@ class FakePlatform(Platform):
         return ServiceView(dict(self.service["selector"]), dict(self.service["annotations"]),
                            str(self.service["version"]), {"node_port": "30001"})
 
-    async def aread_service(self, manifest=None):
-        return self.read_service(manifest)
-
     def observe(self, color):
         w = self.workloads.get(color)
         if w is None:
@@ -110,13 +107,24 @@ class FakePlatform(Platform):
         self.service["version"] += 1
         return self.read_service()
 
-    def delete_service(self, manifest=None):
+    def delete_service(self, manifest=None, current=None):
         if manifest is not None:
             self.others.pop(manifest["metadata"]["name"], None)
             return
+        if current is not None and self.service is not None and str(self.service["version"]) != current.version:
+            raise Conflict("changed")
         self.calls.append("delete service")
         self.service = None
 
+    def manual_switch(self, selector):
+        return f"switch to {selector}"
+
+    def manual_delete(self, color):
+        return f"delete {color}"
+
     async def watch(self, color, heartbeat=2.0):
+        import asyncio
+
         while True:
             yield self.observe(color)
+            await asyncio.sleep(min(heartbeat, 0.01))

@@ -17,13 +17,13 @@ def test_the_bcs_connection_type_is_registered_with_airflow():
     assert hooks["bcs"].hook_class_name == "bluegreen.hooks.bcs.BcsHook"
     # the UI builds the connection form from these
     connection_type = ProvidersManager().providers["bluegreen"].data["connection-types"][0]
-    assert set(connection_type["conn-fields"]) == {"cluster_id", "ca_bundle", "verify", "timeout", "retries"}
+    assert set(connection_type["conn-fields"]) == {"cluster_id", "ca_bundle", "verify", "timeout"}
 
 
 def _release(app, selector):
     platform = SimpleNamespace(read_service=lambda: SimpleNamespace(selector=selector))
     calls = []
-    return SimpleNamespace(app=app, platform=platform, switch=lambda plan: calls.append(plan)), calls
+    return SimpleNamespace(app=app, platform=platform, run_id="r", switch=lambda plan: calls.append(plan)), calls
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from bluegreen.release import records as rec
+from bluegreen.release.health import HttpResult
 from bluegreen.release.model import ReleaseError
 from bluegreen.release.steps import Release
 
@@ -22,9 +23,13 @@ class Clock:
         self.now += seconds
 
 
+def passing_probe(check, url_fields):
+    return HttpResult(True, "GET answered 200")
+
+
 def release(app, platform, run_id, clock=None):
     clock = clock or Clock()
-    return Release(app, platform, run_id, clock=clock, sleep=clock.sleep, poll_interval=0.01)
+    return Release(app, platform, run_id, clock=clock, sleep=clock.sleep, poll_interval=0.01, probe=passing_probe)
 
 
 def full_release(app, platform, run_id, image):
@@ -54,11 +59,13 @@ def switched_to_green(app, platform):
     return r, plan
 
 
-def test_first_release_deploys_blue_then_creates_the_service(app, platform):
+def test_first_release_creates_the_service_for_its_lock_then_deploys_blue_and_switches(app, platform):
     plan = full_release(app, platform, "run1", IMAGE1)
     assert (plan.new_color, plan.old_color) == ("blue", None)
     assert platform.service["selector"] == {"app": "test-blue"}
-    assert platform.calls.index("apply blue") < platform.calls.index("create service {'app': 'test-blue'}")
+    # the Service selects nothing until blue is ready
+    assert platform.calls.index("create service {}") < platform.calls.index("apply blue") \
+        < platform.calls.index("write service {'app': 'test-blue'}")
     assert rec.LOCK not in platform.service["annotations"]
     record = json.loads(platform.service["annotations"][rec.RELEASE])
     assert (record["run_id"], record["state"], record["to"]) == ("run1", "complete", "blue")

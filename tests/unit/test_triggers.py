@@ -5,7 +5,10 @@ import time
 
 from airflow.sdk._shared.module_loading import import_string
 
-from bluegreen.triggers import ReadinessTrigger, SoakTrigger
+from bluegreen.release.steps import Release
+from bluegreen.triggers import HoldUntilTrigger, ReadinessTrigger, SoakTrigger
+
+from .test_release_steps import green_deployed
 
 
 def run_trigger(trigger):
@@ -16,39 +19,61 @@ def run_trigger(trigger):
     return asyncio.run(first())
 
 
+PLAN = {"app": "test", "run_id": "run2", "new_color": "green", "old_color": "blue", "image": "x/app:v2",
+        "replicas": 3, "soak_seconds": 60}
+
+
 def test_triggers_serialize_to_an_importable_classpath(app):
-    for trigger in (ReadinessTrigger(app.to_json(), "green", deadline=1.0, timeout=2.0, not_before=3.0),
-                    SoakTrigger(app.to_json(), "green", ends_at=4.0, baseline_restarts=1, not_before=5.0)):
+    for trigger in (ReadinessTrigger(app.to_json(), PLAN, "run2", deadline=1.0, timeout=2.0, not_before=3.0),
+                    SoakTrigger(app.to_json(), PLAN, "run2", not_before=5.0),
+                    HoldUntilTrigger(app.to_json(), PLAN, "run2", moment=6.0)):
         classpath, kwargs = trigger.serialize()
         again = import_string(classpath)(**kwargs)
         assert again.serialize() == (classpath, kwargs)
         assert classpath.startswith("bluegreen.triggers.")
 
 
-def test_readiness_and_soak_fire_with_the_judges_verdict(app, platform, monkeypatch):
+def _released_to(app, platform, monkeypatch):
     from bluegreen import triggers
-    from bluegreen.platforms import manifests as mf
 
-    monkeypatch.setattr(triggers, "_app_and_platform", lambda _: (app, platform))
-    manifest = mf.with_release(app.platform, app.manifests["green"], "x/app:v2", 3, None)
-    platform.apply_color("green", manifest)
-    platform.service = {"selector": app.selector_for("green"), "annotations": {}, "version": 1}
-    ready = run_trigger(ReadinessTrigger(app.to_json(), "green", deadline=time.time() + 60, timeout=60))
+    monkeypatch.setattr(triggers, "release_for", lambda *_: Release(app, platform, "run2", poll_interval=0.01))
+
+
+def test_readiness_and_soak_fire_with_the_judges_verdict(app, platform, monkeypatch):
+    r, plan = green_deployed(app, platform)
+    _released_to(app, platform, monkeypatch)
+    ready = run_trigger(ReadinessTrigger(app.to_json(), plan.to_json(), "run2", deadline=time.time() + 60, timeout=60))
     assert ready == {"state": "ready", "message": "test-green is ready: 3/3 available"}
 
+    r.switch(plan)
     app_without_http = type(app).from_json({**app.to_json(), "http_check": None, "check_interval": 0.01})
-    monkeypatch.setattr(triggers, "_app_and_platform", lambda _: (app_without_http, platform))
+    platform.app = app_without_http
+    _released_to(app_without_http, platform, monkeypatch)
     platform.workloads["green"]["ready"] = 2
-    soak = run_trigger(SoakTrigger(app.to_json(), "green", ends_at=time.time() + 60))
+    soak = run_trigger(SoakTrigger(app.to_json(), plan.to_json(), "run2"))
     assert soak["state"] == "failed" and "only 2/3 ready" in soak["message"]
 
 
 def test_an_event_is_held_until_not_before(app, platform, monkeypatch):
-    from bluegreen import triggers
-    from bluegreen.platforms import manifests as mf
-
-    monkeypatch.setattr(triggers, "_app_and_platform", lambda _: (app, platform))
-    platform.apply_color("green", mf.with_release(app.platform, app.manifests["green"], "x/app:v2", 3, None))
+    r, plan = green_deployed(app, platform)
+    _released_to(app, platform, monkeypatch)
     started = time.time()
-    run_trigger(ReadinessTrigger(app.to_json(), "green", deadline=started + 60, timeout=60, not_before=started + 0.5))
+    run_trigger(ReadinessTrigger(app.to_json(), plan.to_json(), "run2", deadline=started + 60, timeout=60,
+                                 not_before=started + 0.5))
     assert time.time() - started >= 0.5
+
+
+def test_a_deadline_holds_when_the_watch_never_answers(app, platform, monkeypatch):
+    """A hung API (a watch that yields nothing) does not stall the readiness deadline."""
+    r, plan = green_deployed(app, platform)
+    _released_to(app, platform, monkeypatch)
+
+    async def silent(color, heartbeat=2.0):
+        await asyncio.sleep(3600)
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(platform, "watch", silent)
+    started = time.time()
+    event = run_trigger(ReadinessTrigger(app.to_json(), plan.to_json(), "run2", deadline=started + 1.0, timeout=1.0))
+    assert event["state"] == "failed" and "did not answer" in event["message"], event
+    assert time.time() - started < 5

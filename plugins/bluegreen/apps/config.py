@@ -16,7 +16,7 @@ import yaml
 
 from ..platforms import manifests as mf
 from ..release.model import COLORS, ConfigError
-from .durations import parse_duration
+from .durations import format_duration, parse_duration
 from .images import check_image
 
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -30,6 +30,8 @@ KNOWN_FIELDS = {
     # operating from the UI (windows, approval, preview, old color handling, history)
     "windows", "freeze_dates", "outside_window", "window_closes", "pending_version_variable",
     "approval", "approval_timeout", "approval_default", "old_color", "history_limit",
+    # surviving faults (retries, API budget, traffic still on its way after a switch)
+    "drain_delay", "retries", "rollback_retries", "api_retry_budget",
 }
 
 
@@ -70,6 +72,16 @@ class AppConfig:
     # Sensors judge in the worker this long before they defer (short waits are not worth it).
     defer_after: float = 10.0
     lock_ttl: float = 3 * 3600.0
+    # After the Service stops pointing at a color, each node applies the change a moment later
+    # (kube-proxy, bcs-loadbalance) and routed connections finish: the color is removed only
+    # this long after the switch (Argo Rollouts' scaleDownDelaySeconds, 30 s by default).
+    drain_delay: float = 30.0
+    # Task-level retries of each step (exponential backoff), and of the rollback.
+    retries: int = 3
+    rollback_retries: int = 8
+    # How long one step may spend retrying transient API errors (timeouts, resets, 429, 5xx)
+    # before it gives up and the task's own retry takes over.
+    api_retry_budget: float = 60.0
     description: str = ""
     default_image: str | None = None
     source: str = ""
@@ -115,6 +127,19 @@ class AppConfig:
         deployed, so that testers can reach it before the switch."""
         preview = self.manifests.get("preview")
         return mf.workload_name(self.platform, preview) if preview else None
+
+    @property
+    def effective_approval_timeout(self) -> float:
+        """How long the promotion gate waits for a person.  Nothing renews the release lock
+        while a task awaits input, so an approval never outlasts half the lock's time."""
+        return self.approval_timeout or self.lock_ttl / 2
+
+    def check_workload(self, color: str, manifest, source: str = "") -> None:
+        """Raise ConfigError unless ``manifest`` is a workload this app can release as ``color``:
+        its name, its container, and the labels the Service's selector tells the colors by.
+        The app's own manifests are checked so at load; a manifest recorded on the Service
+        (a rollback to the previous release) is checked so before it is deployed."""
+        check_workload(self, color, manifest, source or self.source)
 
     @property
     def dag_id(self) -> str:
@@ -184,8 +209,16 @@ def load_app(path: Path) -> AppConfig:
         approval_default=v.choice("approval_default", ("Approve", "Reject"), default="Reject"),
         old_color=v.choice("old_color", ("delete", "scale-to-zero"), default="delete"),
         history_limit=v.integer("history_limit", default=10, minimum=1),
+        drain_delay=v.duration("drain_delay", default="30s", minimum=0),
+        retries=v.integer("retries", default=3, minimum=0),
+        rollback_retries=v.integer("rollback_retries", default=8, minimum=0),
+        api_retry_budget=v.duration("api_retry_budget", default="60s", minimum=0),
         **windows_cfg,
     )
+    if config.approval_timeout is not None and config.approval_timeout >= config.lock_ttl:
+        raise ConfigError("approval_timeout", v.raw.get("approval_timeout"),
+                          f"must be shorter than lock_ttl ({format_duration(config.lock_ttl)}): nothing renews the "
+                          "release lock while a person decides", source)
     if config.platform == mf.BCS_MESOS and config.old_color == "scale-to-zero":
         raise ConfigError("old_color", config.old_color, "BCS Mesos cannot keep a deployment at zero instances "
                           "(bcs-scheduler's ScaleDeployment refuses fewer than 1); use delete", source)
@@ -256,19 +289,7 @@ def _check_manifests(app: AppConfig) -> None:
     """The manifests must describe what the release model will do with them."""
     src, p = app.source, app.platform
     for color in COLORS:
-        m = app.manifests[color]
-        name = mf.workload_name(p, m)
-        if name != app.deployment_name(color):
-            raise ConfigError(f"manifests.{color} metadata.name", name,
-                              f"must be {app.deployment_name(color)!r} (deployment_prefix + '-{color}')", src)
-        conts = mf.containers(p, m)
-        if not conts:
-            raise ConfigError(f"manifests.{color} containers", [], "the workload has no container", src)
-        if app.container is None and len(conts) > 1:
-            raise ConfigError("container", None, f"{name} has {len(conts)} containers: name the one that gets "
-                              "the release's image", src)
-        if app.container is not None and not any(c.get("name") == app.container for c in conts):
-            raise ConfigError("container", app.container, f"{name} has no container of that name", src)
+        check_workload(app, color, app.manifests[color], src, field=f"manifests.{color}", labels=False)
     svc = app.manifests["service"]
     if mf.workload_name(p, svc) != app.service:
         raise ConfigError("manifests.service metadata.name", mf.workload_name(p, svc),
@@ -291,6 +312,34 @@ def _check_manifests(app: AppConfig) -> None:
         raise ConfigError("manifests.service spec.selector", service_selector_of(app),
                           "selects the same labels for blue and green; the colors must differ in a selector key",
                           src)
+
+
+def check_workload(app: AppConfig, color: str, manifest, source: str, field: str | None = None,
+                   labels: bool = True) -> None:
+    """One color's workload manifest: its name, its containers, and (``labels``) the labels that
+    the Service's selector tells this color by."""
+    p, field = app.platform, field or f"{color} manifest"
+    if not isinstance(manifest, dict):
+        raise ConfigError(field, manifest, "must be a workload manifest (a mapping)", source)
+    name = mf.workload_name(p, manifest)
+    if name != app.deployment_name(color):
+        raise ConfigError(f"{field} metadata.name", name,
+                          f"must be {app.deployment_name(color)!r} (deployment_prefix + '-{color}')", source)
+    conts = mf.containers(p, manifest)
+    if not conts or not all(isinstance(c, dict) for c in conts):
+        raise ConfigError(f"{field} containers", conts, "the workload has no container", source)
+    if app.container is None and len(conts) > 1:
+        raise ConfigError("container", None, f"{name} has {len(conts)} containers: name the one that gets "
+                          "the release's image", source)
+    if app.container is not None and not any(c.get("name") == app.container for c in conts):
+        raise ConfigError("container", app.container, f"{name} has no container of that name", source)
+    if labels:
+        wanted = app.selector_for(color)
+        have = mf.selectable_labels(p, manifest)
+        if any(have.get(k) != v for k, v in wanted.items()):
+            where = "spec.template.metadata.labels" if p == mf.KUBERNETES else "metadata.labels"
+            raise ConfigError(f"{field} {where}", have, f"must carry the Service's selector for {color} {wanted}",
+                              source)
 
 
 def service_selector_of(app: AppConfig) -> dict:

@@ -92,14 +92,18 @@ def release_dag(app: AppConfig):
         params=release_params(app),
         render_template_as_native_obj=True,
         tags=["bluegreen", app.platform, app.name],
-        default_args={"retries": 0},
+        # A step that raises a ReleaseError (a refusal) fails at once; anything else (an API that
+        # kept failing past the step's budget, a crashed worker) is retried: every step converges.
+        default_args={"retries": app.retries, "retry_delay": dt.timedelta(seconds=5),
+                      "retry_exponential_backoff": 2.0, "max_retry_delay": dt.timedelta(minutes=5)},
     )
     with dag:
         window = [WaitForWindowSensor(task_id="wait_for_window", app=spec)] if app.windows else []
         plan = PlanReleaseOperator(task_id="plan", app=spec)
         deploy = DeployNewColorOperator(task_id="deploy_new_color", app=spec)
         ready = WaitForReadySensor(task_id="wait_until_ready", app=spec)
-        approve = ReleaseApprovalOperator(task_id="approve", app=spec, approval_timeout=app.approval_timeout,
+        approve = ReleaseApprovalOperator(task_id="approve", app=spec,
+                                          approval_timeout=app.effective_approval_timeout,
                                           approval_default=app.approval_default)
         switch = SwitchTrafficOperator(task_id="switch_traffic", app=spec)
         soak = SoakSensor(task_id="soak", app=spec)
@@ -107,7 +111,9 @@ def release_dag(app: AppConfig):
         finish = FinishReleaseOperator(task_id="finish", app=spec)
         guarded = [deploy, ready, approve, switch, soak]
         rollback = RollbackOperator(task_id="rollback", app=spec, trigger_rule=TriggerRule.ONE_FAILED,
-                                    watched_tasks=[t.task_id for t in guarded])
+                                    watched_tasks=[t.task_id for t in guarded], retries=app.rollback_retries,
+                                    # the safety path: tried again soon (5 s, 10 s, ... at most a minute apart)
+                                    max_retry_delay=dt.timedelta(minutes=1))
         chain(*window, plan, deploy, ready, approve, switch, soak, retire, finish)
         for task in guarded:
             task >> rollback

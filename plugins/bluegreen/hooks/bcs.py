@@ -7,8 +7,11 @@ Connection (type ``bcs``):
   extra     {"cluster_id": "BCS-MESOS-10000",   sent as the BCS-ClusterID header
              "ca_bundle": "/path/ca.pem",       verify TLS against this CA (default: the system CAs)
              "verify": true,                    TLS verification; on unless explicitly false
-             "timeout": 30,                     seconds per request
-             "retries": 3}                      retries (with backoff) on connection errors and 5xx
+             "timeout": 30}                     seconds per request
+
+Connection errors, timeouts, 429 (its ``Retry-After`` honoured) and 500/502/503/504 are
+retried with backoff and jitter within a budget (``budget``: the app's
+``api_retry_budget`` when an adapter builds the hook); other answers fail at once.
 
 Every answer is the ``{result, code, message, data}`` envelope; HTTP 200 with a
 non-zero code is an error.  Errors raise ``BcsApiError`` with the BCS code and
@@ -17,12 +20,14 @@ message (bk-bcs bcs-common/common/errorCode.go).
 
 from __future__ import annotations
 
-import time
 from functools import cached_property
 from typing import Any
 from urllib.parse import quote
 
 from airflow.sdk import BaseHook
+
+from ..platforms.base import USER_AGENT
+from ..platforms.retrying import TRANSIENT_STATUSES, Budget, Transient, retry_after, retrying
 
 # bk-bcs bcs-common/common/errorCode.go
 NOT_FOUND = 1405202            # BcsErrMesosSchedNotFound: update/delete of a missing object
@@ -57,10 +62,12 @@ class BcsHook(BaseHook):
             "placeholders": {"host": "https://bcs-api.example.com", "cluster_id": "BCS-MESOS-10000"},
         }
 
-    def __init__(self, bcs_conn_id: str = default_conn_name, *, connection=None, **kwargs):
+    def __init__(self, bcs_conn_id: str = default_conn_name, *, connection=None, budget: Budget | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.bcs_conn_id = bcs_conn_id
         self._connection = connection
+        self.budget = budget or Budget(60.0)
 
     # -- connection ---------------------------------------------------------------------
     @cached_property
@@ -109,7 +116,7 @@ class BcsHook(BaseHook):
 
         session = requests.Session()
         session.headers.update({"Content-Type": "application/json", "Accept": "application/json",
-                                "BCS-ClusterID": self.cluster_id})
+                                "BCS-ClusterID": self.cluster_id, "User-Agent": USER_AGENT})
         if self.connection.password:
             session.headers["Authorization"] = f"Bearer {self.connection.password}"
         session.verify = self.verify
@@ -120,33 +127,28 @@ class BcsHook(BaseHook):
 
     # -- the envelope -------------------------------------------------------------------
     def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None) -> Any:
-        """One API call; returns the envelope's ``data`` or raises BcsApiError."""
+        """One API call; returns the envelope's ``data`` or raises BcsApiError (TransientError
+        when the gateway kept failing past the retry budget)."""
         import requests
 
         url = self.base_url + path
         timeout = float(self.extras.get("timeout", 30))
-        retries = int(self.extras.get("retries", 3))
-        for attempt in range(retries + 1):
+
+        def attempt():
             try:
                 # verify per request: requests lets REQUESTS_CA_BUNDLE override a session's verify
                 resp = self.session.request(method, url, json=json, params=params, timeout=timeout,
                                             verify=self.verify)
             except (requests.ConnectionError, requests.Timeout) as e:
-                if attempt == retries:
-                    raise BcsApiError(method, path, 0, f"cannot reach the BCS API gateway: {type(e).__name__}",
-                                      0) from None
-                self._backoff(attempt, method, path, type(e).__name__)
-                continue
-            if resp.status_code >= 500 and attempt < retries:
-                self._backoff(attempt, method, path, f"HTTP {resp.status_code}")
-                continue
+                raise Transient(f"cannot reach the BCS API gateway: {type(e).__name__}") from None
+            if resp.status_code in TRANSIENT_STATUSES:
+                raise Transient(f"HTTP {resp.status_code} {(resp.text or '')[:200]}".strip(),
+                                retry_after(resp.headers.get("Retry-After")))
             return self._unwrap(method, path, resp)
-        raise AssertionError("unreachable")
 
-    def _backoff(self, attempt: int, method: str, path: str, why: str) -> None:
-        delay = min(10.0, 0.5 * 2 ** attempt)
-        self.log.warning("BCS API %s %s: %s; retrying in %.1fs", method, path, why, delay)
-        time.sleep(delay)
+        result = retrying(attempt, self.budget, f"BCS API {method} {path}", self.log)
+        self.budget.spent = 0.0  # the budget bounds how long the API may keep failing
+        return result
 
     @staticmethod
     def _unwrap(method: str, path: str, resp) -> Any:
@@ -209,4 +211,5 @@ class BcsHook(BaseHook):
 
 
 def _plural(kind: str) -> str:
-    return {"deployment": "deployments", "service": "services", "application": "applications"}.get(kind, kind)
+    return {"deployment": "deployments", "service": "services", "application": "applications",
+            "configmap": "configmaps"}.get(kind, kind)

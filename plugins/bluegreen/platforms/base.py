@@ -14,6 +14,9 @@ from typing import AsyncIterator
 
 from ..release.model import ColorStatus, ServiceView
 
+# Sent with every API request, so that the cluster's audit log says which writes were bluegreen's.
+USER_AGENT = "bluegreen/0.1.0"
+
 
 class Platform(abc.ABC):
     """One app's objects on one cluster: its Service and its two color workloads."""
@@ -32,10 +35,6 @@ class Platform(abc.ABC):
     @abc.abstractmethod
     def read_service(self, manifest: dict | None = None) -> ServiceView | None:
         """The app's Service, or None when it does not exist."""
-
-    @abc.abstractmethod
-    async def aread_service(self) -> ServiceView | None:
-        """``read_service`` for triggers (non-blocking)."""
 
     @abc.abstractmethod
     def observe(self, color: str) -> ColorStatus:
@@ -74,18 +73,32 @@ class Platform(abc.ABC):
     @abc.abstractmethod
     def create_service(self, selector: dict[str, str], annotations: dict[str, str],
                        manifest: dict | None = None) -> ServiceView:
-        """Create the Service from the app's manifest, selecting ``selector``."""
+        """Create the Service from the app's manifest, selecting ``selector`` (nothing, when
+        empty).  Raises ``Conflict`` when it exists: a create is the one atomic claim every
+        API offers (a first release's lock rests on it)."""
 
     @abc.abstractmethod
     def write_service(self, current: ServiceView, selector: dict[str, str],
                       annotations: dict[str, str | None], manifest: dict | None = None) -> ServiceView:
         """Set the Service's selector to exactly ``selector`` (no stale keys) and merge
         ``annotations`` (None removes a key), keeping everything else on it.  Raises
-        ``Conflict`` when the Service changed since ``current`` was read."""
+        ``Conflict`` when the Service changed since ``current`` was read: the write is
+        conditional, between two bluegreen writers always (the release lock rests on it)."""
 
     @abc.abstractmethod
-    def delete_service(self, manifest: dict | None = None) -> None:
-        """Delete the Service (only a failed first release does this); gone is fine."""
+    def delete_service(self, manifest: dict | None = None, current: ServiceView | None = None) -> None:
+        """Delete the Service (only a failed first release does this, and the preview Service);
+        gone is fine.  With ``current``: only if it has not changed since (else ``Conflict``),
+        where the API can say so."""
+
+    # -- for people: what to type when a person must finish by hand ------------------
+    @abc.abstractmethod
+    def manual_switch(self, selector: dict[str, str]) -> str:
+        """A command that points the app's Service at ``selector``."""
+
+    @abc.abstractmethod
+    def manual_delete(self, color: str) -> str:
+        """A command that deletes the color's workload."""
 
     # -- waiting (inside triggers, on the triggerer's event loop) --------------------
     @abc.abstractmethod

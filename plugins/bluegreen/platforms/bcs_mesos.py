@@ -6,6 +6,13 @@ bcs-mesos-watch fills a moment after the scheduler changes.  Because of that lag
 every write here waits until storage shows it, so that the next step reads its
 own writes.  BCS has no watch: triggers poll at the app's ``poll_interval``.
 The API facts used here are in shared/docs/bcs-mesos-api.md (bk-bcs sources).
+
+BCS has no conditional write (no resourceVersion; an update overwrites), so the
+Service's writes are made conditional here (``ClaimedWrites``): each write first
+claims the Service's next version by creating a configmap named after it, which
+only one writer can create, then writes that version.  Two bluegreen writers that
+read the same version cannot both write; a person's change in between is caught
+by comparing what was read with what is stored.
 """
 
 from __future__ import annotations
@@ -19,15 +26,19 @@ from functools import cached_property
 from typing import AsyncIterator
 
 from ..hooks.bcs import ALREADY_EXISTS, NOT_FOUND, BcsApiError, BcsHook
-from ..release.model import ColorStatus, Conflict, ReleaseError, ServiceView
+from ..release.model import ColorStatus, Conflict, ReleaseError, ServiceView, TransientError
 from . import manifests as mf
 from .base import Platform
+from .retrying import Budget
 
 APPLIED = "bluegreen.io/applied-manifest-hash"
 # Taskgroup states that mean a member is lost, not merely late (bk-bcs schetypes TaskGroup status).
 FAILED_STATES = ("Failed", "Error", "Lost")
-# Failed polls in a row a waiting sensor shrugs off before it fails.
+# Failed polls in a row (answered with an error, not unreachable) a waiting sensor shrugs off
+# before it fails: storage can briefly fail a query.
 POLL_ERRORS_TOLERATED = 3
+# The annotation that numbers the Service's bluegreen writes (see ClaimedWrites).
+VERSION = "bluegreen.io/version"
 # How long storage may take to show a write (bcs-mesos-watch syncs every few seconds upstream).
 STORAGE_LAG_TIMEOUT = 30.0
 
@@ -124,10 +135,13 @@ class BcsMesosPlatform(Platform):
         super().__init__(app)
         self._hook = hook
         self._abnormal_since: dict[str, float] = {}
+        self.budget = Budget(app.api_retry_budget)
 
     @cached_property
     def hook(self) -> BcsHook:
-        return self._hook or BcsHook(self.app.connection_id)
+        hook = self._hook or BcsHook(self.app.connection_id)
+        hook.budget = self.budget
+        return hook
 
     @property
     def ns(self) -> str:
@@ -153,9 +167,10 @@ class BcsMesosPlatform(Platform):
             return None
         ports = (data.get("spec") or {}).get("ports") or [{}]
         port = str(ports[0].get("servicePort", ""))
+        annotations = dict((data.get("metadata") or {}).get("annotations") or {})
         return ServiceView(selector=dict((data.get("spec") or {}).get("selector") or {}),
-                           annotations=dict((data.get("metadata") or {}).get("annotations") or {}),
-                           version=_digest(data),
+                           annotations=annotations,
+                           version=f"{annotations.get(VERSION, '0')}:{_digest(data)}",
                            url_fields={"service": (data.get("metadata") or {}).get("name", ""),
                                        "namespace": self.ns, "port": port,
                                        "lb_port": port, "node_port": port, "cluster_ip": ""})
@@ -264,6 +279,8 @@ class BcsMesosPlatform(Platform):
                        manifest: dict | None = None) -> ServiceView:
         body = mf.service_body(manifest or self.app.manifests["service"], self.ns, selector, annotations)
         try:
+            # bcs-scheduler checks that the service does not exist and saves it in one request
+            # (sched/api createService): of two creates, one gets 1405201
             self.hook.create("service", self.ns, body)
         except BcsApiError as e:
             if e.code == ALREADY_EXISTS:
@@ -273,19 +290,50 @@ class BcsMesosPlatform(Platform):
 
     def write_service(self, current: ServiceView, selector: dict[str, str],
                       annotations: dict[str, str | None], manifest: dict | None = None) -> ServiceView:
+        name = self._service_name(manifest)
         data = self._service_data(manifest)
         if data is None:
-            raise ReleaseError(f"the service {self._service_name(manifest)} disappeared")
-        # BCS has no resourceVersion: compare what we read with what is stored now.  (A
-        # write between this read and the PUT below can still be lost; the lock
-        # annotation keeps other releases out of that window.)
-        if current.version and _digest(data) != current.version:
-            raise Conflict(f"the service {self._service_name(manifest)} changed since it was read")
+            raise ReleaseError(f"the service {name} disappeared")
+        # A person's change since the read (storage shows it): compare what was read with what is stored.
+        if current.version and _digest(data) != current.version.partition(":")[2]:
+            raise Conflict(f"the service {name} changed since it was read")
+        changes = dict(annotations)
+        claims = ClaimedWrites(self, name) if manifest is None else None
+        if claims is not None:
+            version = int(current.annotations.get(VERSION, "0") or 0) + 1
+            claims.claim(version)  # Conflict when another writer claimed it first
+            changes[VERSION] = str(version)
         # The stored object with only the selector (and our annotations) changed; the
         # scheduler keeps the stored name, namespace and labels anyway.
-        body = mf.with_selector(data, selector, annotations)
+        body = mf.with_selector(data, selector, changes)
         self._call(self.hook.update_service, self.ns, body)
-        return self._await_service(selector, body["metadata"]["annotations"], manifest)
+        view = self._await_service(selector, body["metadata"]["annotations"], manifest)
+        if claims is not None:
+            claims.forget(version - 1)
+        return view
+
+    def delete_service(self, manifest: dict | None = None, current: ServiceView | None = None) -> None:
+        name = self._service_name(manifest)
+        if current is not None:
+            data = self._service_data(manifest)
+            if data is not None and current.version and _digest(data) != current.version.partition(":")[2]:
+                raise Conflict(f"the service {name} changed since it was read")
+        try:
+            self.hook.delete("service", self.ns, name)
+        except BcsApiError as e:
+            if e.code != NOT_FOUND:
+                raise ReleaseError(str(e)) from None
+        self._wait(lambda: self._service_data(manifest) is None, f"storage to drop service {name}", STORAGE_LAG_TIMEOUT)
+        if manifest is None:
+            ClaimedWrites(self, name).forget_all()
+
+    # -- for people ---------------------------------------------------------------------
+    def manual_switch(self, selector: dict[str, str]) -> str:
+        return (f"bcs-client update -t service -f <the service {self.ns}/{self.app.service} as `bcs-client inspect "
+                f"-t service` shows it, with spec.selector {json.dumps(selector)}>")
+
+    def manual_delete(self, color: str) -> str:
+        return f"bcs-client delete -t deployment -ns {self.ns} -n {self.app.deployment_name(color)}"
 
     def _await_service(self, selector: dict, annotations: dict, manifest: dict | None) -> ServiceView:
         """Read our own write: wait until storage shows it."""
@@ -299,11 +347,6 @@ class BcsMesosPlatform(Platform):
                                    f"{STORAGE_LAG_TIMEOUT:g}s")
             time.sleep(0.2)
 
-    def delete_service(self, manifest: dict | None = None) -> None:
-        name = self._service_name(manifest)
-        self._call(self.hook.delete, "service", self.ns, name)
-        self._wait(lambda: self._service_data(manifest) is None, f"storage to drop service {name}", STORAGE_LAG_TIMEOUT)
-
     def _wait(self, done, what: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not done():
@@ -316,13 +359,10 @@ class BcsMesosPlatform(Platform):
         if self._hook is None:
             self._hook = await BcsHook.from_connection_id_async(self.app.connection_id)
 
-    async def aread_service(self) -> ServiceView | None:
-        await self._async_ready()
-        return await asyncio.to_thread(self.read_service)
-
     async def watch(self, color: str, heartbeat: float = 2.0) -> AsyncIterator[ColorStatus]:
-        """Poll storage.  A failed poll (an envelope error, storage briefly unable to list)
-        is tried again; only POLL_ERRORS_TOLERATED failures in a row end the watch."""
+        """Poll storage.  An unreachable gateway is polled again for as long as the watch is
+        wanted (the judge keeps its own deadline); an envelope error (storage briefly unable
+        to list) is tried again, and only POLL_ERRORS_TOLERATED of those in a row end it."""
         await self._async_ready()
         interval = min(heartbeat, self.app.poll_interval)
         failures = 0
@@ -330,6 +370,9 @@ class BcsMesosPlatform(Platform):
             try:
                 status = await asyncio.to_thread(self.observe, color)
                 failures = 0
+            except TransientError:
+                await asyncio.sleep(interval)
+                continue
             except ReleaseError:
                 failures += 1
                 if failures > POLL_ERRORS_TOLERATED:
@@ -338,3 +381,75 @@ class BcsMesosPlatform(Platform):
                 continue
             yield status
             await asyncio.sleep(interval)
+
+
+class ClaimedWrites:
+    """Conditional writes of a BCS service, which the API does not offer.
+
+    Each bluegreen write of the service carries a version number (annotation
+    ``bluegreen.io/version``).  To write version N, a writer first creates the configmap
+    ``<service>-bluegreen-v<N>``: bcs-scheduler creates an object only if it does not
+    exist (1405201 otherwise), so of two writers that read version N-1, one claims N and
+    writes; the other gets ``Conflict``, reads again and sees N.  A claim whose writer
+    died before writing is taken back once it is older than ``stale_after``.  What
+    this cannot stop: a writer that stalls longer than that between its claim and its
+    write (it then overwrites a newer version), and a person's write with bcs-client
+    (caught only by comparing what was read with what is stored, as before).
+    """
+
+    def __init__(self, platform: "BcsMesosPlatform", service: str):
+        self.platform, self.service = platform, service
+        # longer than any writer takes from its claim to its write landing in storage
+        self.stale_after = platform.app.api_retry_budget + STORAGE_LAG_TIMEOUT + 30.0
+
+    def name(self, version: int) -> str:
+        return f"{self.service}-bluegreen-v{version}"
+
+    def claim(self, version: int) -> None:
+        hook, ns = self.platform.hook, self.platform.ns
+        body = {"apiVersion": "v4", "kind": "configmap",
+                "metadata": {"name": self.name(version), "namespace": ns,
+                             "labels": {"bluegreen.io/claims": self.service}},
+                "datas": {"claim": {"type": "file", "content": json.dumps({"version": version,
+                                                                            "claimed_at": time.time()})}}}
+        try:
+            hook.create("configmap", ns, body)
+            return
+        except BcsApiError as e:
+            if e.code != ALREADY_EXISTS:
+                raise ReleaseError(str(e)) from None
+        claimed_at = self._claimed_at(version)
+        if claimed_at is not None and time.time() - claimed_at > self.stale_after:
+            # its writer died between its claim and its write: take the claim back, read again
+            self.forget(version)
+        raise Conflict(f"the service {self.service}'s version {version} was claimed by another writer")
+
+    def _claimed_at(self, version: int) -> float | None:
+        record = self.platform._call(self.platform.hook.inspect, "configmap", self.platform.ns, self.name(version))
+        try:
+            content = ((record or {}).get("data") or {}).get("datas", {}).get("claim", {}).get("content")
+            return float(json.loads(content)["claimed_at"])
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return None
+
+    def forget(self, version: int) -> None:
+        """Delete an old claim (best effort: a leftover only waits for the next write to go)."""
+        if version < 1:
+            return
+        try:
+            self.platform.hook.delete("configmap", self.platform.ns, self.name(version))
+        except (BcsApiError, TransientError):
+            pass
+
+    def forget_all(self) -> None:
+        try:
+            records = self.platform.hook.query("configmap", namespace=self.platform.ns)
+        except (BcsApiError, TransientError):
+            return
+        for r in records:
+            name = ((r.get("data") or {}).get("metadata") or {}).get("name", "")
+            if name.startswith(f"{self.service}-bluegreen-v"):
+                try:
+                    self.platform.hook.delete("configmap", self.platform.ns, name)
+                except (BcsApiError, TransientError):
+                    pass

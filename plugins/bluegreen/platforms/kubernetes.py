@@ -7,6 +7,10 @@ supports works: kubeconfig path or content, in-cluster, context.
 Objects are read and written as plain JSON (``_preload_content=False``) rather
 than the client's models, so that a replace sends back every field the server
 has, including ones the client's models do not know.
+
+Every call has a timeout (the connection's extra ``request_timeout``, 30 s by
+default) and goes through ``retrying``: timeouts, resets, 429 and 5xx are tried
+again within the step's budget; other errors fail at once with the API's message.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from typing import AsyncIterator
 
 from ..release.model import ColorStatus, Conflict, ReleaseError, ServiceView
 from . import manifests as mf
-from .base import Platform
+from .base import USER_AGENT, Platform
+from .retrying import TRANSIENT_STATUSES, Budget, Transient, retry_after, retrying
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +36,8 @@ APPLIED = "bluegreen.io/applied-manifest-hash"
 WATCH_SECONDS = 240
 # Longest quiet spell before the watch yields a fresh observation anyway.
 HEARTBEAT_SECONDS = 2.0
+# Seconds per API request unless the connection's extra says otherwise.
+DEFAULT_REQUEST_TIMEOUT = 30.0
 
 
 # ----------------------------------------------------------------------------------
@@ -96,12 +103,18 @@ def _api_error(e) -> str:
 class KubernetesPlatform(Platform):
     name = mf.KUBERNETES
 
+    def __init__(self, app):
+        super().__init__(app)
+        self.budget = Budget(app.api_retry_budget)
+
     # -- clients ----------------------------------------------------------------------
     @cached_property
     def hook(self):
         from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 
-        return KubernetesHook(conn_id=self.app.connection_id)
+        hook = KubernetesHook(conn_id=self.app.connection_id)
+        hook.api_client.user_agent = USER_AGENT  # the API server's audit log says who changed what
+        return hook
 
     @cached_property
     def _client(self):
@@ -109,23 +122,38 @@ class KubernetesPlatform(Platform):
 
         return client
 
+    @cached_property
+    def request_timeout(self) -> float:
+        return float(self.hook._get_field("request_timeout") or DEFAULT_REQUEST_TIMEOUT)
+
     @property
     def ns(self) -> str:
         return self.app.namespace
 
-    def _call(self, fn, *args, missing_ok: bool = False, **kwargs):
+    def _call(self, fn, *args, missing_ok: bool = False, exists_is_conflict: bool = False, **kwargs):
         """Call the API and return the JSON body (None for a 404 when missing_ok)."""
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
-        try:
-            resp = fn(*args, _preload_content=False, **kwargs)
-        except ApiException as e:
-            if e.status == 404 and missing_ok:
-                return None
-            if e.status == 409 and "modified" in _api_error(e):
-                raise Conflict(_api_error(e)) from None
-            raise ReleaseError(f"Kubernetes API: {fn.__name__} failed: {e.status} {_api_error(e)}") from None
-        return json.loads(resp.data) if resp.data else {}
+        def attempt():
+            try:
+                resp = fn(*args, _preload_content=False, _request_timeout=self.request_timeout, **kwargs)
+                data = resp.data
+            except ApiException as e:
+                if e.status == 404 and missing_ok:
+                    return None
+                if e.status in TRANSIENT_STATUSES:
+                    raise Transient(f"{e.status} {_api_error(e)}", retry_after((e.headers or {}).get("Retry-After")))
+                if e.status == 409 and ("modified" in _api_error(e) or exists_is_conflict):
+                    raise Conflict(_api_error(e)) from None
+                raise ReleaseError(f"Kubernetes API: {fn.__name__} failed: {e.status} {_api_error(e)}") from None
+            except (HTTPError, OSError) as e:  # timeouts, resets, refused connections
+                raise Transient(f"{type(e).__name__}: {e}") from None
+            return json.loads(data) if data else {}
+
+        result = retrying(attempt, self.budget, f"Kubernetes API {fn.__name__}", log)
+        self.budget.spent = 0.0  # the budget bounds how long the API may keep failing, not a step's calls
+        return result
 
     # -- reads --------------------------------------------------------------------------
     def _service_name(self, manifest: dict | None) -> str:
@@ -238,16 +266,10 @@ class KubernetesPlatform(Platform):
     def create_service(self, selector: dict[str, str], annotations: dict[str, str],
                        manifest: dict | None = None) -> ServiceView:
         body = mf.service_body(manifest or self.app.manifests["service"], self.ns, selector, annotations)
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            raw = json.loads(self.hook.core_v1_client.create_namespaced_service(self.ns, body,
-                                                                                _preload_content=False).data)
-        except ApiException as e:
-            if e.status == 409:
-                raise Conflict(f"the Service {self._service_name(manifest)} was created meanwhile") from None
-            raise ReleaseError(f"Kubernetes API: creating the Service failed: {e.status} {_api_error(e)}") from None
-        return self._service_view(raw)
+        if not selector:
+            del body["spec"]["selector"]  # a Service without a selector has no endpoints
+        return self._service_view(self._call(self.hook.core_v1_client.create_namespaced_service, self.ns, body,
+                                             exists_is_conflict=True))
 
     def write_service(self, current: ServiceView, selector: dict[str, str],
                       annotations: dict[str, str | None], manifest: dict | None = None) -> ServiceView:
@@ -263,9 +285,20 @@ class KubernetesPlatform(Platform):
         body = mf.with_selector(raw, selector, annotations)
         return self._service_view(self._call(core.replace_namespaced_service, name, self.ns, body))
 
-    def delete_service(self, manifest: dict | None = None) -> None:
+    def delete_service(self, manifest: dict | None = None, current: ServiceView | None = None) -> None:
+        # a precondition on the version read: a Service changed since is not deleted (Conflict)
+        body = self._client.V1DeleteOptions(preconditions=self._client.V1Preconditions(
+            resource_version=current.version)) if current is not None and current.version else None
         self._call(self.hook.core_v1_client.delete_namespaced_service, self._service_name(manifest), self.ns,
-                   missing_ok=True)
+                   body=body, missing_ok=True, exists_is_conflict=current is not None)
+
+    # -- for people ---------------------------------------------------------------------
+    def manual_switch(self, selector: dict[str, str]) -> str:
+        return (f"kubectl -n {self.ns} patch service {self.app.service} --type=json -p "
+                f"'[{{\"op\":\"replace\",\"path\":\"/spec/selector\",\"value\":{json.dumps(selector)}}}]'")
+
+    def manual_delete(self, color: str) -> str:
+        return f"kubectl -n {self.ns} delete deployment {self.app.deployment_name(color)}"
 
     # -- async (triggers) ---------------------------------------------------------------
     @cached_property
@@ -273,21 +306,6 @@ class KubernetesPlatform(Platform):
         from airflow.providers.cncf.kubernetes.hooks.kubernetes import AsyncKubernetesHook
 
         return AsyncKubernetesHook(conn_id=self.app.connection_id)
-
-    async def aread_service(self) -> ServiceView | None:
-        from kubernetes_asyncio import client as aclient
-
-        async with self.async_hook.get_conn() as api:
-            resp = await aclient.CoreV1Api(api).read_namespaced_service(self.app.service, self.ns,
-                                                                        _preload_content=False)
-            async with resp:
-                if resp.status == 404:
-                    return None
-                body = await resp.json(content_type=None)
-                if resp.status != 200:
-                    raise ReleaseError(f"Kubernetes API: reading the Service failed: {resp.status} "
-                                       f"{body.get('message', '')}")
-                return self._service_view(body)
 
     async def watch(self, color: str, heartbeat: float = HEARTBEAT_SECONDS) -> AsyncIterator[ColorStatus]:
         """Watch the deployment and its pods; yield the status after every change (and at
@@ -299,7 +317,9 @@ class KubernetesPlatform(Platform):
         changed = asyncio.Event()
         state: dict = {"deployment": None, "pods": {}, "error": None}
 
+        timeout = float(await self.async_hook._get_field("request_timeout") or DEFAULT_REQUEST_TIMEOUT)
         async with self.async_hook.get_conn() as api:
+            api.user_agent = USER_AGENT
             apps, core = aclient.AppsV1Api(api), aclient.CoreV1Api(api)
 
             def on_deployment(kind, obj):
@@ -319,9 +339,9 @@ class KubernetesPlatform(Platform):
 
             pumps = [
                 asyncio.create_task(_pump(apps.list_namespaced_deployment, self.ns, reset_deployment, on_deployment,
-                                          changed, state, field_selector=f"metadata.name={name}")),
+                                          changed, state, timeout, field_selector=f"metadata.name={name}")),
                 asyncio.create_task(_pump(core.list_namespaced_pod, self.ns, reset_pods, on_pod, changed, state,
-                                          label_selector=label_selector(self.app.selector_for(color)))),
+                                          timeout, label_selector=label_selector(self.app.selector_for(color)))),
             ]
             try:
                 while True:
@@ -340,38 +360,46 @@ class KubernetesPlatform(Platform):
                 await asyncio.gather(*pumps, return_exceptions=True)
 
 
-async def _pump(list_fn, namespace, reset, apply, changed: asyncio.Event, state: dict, **selectors):
-    """List, then watch from the list's resourceVersion; re-list on 410 Gone or a broken stream."""
+async def _pump(list_fn, namespace, reset, apply, changed: asyncio.Event, state: dict, request_timeout: float,
+                **selectors):
+    """List, then watch from the list's resourceVersion; re-list on 410 Gone or a broken stream.
+
+    Transient failures (timeouts, resets, 429, 5xx, a cut stream) are retried with backoff for
+    as long as the watch is wanted: the judge that reads it keeps its own deadline.  Only an
+    error that retrying cannot cure (403, 404, ...) ends the watch."""
+    import aiohttp
+
     listed_once = False
     failures = 0
     while True:
         try:
-            resp = await list_fn(namespace, _preload_content=False, **selectors)
+            resp = await list_fn(namespace, _preload_content=False, _request_timeout=request_timeout, **selectors)
             async with resp:
                 body = await resp.json(content_type=None)
-                if resp.status != 200:
-                    raise ReleaseError(f"Kubernetes API: {list_fn.__name__} failed: {resp.status} "
-                                       f"{body.get('message', '')}")
+                _check_status(resp.status, body, list_fn.__name__, resp.headers)
             reset(body.get("items") or [])
             version = body["metadata"]["resourceVersion"]
             if not listed_once:
                 listed_once = True
                 state["listed"] = state.get("listed", 0) + 1
             changed.set()
+            failures = 0
             while True:
                 server_timeout = WATCH_SECONDS + random.randint(0, 30)
                 # The client's own timeout must outlast the server's, or every watch is cut short
-                # (the provider's client defaults to 60 s when none is given).
+                # (the provider's client defaults to 60 s when none is given); a watch on which
+                # nothing (not even a bookmark) arrives for a while is opened again.
+                timeout = aiohttp.ClientTimeout(total=server_timeout + 30, sock_connect=request_timeout,
+                                                sock_read=3 * request_timeout)
                 resp = await list_fn(namespace, watch=True, resource_version=version, allow_watch_bookmarks=True,
-                                     timeout_seconds=server_timeout, _request_timeout=server_timeout + 30,
+                                     timeout_seconds=server_timeout, _request_timeout=timeout,
                                      _preload_content=False, **selectors)
                 gone = False
                 async with resp:
                     if resp.status == 410:
                         gone = True
-                    elif resp.status != 200:
-                        raise ReleaseError(f"Kubernetes API: watch failed: {resp.status}")
                     else:
+                        _check_status(resp.status, {}, "watch", resp.headers)
                         async for line in resp.content:
                             if not line.strip():
                                 continue
@@ -379,6 +407,8 @@ async def _pump(list_fn, namespace, reset, apply, changed: asyncio.Event, state:
                             kind, obj = event.get("type"), event.get("object") or {}
                             if kind == "ERROR":
                                 gone = obj.get("code") == 410
+                                if not gone:
+                                    raise Transient(f"watch ended with {obj.get('code')} {obj.get('message', '')}")
                                 break
                             version = obj.get("metadata", {}).get("resourceVersion", version)
                             if kind != "BOOKMARK":
@@ -393,14 +423,19 @@ async def _pump(list_fn, namespace, reset, apply, changed: asyncio.Event, state:
             state["error"] = e
             changed.set()
             return
-        except Exception as e:  # a broken connection: back off, then list again
+        except Exception as e:  # transient: a broken connection, a timeout, 429/5xx: back off, list again
             failures += 1
-            if isinstance(e, asyncio.TimeoutError):
-                log.debug("watch timed out; re-listing")
-                continue
-            if failures > 10:
-                state["error"] = ReleaseError(f"Kubernetes API: watch keeps failing: {e}")
-                changed.set()
-                return
-            log.warning("watch interrupted (%s: %s); re-listing", type(e).__name__, e)
-            await asyncio.sleep(min(5.0, 0.2 * 2 ** failures))
+            pause = min(8.0, 0.25 * 2 ** failures) * random.uniform(0.5, 1.0)
+            if isinstance(e, Transient) and e.retry_after:
+                pause = max(pause, e.retry_after)
+            log.warning("watch interrupted (%s: %s); listing again in %.1fs", type(e).__name__, e, pause)
+            await asyncio.sleep(pause)
+
+
+def _check_status(status: int, body: dict, what: str, headers) -> None:
+    if status == 200:
+        return
+    message = (body or {}).get("message", "") if isinstance(body, dict) else ""
+    if status in TRANSIENT_STATUSES:
+        raise Transient(f"{what}: {status} {message}".strip(), retry_after((headers or {}).get("Retry-After")))
+    raise ReleaseError(f"Kubernetes API: {what} failed: {status} {message}".strip())

@@ -42,7 +42,9 @@ class ReadinessJudge:
         if not status.exists:
             # Readiness starts after the deploy step created it: a missing workload was
             # deleted behind our back, and will not become ready by waiting.
-            return Verdict(FAILED, f"{self.name} does not exist (deleted while waiting for it to become ready)")
+            return Verdict(FAILED, f"{self.name} does not exist (deleted while waiting for it to become ready, or "
+                                   "removed by this run's rollback: to try again, clear deploy_new_color with "
+                                   "Downstream)")
         if status.failure:
             return Verdict(FAILED, f"{self.name} failed: {status.failure} ({status.progress})")
         if status.complete:
@@ -57,10 +59,22 @@ class SoakJudge:
     Service still points at the color and (when configured) the HTTP check passes.
     The first unhealthy observation beyond ``tolerance`` fails the soak."""
 
-    def __init__(self, name: str, ends_at: float, tolerance: int, baseline_restarts: int | None = None):
+    def __init__(self, name: str, ends_at: float, tolerance: int, baseline_restarts: int | None = None,
+                 unhealthy: int = 0):
         self.name, self.ends_at, self.tolerance = name, ends_at, tolerance
         self.baseline_restarts = baseline_restarts
-        self.unhealthy = 0
+        # unhealthy observations so far (resumed from the Service after a restart)
+        self.unhealthy = unhealthy
+
+    @classmethod
+    def resume(cls, name: str, tolerance: int, state: dict) -> "SoakJudge":
+        """A judge that goes on from a soak's recorded progress (Release.start_soak)."""
+        return cls(name, float(state["ends_at"]), tolerance, state.get("baseline_restarts"),
+                   int(state.get("unhealthy") or 0))
+
+    def progress(self) -> dict:
+        """What must survive a restart of whoever judges: the record of Release.record_soak."""
+        return {"ends_at": self.ends_at, "unhealthy": self.unhealthy, "baseline_restarts": self.baseline_restarts}
 
     def problems(self, status: ColorStatus, serving: bool, http: HttpResult | None) -> list[str]:
         found = []

@@ -37,6 +37,16 @@ class Conflict(ReleaseError):
     """Someone changed the object between our read and our write (optimistic concurrency)."""
 
 
+class Fenced(ReleaseError):
+    """Another run holds (or has held) the app since this run planned: this run must not write."""
+
+
+class TransientError(Exception):
+    """The cluster's API kept failing in a way that may pass (timeouts, resets, 429, 5xx) for
+    longer than the step's retry budget.  Not a ReleaseError: the task's own retries take over,
+    and nothing is rolled back for it."""
+
+
 @dataclass(frozen=True)
 class ServiceView:
     """What the release model needs to know of the app's Service."""

@@ -6,6 +6,11 @@ kubectl or bcs-client) sees which run holds the app, what it is doing, and how t
 go back.
 
   bluegreen.io/lock               the run that holds the app, until when, and its plan
+  bluegreen.io/last-lock          the run that held it last, once released (a run whose lock was taken
+                                  over by another run since can no longer write: see Lock)
+  bluegreen.io/created-by         the run whose first release created the Service (to hold its lock)
+  bluegreen.io/soak               the soak in progress: when it ends, unhealthy observations so far
+  bluegreen.io/retiring           the color being removed, written just before its delete (the re-check)
   bluegreen.io/previous-selector  the selector before the last switch
   bluegreen.io/run-id             the run that made the last switch
   bluegreen.io/switched-at        when
@@ -31,6 +36,10 @@ SWITCHED_AT = PREFIX + "switched-at"
 RELEASE = PREFIX + "release"
 PREVIOUS_RELEASE = PREFIX + "previous-release"
 HISTORY = PREFIX + "history"
+LAST_LOCK = PREFIX + "last-lock"
+CREATED_BY = PREFIX + "created-by"
+SOAK = PREFIX + "soak"
+RETIRING = PREFIX + "retiring"
 
 SWITCHED, SOAKED, COMPLETE, ROLLED_BACK = "switched", "soaked", "complete", "rolled-back"
 
@@ -40,10 +49,18 @@ def now_utc(clock) -> dt.datetime:
 
 
 def iso(moment: dt.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # milliseconds: the drain delay is counted from the switch's timestamp
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def _json(svc: ServiceView | None, key: str):
+def parse_iso(value) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def annotation_json(svc: ServiceView | None, key: str):
     if svc is None or key not in svc.annotations:
         return None
     try:
@@ -58,41 +75,68 @@ def dump(value) -> str:
 
 @dataclass
 class Lock:
+    """The release lock: one run holds an app from ``plan`` to ``finish``/``rollback``.
+
+    A lock is a lease: it holds until ``expires`` unless its run renews it, and a run
+    renews it only while it still holds it, so a run that stalled past its lease is
+    *fenced*: once another run has taken the app, the stalled run can no longer write
+    (``Release._hold`` refuses), even after the other run has released it again
+    (``bluegreen.io/last-lock`` then names that run).
+    """
+
     run_id: str
     expires: dt.datetime
     plan: dict
 
     @classmethod
     def read(cls, svc: ServiceView | None) -> "Lock | None":
-        data = _json(svc, LOCK)
-        if not isinstance(data, dict) or "run_id" not in data:
+        data = annotation_json(svc, LOCK)
+        if not isinstance(data, dict) or not isinstance(data.get("run_id"), str):
             return None
-        try:
-            expires = dt.datetime.fromisoformat(data["expires"].replace("Z", "+00:00"))
-        except (KeyError, ValueError, AttributeError):
-            expires = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
-        return cls(run_id=data["run_id"], expires=expires, plan=data.get("plan") or {})
+        expires = parse_iso(data.get("expires")) or dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+        plan = data.get("plan")
+        return cls(run_id=data["run_id"], expires=expires, plan=plan if isinstance(plan, dict) else {})
+
+    def held(self, now: dt.datetime) -> bool:
+        return self.expires > now
 
     def held_by_other(self, run_id: str, now: dt.datetime) -> bool:
-        return self.run_id != run_id and self.expires > now
+        return self.run_id != run_id and self.held(now)
 
     @staticmethod
     def value(plan: Plan, expires: dt.datetime) -> str:
         return dump({"run_id": plan.run_id, "expires": iso(expires), "plan": plan.to_json()})
 
+    @staticmethod
+    def released(run_id: str, now: dt.datetime) -> dict[str, str | None]:
+        """The annotation changes that release the lock of ``run_id``."""
+        return {LOCK: None, LAST_LOCK: dump({"run_id": run_id, "released_at": iso(now)})}
+
+
+def last_holder(svc: ServiceView | None) -> str | None:
+    """The run that held the lock last, when nobody holds it now."""
+    data = annotation_json(svc, LAST_LOCK)
+    return data.get("run_id") if isinstance(data, dict) else None
+
+
+def soak_state(svc: ServiceView | None, run_id: str) -> dict | None:
+    """This run's soak in progress (its end, its unhealthy observations so far), if any."""
+    data = annotation_json(svc, SOAK)
+    return data if isinstance(data, dict) and data.get("run_id") == run_id else None
+
 
 def release_record(svc: ServiceView | None) -> dict | None:
-    data = _json(svc, RELEASE)
+    data = annotation_json(svc, RELEASE)
     return data if isinstance(data, dict) else None
 
 
 def previous_release(svc: ServiceView | None) -> dict | None:
-    data = _json(svc, PREVIOUS_RELEASE)
+    data = annotation_json(svc, PREVIOUS_RELEASE)
     return data if isinstance(data, dict) else None
 
 
 def history(svc: ServiceView | None) -> list:
-    data = _json(svc, HISTORY)
+    data = annotation_json(svc, HISTORY)
     return data if isinstance(data, list) else []
 
 

@@ -1,19 +1,25 @@
 """The release lifecycle, written once for both platforms.
 
     plan      read the Service: the live color, the idle color to deploy; take the lock
+              (a first release creates the Service, selecting nothing, to hold it)
     deploy    run the new image on the idle color (create, or replace a leftover)
-    (wait)    readiness, judged in a trigger (health.ReadinessJudge)
+    (wait)    readiness, judged in a trigger (health.ReadinessJudge); the lock is kept
     switch    re-check readiness now, point the Service's selector at the new color,
               wait until its endpoints are exactly the new color's ready members
-    (soak)    health under real traffic, judged in a trigger (health.SoakJudge)
-    retire    delete (or scale to zero) the old color, never the one the Service points at
+    (soak)    health under real traffic, judged in a trigger (health.SoakJudge); its
+              progress is kept on the Service, so a restarted triggerer goes on counting
+    retire    after the drain delay, delete (or scale to zero) the old color, never the
+              one the Service points at
     finish    record the release, release the lock
     rollback  point the Service back at the old color if it moved, remove the new color
+              after the drain delay
 
-Every step converges on a target state: running it again after a success, a
-failure or a crash half-way does no harm.  Each one re-reads the Service first
-and refuses, with a reason a person can act on, when the cluster no longer looks
-like the plan (another release, a person with kubectl, a deleted Service).
+Every step converges on a target state: running it again after a success, a failure or a
+crash half-way does no harm.  Each one re-reads the Service first and refuses, with a
+reason a person can act on, when the cluster no longer looks like the plan (another
+release, a person with kubectl, a deleted Service), and every write that depends on what
+was read is conditional on the Service not having changed since (``Conflict``: read again).
+A run whose lock was taken over by another run is fenced: it changes nothing more.
 """
 
 from __future__ import annotations
@@ -24,27 +30,34 @@ import time
 from typing import Callable
 
 from ..platforms import manifests as mf
-from ..platforms.base import Platform
+from . import guards
 from . import records as rec
-from .model import FIRST_COLOR, Conflict, Plan, ReleaseError, ServiceView, other
+from .health import HttpResult
+from .http_check import http_check
+from .model import FIRST_COLOR, ColorStatus, Conflict, Plan, ReleaseError, ServiceView, other
 
 log = logging.getLogger(__name__)
 
-# How many times a conditional write of the Service is retried after a Conflict.
+# How many times a conditional write of the Service is tried again after a Conflict.
 _WRITE_ATTEMPTS = 5
 
 
 class Release:
-    def __init__(self, app, platform: Platform, run_id: str, *, logger: logging.Logger | None = None,
+    def __init__(self, app, platform, run_id: str, *, logger: logging.Logger | None = None,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                 poll_interval: float = 0.5):
+                 poll_interval: float = 0.5, probe: Callable[..., HttpResult] | None = None):
         self.app = app
+        # the HTTP check through the Service (release.http_check; unit tests give their own)
+        self.probe = probe or http_check
         self.platform = platform
         self.run_id = run_id
         self.log = logger or log
         self.clock = clock
         self.sleep = sleep
         self.poll_interval = poll_interval
+
+    def now(self) -> dt.datetime:
+        return rec.now_utc(self.clock)
 
     # ------------------------------------------------------------------------------
     # plan
@@ -59,10 +72,22 @@ class Release:
             plan = recalled or self._new_plan(svc, image, replicas, soak_seconds, restore_previous)
             if recalled is None and skip_if_live and plan.old_color and plan.old_image == plan.image:
                 plan.noop_reason = f"{plan.image} is already live on {plan.old_color}; nothing to release"
-            if svc is None or plan.noop_reason or self._completed(svc):
+            if plan.noop_reason or (svc is not None and self._completed(svc)):
                 return plan
             try:
-                self._take_lock(svc, plan)
+                if svc is None:
+                    # A first release: the Service is created now, selecting nothing, to hold the
+                    # lock.  The create is atomic, so of two first releases only one goes on.
+                    self.platform.create_service({}, {rec.LOCK: self._lock_value(plan), rec.CREATED_BY: self.run_id})
+                    self.log.info("created the Service %s (selecting nothing until the switch) to hold the release "
+                                  "lock", self.app.service)
+                else:
+                    guards.refuse_if_locked(self.app, svc, self.run_id, self.now())
+                    # A first release that goes on from an earlier one's Service (that one stopped
+                    # before its switch) owns it now: its rollback removes it.
+                    owner = ({rec.CREATED_BY: self.run_id} if plan.old_color is None
+                             and rec.CREATED_BY in svc.annotations else {})
+                    self._write_lock(svc, plan, owner)
                 return plan
             except Conflict:
                 continue
@@ -71,25 +96,26 @@ class Release:
     def _recall(self, svc: ServiceView | None) -> Plan | None:
         lock = rec.Lock.read(svc)
         if lock and lock.run_id == self.run_id and lock.plan:
-            return Plan.from_json(lock.plan)
+            return guards.checked_plan(self.app, lock.plan, self.run_id, rec.LOCK)
         record = rec.release_record(svc)
         if record and record.get("run_id") == self.run_id and record.get("state") != rec.ROLLED_BACK \
                 and record.get("plan"):
-            return Plan.from_json(record["plan"])
+            return guards.checked_plan(self.app, record["plan"], self.run_id, rec.RELEASE)
         return None
 
     def _new_plan(self, svc, image, replicas, soak_seconds, restore_previous) -> Plan:
-        self._refuse_if_locked(svc)
-        manifest = None
-        if svc is None:
+        guards.refuse_if_locked(self.app, svc, self.run_id, self.now())
+        if svc is None or not svc.selector:
             if restore_previous:
-                raise ReleaseError(f"the Service {self.app.service} does not exist: there is no previous release "
-                                   "to roll back to")
+                raise ReleaseError(f"the Service {self.app.service} has never pointed at a release: there is no "
+                                   "previous release to roll back to")
+            # No Service, or one selecting nothing (a first release that stopped before its switch).
             return Plan(app=self.app.name, run_id=self.run_id, new_color=FIRST_COLOR, old_color=None,
                         image=image, replicas=replicas, soak_seconds=soak_seconds)
         live = self.live_color(svc)
         new = other(live)
         old_status = self.platform.observe(live)
+        manifest = None
         if restore_previous:
             previous = rec.previous_release(svc)
             if not previous:
@@ -97,44 +123,84 @@ class Release:
             if previous.get("color") != new:
                 raise ReleaseError(f"the previous release ran on {previous.get('color')}, but {live} is live and "
                                    f"{new} is the idle color; roll back by switching instead")
-            image, manifest = previous["image"], previous.get("manifest")
-            replicas = int(previous.get("replicas") or replicas)
-        plan = Plan(app=self.app.name, run_id=self.run_id, new_color=new, old_color=live, image=image,
+            image, recorded_replicas, manifest = guards.checked_previous(self.app, previous, new)
+            replicas = recorded_replicas or replicas
+        return Plan(app=self.app.name, run_id=self.run_id, new_color=new, old_color=live, image=image,
                     replicas=replicas, soak_seconds=soak_seconds, old_image=old_status.image,
-                    previous_selector=dict(svc.selector))
-        plan.manifest = manifest
-        return plan
+                    previous_selector=dict(svc.selector), manifest=manifest)
 
-    def _refuse_if_locked(self, svc: ServiceView | None) -> None:
-        lock = rec.Lock.read(svc)
-        now = rec.now_utc(self.clock)
-        if lock and lock.held_by_other(self.run_id, now):
-            raise ReleaseError(f"{self.app.service} is locked by release run {lock.run_id} until "
-                               f"{rec.iso(lock.expires)}; wait for it to finish (or for the lock to expire)")
+    def _lock_value(self, plan: Plan) -> str:
+        return rec.Lock.value(plan, self.now() + dt.timedelta(seconds=self.app.lock_ttl))
 
-    def _take_lock(self, svc: ServiceView, plan: Plan) -> ServiceView:
-        self._refuse_if_locked(svc)
-        expires = rec.now_utc(self.clock) + dt.timedelta(seconds=self.app.lock_ttl)
-        return self.platform.write_service(svc, svc.selector, {rec.LOCK: rec.Lock.value(plan, expires)})
+    def _write_lock(self, svc: ServiceView, plan: Plan, also: dict | None = None) -> ServiceView:
+        changes = {rec.LOCK: self._lock_value(plan), **(also or {})}
+        if rec.LAST_LOCK in svc.annotations:
+            changes[rec.LAST_LOCK] = None
+        return self.platform.write_service(svc, svc.selector, changes)
 
     def live_color(self, svc: ServiceView) -> str:
         color = self.app.color_of(svc.selector)
         if color is None:
-            raise ReleaseError(
-                f"the Service {self.app.service} selects {svc.selector}, which matches neither "
-                f"{self.app.deployment_name('blue')} ({self.app.selector_for('blue')}) nor "
-                f"{self.app.deployment_name('green')} ({self.app.selector_for('green')}); fix its selector by hand "
-                "first, nothing was changed")
+            raise ReleaseError(guards.neither_color(self.app, svc))
         return color
+
+    # ------------------------------------------------------------------------------
+    # holding the app: every step's first read
+    # ------------------------------------------------------------------------------
+    def keep(self, plan: Plan) -> ServiceView:
+        """Re-read the Service, check it still fits the plan and that this run still holds the
+        lock, and renew the lock when half of its lease is gone.  Steps call it first; waiting
+        steps call it while they wait, so that the lock never runs out under a long soak."""
+        for _ in range(_WRITE_ATTEMPTS):
+            svc = self.platform.read_service()
+            if svc is not None and self._completed(svc):
+                return svc  # this run's release is finished: its steps may re-run, holding nothing
+            # fenced first: a run whose lock was taken over hears that, whatever the Service says now
+            must_lock = svc is not None and guards.fence(self.app, svc, self.run_id, self.now())
+            guards.fits(self.app, svc, plan, self._switched_by_me(svc))
+            if not must_lock:
+                return svc
+            try:
+                return self._write_lock(svc, plan)
+            except Conflict:
+                continue
+        raise ReleaseError(f"the Service {self.app.service} kept changing; retry")
+
+    def _completed(self, svc: ServiceView) -> bool:
+        """This run's release already finished: its steps may re-run, but it holds no lock."""
+        record = rec.release_record(svc) or {}
+        return record.get("run_id") == self.run_id and record.get("state") == rec.COMPLETE
+
+    def _switched_by_me(self, svc: ServiceView | None) -> bool:
+        if svc is None:
+            return False
+        record = rec.release_record(svc) or {}
+        return svc.annotations.get(rec.RUN_ID) == self.run_id and record.get("state") != rec.ROLLED_BACK
+
+    def _change(self, plan: Plan, changes: Callable[[ServiceView], dict | None], what: str) -> ServiceView:
+        """A conditional write of annotations on the Service this run holds: ``changes`` sees the
+        Service as just read (and checked) and says what to write (None: nothing)."""
+        for _ in range(_WRITE_ATTEMPTS):
+            svc = self.keep(plan)
+            wanted = changes(svc)
+            if not wanted:
+                return svc
+            try:
+                return self.platform.write_service(svc, svc.selector, wanted)
+            except Conflict:
+                continue
+        raise ReleaseError(f"the Service {self.app.service} kept changing while {what}; retry")
 
     # ------------------------------------------------------------------------------
     # deploy
     # ------------------------------------------------------------------------------
     def deploy(self, plan: Plan) -> str:
-        svc = self._hold(plan)
-        if svc is not None and self.live_color(svc) == plan.new_color and not self._switched_by_me(svc):
-            raise ReleaseError(f"the Service {self.app.service} points at {plan.new_color}; refusing to redeploy "
-                               "the live color")
+        svc = self.keep(plan)
+        if self.app.color_of(svc.selector) == plan.new_color:
+            # Switched already (a clear after the switch): the new color is live now, and a
+            # changed manifest would replace (BCS) or recreate (a selector change) live pods.
+            self.log.info("%s is live already: not touched", self.app.deployment_name(plan.new_color))
+            return "already live (not touched)"
         manifest = self.manifest_for(plan)
         result = self.platform.apply_color(plan.new_color, manifest)
         self.log.info("%s %s with %s (%d replicas): %s", result, self.app.deployment_name(plan.new_color),
@@ -153,7 +219,7 @@ class Release:
             try:
                 if selector is None:
                     if svc is not None:
-                        self.platform.delete_service(manifest)
+                        self.platform.delete_service(manifest=manifest)
                 elif svc is None:
                     self.platform.create_service(selector, {}, manifest=manifest)
                 elif svc.selector != selector:
@@ -177,8 +243,8 @@ class Release:
         new = plan.new_color
         name = self.app.deployment_name(new)
         for _ in range(_WRITE_ATTEMPTS):
-            svc = self._hold(plan)
-            if svc is not None and self.live_color(svc) == new:
+            svc = self.keep(plan)
+            if self.app.color_of(svc.selector) == new:
                 self.log.info("the Service %s already points at %s", self.app.service, new)
                 break
             status = self.platform.observe(new)
@@ -186,28 +252,43 @@ class Release:
                 # Re-checked at the moment of switching: the sensor's verdict may be stale.
                 raise ReleaseError(f"refusing to switch {self.app.service} to {name}: it is not fully ready now "
                                    f"({status.failure or status.progress})")
-            annotations = self._switch_annotations(svc, plan, rec.SWITCHED)
             try:
-                if svc is None:
-                    self.platform.create_service(self.app.selector_for(new), annotations)
-                    self.log.info("created the Service %s pointing at %s", self.app.service, name)
-                else:
-                    self.platform.write_service(svc, self.app.selector_for(new), annotations)
-                    self.log.info("switched the Service %s from %s to %s", self.app.service, svc.selector,
-                                  self.app.selector_for(new))
+                # Conditional on the Service as just read: a change since then (a person, a
+                # takeover) makes it fail with Conflict, and the checks run again.
+                self.platform.write_service(svc, self.app.selector_for(new), self._switch_annotations(svc, plan))
+                self.log.info("switched the Service %s from %s to %s", self.app.service, svc.selector or "nothing",
+                              self.app.selector_for(new))
                 break
             except Conflict:
                 continue
         else:
             raise ReleaseError(f"the Service {self.app.service} kept changing while switching; retry the switch")
         self.wait_for_endpoints(new)
+        self.wait_for_traffic()
 
-    def _switch_annotations(self, svc: ServiceView | None, plan: Plan, state: str) -> dict:
-        now = rec.iso(rec.now_utc(self.clock))
+    def wait_for_traffic(self) -> None:
+        """Until the HTTP check passes through the Service (when the app has one).  The endpoints
+        change at once, but each node applies a switch a moment later: a first release's Service
+        answers nothing until then, and its soak must not count that against the new color."""
+        if not self.app.http_check:
+            return
+        deadline = self.clock() + self.app.switch_timeout
+        while True:
+            svc = self.platform.read_service()
+            result = self.probe(self.app.http_check, svc.url_fields) if svc is not None else None
+            if result is not None and result.ok:
+                return
+            if self.clock() >= deadline:
+                raise ReleaseError(f"the Service {self.app.service} did not pass its HTTP check within "
+                                   f"{self.app.switch_timeout:g}s of the switch: {result.detail if result else 'gone'}")
+            self.sleep(self.poll_interval)
+
+    def _switch_annotations(self, svc: ServiceView, plan: Plan) -> dict:
+        now = rec.iso(self.now())
         record = {"run_id": self.run_id, "from": plan.old_color, "to": plan.new_color, "image": plan.image,
-                  "from_image": plan.old_image, "state": state, "at": now, "plan": plan.to_json()}
+                  "from_image": plan.old_image, "state": rec.SWITCHED, "at": now, "plan": plan.to_json()}
         annotations = {
-            rec.PREVIOUS_SELECTOR: rec.dump(svc.selector) if svc else rec.dump({}),
+            rec.PREVIOUS_SELECTOR: rec.dump(svc.selector),
             rec.RUN_ID: self.run_id,
             rec.SWITCHED_AT: now,
             rec.RELEASE: rec.dump(record),
@@ -216,13 +297,10 @@ class Release:
             annotations[rec.PREVIOUS_RELEASE] = rec.dump({
                 "color": plan.old_color, "image": plan.old_image, "run_id": (rec.release_record(svc) or {}).get("run_id"),
                 "replicas": self.platform.observe(plan.old_color).desired or plan.replicas,
-                "manifest": self._applied_manifest(plan.old_color),
+                # what the old color runs now, as the record of what to restore
+                "manifest": self.platform.read_manifest(plan.old_color),
             })
         return annotations
-
-    def _applied_manifest(self, color: str) -> dict | None:
-        """The manifest the old color runs now, as the record of what to restore."""
-        return self.platform.read_manifest(color)
 
     def wait_for_endpoints(self, color: str) -> None:
         """Until the Service sends traffic to exactly the color's ready members."""
@@ -240,48 +318,148 @@ class Release:
             self.sleep(self.poll_interval)
 
     # ------------------------------------------------------------------------------
-    # after the soak
+    # soak: what the sensor and its trigger observe, and the progress they keep on the Service
     # ------------------------------------------------------------------------------
+    def start_soak(self, plan: Plan) -> dict:
+        """This run's soak: resumed as recorded on the Service (after a crash, a retry or a
+        triggerer restart), or started now.  {ends_at, unhealthy, baseline_restarts}"""
+        state: dict = {}
+
+        def start(svc: ServiceView) -> dict | None:
+            state.clear()
+            state.update(rec.soak_state(svc, self.run_id) or {})
+            if state:
+                return None
+            restarts = self.platform.observe(plan.new_color).restarts
+            state.update(run_id=self.run_id, ends_at=self.clock() + plan.soak_seconds, unhealthy=0,
+                         baseline_restarts=restarts)
+            return {rec.SOAK: rec.dump(state)}
+
+        self._change(plan, start, "starting the soak")
+        return dict(state)
+
+    def record_soak(self, plan: Plan, progress: dict) -> None:
+        """Keep the soak's progress (unhealthy observations so far, the restart baseline) on the
+        Service, so that whoever judges next (a restarted triggerer, a retried task) goes on from it."""
+        state = {"run_id": self.run_id, **progress}
+        self._change(plan, lambda svc: None if rec.soak_state(svc, self.run_id) == state else {rec.SOAK: rec.dump(state)},
+                     "recording the soak")
+
+    def readiness(self, plan: Plan) -> ColorStatus:
+        """The new color now, judged by its platform's readiness rule."""
+        return self.platform.observe(plan.new_color)
+
+    def soak_probe(self, plan: Plan) -> tuple[bool, HttpResult | None]:
+        """What the soak checks besides the workload: whether the Service still points at the new
+        color, and the HTTP check through it.  Holds the lock while it is at it."""
+        svc = self.keep(plan)
+        serving = svc.selector == self.app.selector_for(plan.new_color)
+        return serving, (self.probe(self.app.http_check, svc.url_fields) if self.app.http_check else None)
+
     def mark_soaked(self, plan: Plan) -> None:
         """Record on the Service that the soak passed: only then may the old color go."""
-        self._update_record(plan, rec.SOAKED)
+        self._update_record(plan, rec.SOAKED, extra={rec.SOAK: None})
 
+    # ------------------------------------------------------------------------------
+    # after the soak
+    # ------------------------------------------------------------------------------
     def retire_old(self, plan: Plan) -> None:
         old = plan.old_color
         if old is None:
             self.log.info("first release of %s: there is no old color to remove", self.app.name)
             return
-        svc = self._hold(plan)
-        if svc is None:
-            raise ReleaseError(f"the Service {self.app.service} is gone; not touching {old}")
-        live = self.live_color(svc)
-        if live == old:
+        svc = self.keep(plan)
+        if self.live_color(svc) == old:
             raise ReleaseError(f"refusing to remove {self.app.deployment_name(old)}: the Service "
                                f"{self.app.service} points at it")
         record = rec.release_record(svc) or {}
         if record.get("run_id") != self.run_id or record.get("state") not in (rec.SOAKED, rec.COMPLETE):
             raise ReleaseError(f"refusing to remove {self.app.deployment_name(old)}: this run's soak has not "
                                "passed (clear the soak task to run it)")
-        if self.app.old_color == "scale-to-zero":
-            self.platform.scale_color(old, 0)
-            self._wait(lambda: not self.platform.observe(old).ready and not self.platform.ready_members(old),
-                       f"{self.app.deployment_name(old)} to scale to zero", self.app.delete_timeout)
-            self.log.info("scaled %s to zero (kept for a fast rollback)", self.app.deployment_name(old))
+        self._remove(plan, old, keep=plan.new_color)
+
+    def _drain(self, svc: ServiceView | None, color: str) -> None:
+        """Traffic still on its way: each node applies a switch a moment later, and connections
+        already routed finish where they are, so a color the Service just stopped pointing at
+        is removed only ``drain_delay`` after that switch."""
+        if svc is None or rec.annotation_json(svc, rec.PREVIOUS_SELECTOR) != self.app.selector_for(color):
+            return
+        switched = rec.parse_iso(svc.annotations.get(rec.SWITCHED_AT))
+        if switched is None:
+            return
+        wait = switched.timestamp() + self.app.drain_delay - self.clock()
+        if wait > 0:
+            self.log.info("draining %s: the Service stopped pointing at it %.1fs ago; removing it in %.1fs",
+                          self.app.deployment_name(color), self.app.drain_delay - wait, wait)
+            self.sleep(wait)
+
+    def _remove(self, plan: Plan, color: str, keep: str | None) -> None:
+        """Delete (or scale to zero) ``color``, which the Service must not point at, while the
+        Service stays on ``keep``."""
+        name = self.app.deployment_name(color)
+        svc = self._read_held(plan)
+        self._drain(svc, color)
+        if svc is not None:
+            # The re-check, as close to the delete as the API allows: a conditional write that
+            # names the color.  It fails if the Service changed since it was read; a person who
+            # switches to the color after it is still seen below, and put back.
+            def mark(current: ServiceView) -> dict:
+                if self.app.color_of(current.selector) == color:
+                    raise ReleaseError(f"refusing to remove {name}: the Service {self.app.service} points at it")
+                return {rec.RETIRING: rec.dump({"color": color, "run_id": self.run_id, "at": rec.iso(self.now())})}
+
+            self._change_held(plan, mark, f"marking {name} for removal")
+        scale = self.app.old_color == "scale-to-zero" and color == plan.old_color
+        if scale:
+            self.platform.scale_color(color, 0)
         else:
-            self.platform.delete_color(old)
-            self._wait(lambda: self.platform.color_gone(old), f"{self.app.deployment_name(old)} to be deleted",
-                       self.app.delete_timeout)
-            self.log.info("deleted %s", self.app.deployment_name(old))
+            self.platform.delete_color(color)
+        moved = self._put_back_if_moved(plan, color, keep) if svc is not None else None
+        if scale:
+            self._wait(lambda: not self.platform.observe(color).ready and not self.platform.ready_members(color),
+                       f"{name} to scale to zero", self.app.delete_timeout)
+            self.log.info("scaled %s to zero (kept for a fast rollback)", name)
+        else:
+            self._wait(lambda: self.platform.color_gone(color), f"{name} to be deleted", self.app.delete_timeout)
+            self.log.info("deleted %s", name)
+        if moved:
+            raise ReleaseError(moved)
+
+    def _put_back_if_moved(self, plan: Plan, removed: str, keep: str | None) -> str | None:
+        """If the Service was pointed at the color being removed anyway, point it back at ``keep``
+        (when that is fully ready) and say so; None when it did not move."""
+        gone, kept = self.app.deployment_name(removed), self.app.deployment_name(keep) if keep else None
+        for _ in range(_WRITE_ATTEMPTS):
+            svc = self.platform.read_service()
+            if svc is None or self.app.color_of(svc.selector) != removed:
+                return None
+            status = self.platform.observe(keep) if keep else ColorStatus.missing()
+            if not status.complete or status.failure:
+                raise ReleaseError(
+                    f"the Service {self.app.service} was switched (not by this release) to {gone} while it was being "
+                    f"removed, and {kept or 'no other color'} is not fully ready "
+                    f"({status.failure or status.progress}): nothing may be serving.  By hand: "
+                    f"{self.platform.manual_switch(self.app.selector_for(keep)) if keep else 'redeploy the app'}")
+            try:
+                self.platform.write_service(svc, self.app.selector_for(keep), {})
+            except Conflict:
+                continue
+            self.wait_for_endpoints(keep)
+            message = (f"the Service {self.app.service} was switched (not by this release) to {gone} while it was "
+                       f"being removed; the release switched it back: it points at {kept} again.  Find out who "
+                       f"switched it, then clear this task to finish the release")
+            self.log.error(message)
+            return message
+        raise ReleaseError(f"the Service {self.app.service} kept changing while {gone} was removed; retry")
 
     def finish(self, plan: Plan, outcome: str = "released") -> str:
-        svc = self.platform.read_service()
         if plan.noop_reason:
             self.log.info(plan.noop_reason)
             return plan.noop_reason
         summary = (f"{self.app.name}: {plan.old_color or '-'} ({plan.old_image or '-'}) -> "
                    f"{plan.new_color} ({plan.image}): {outcome}")
-        if svc is not None:
-            self._update_record(plan, rec.COMPLETE, history=outcome, release_lock=True)
+        self._update_record(plan, rec.COMPLETE, history=outcome, release_lock=True,
+                            extra={rec.SOAK: None, rec.RETIRING: None, rec.CREATED_BY: None})
         self.log.info(summary)
         return summary
 
@@ -292,27 +470,28 @@ class Release:
         """Go back to the old color if traffic moved, then remove the new color."""
         new, old = plan.new_color, plan.old_color
         for _ in range(_WRITE_ATTEMPTS):
-            svc = self.platform.read_service()
-            self._refuse_if_locked(svc)
+            svc = self._read_held(plan)
             live = self.app.color_of(svc.selector) if svc else None
             try:
-                if svc is not None and live == new:
-                    if old is None:
-                        if self._switched_by_me(svc):
-                            # A first release: nothing served before it, so nothing is lost by removing it.
-                            self.platform.delete_service()
-                            self.log.info("removed the Service %s this first release created", self.app.service)
-                    else:
-                        status = self.platform.observe(old)
-                        if not status.complete:
-                            raise ReleaseError(
-                                f"cannot roll back {self.app.service} to {self.app.deployment_name(old)}: it is not "
-                                f"fully ready ({status.failure or status.progress}); {self.app.deployment_name(new)} "
-                                "keeps serving")
-                        self.platform.write_service(svc, self.app.selector_for(old),
-                                                    self._rollback_annotations(svc, plan, reason))
-                        self.log.info("switched the Service %s back to %s", self.app.service, old)
-                        self.wait_for_endpoints(old)
+                if svc is None:
+                    break
+                if old is None:
+                    if svc.annotations.get(rec.CREATED_BY) == self.run_id and live in (None, new):
+                        # A first release: nothing served before it, so nothing is lost by removing
+                        # the Service it created.
+                        self.platform.delete_service(current=svc)
+                        self.log.info("removed the Service %s this first release created", self.app.service)
+                elif live == new:
+                    status = self.platform.observe(old)
+                    if not status.complete:
+                        raise ReleaseError(
+                            f"cannot roll back {self.app.service} to {self.app.deployment_name(old)}: it is not "
+                            f"fully ready ({status.failure or status.progress}); {self.app.deployment_name(new)} "
+                            "keeps serving")
+                    self.platform.write_service(svc, self.app.selector_for(old),
+                                                self._rollback_annotations(svc, plan, reason))
+                    self.log.info("switched the Service %s back to %s", self.app.service, old)
+                    self.wait_for_endpoints(old)
                 break
             except Conflict:
                 continue
@@ -322,81 +501,93 @@ class Release:
         if svc is not None and self.app.color_of(svc.selector) == new:
             raise ReleaseError(f"refusing to remove {self.app.deployment_name(new)}: the Service points at it")
         self.point_preview(old)
-        self.platform.delete_color(new)
-        self._wait(lambda: self.platform.color_gone(new), f"{self.app.deployment_name(new)} to be deleted",
-                   self.app.delete_timeout)
-        if svc is not None:
-            self._update_record(plan, rec.ROLLED_BACK, history=f"rolled back: {reason}", release_lock=True)
+        self._remove(plan, new, keep=old)
+        if self.platform.read_service() is not None:
+            self._update_record(plan, rec.ROLLED_BACK, history=f"rolled back: {reason}", release_lock=True,
+                                extra={rec.SOAK: None, rec.RETIRING: None})
         serving = (f"{self.app.deployment_name(old)} ({plan.old_image or 'its image'}) is serving"
                    if old else "nothing was serving before this first release")
         return f"Release of {plan.image} to {self.app.name} rolled back: {reason}. {serving}."
 
+    def _read_held(self, plan: Plan) -> ServiceView | None:
+        """The Service, for the rollback and the removals: this run must still hold it (or may take it back),
+        but the Service may point at either color."""
+        svc = self.platform.read_service()
+        if svc is not None and not self._completed(svc):
+            guards.fence(self.app, svc, self.run_id, self.now())
+        return svc
+
+    def _change_held(self, plan: Plan, changes: Callable[[ServiceView], dict | None], what: str) -> None:
+        for _ in range(_WRITE_ATTEMPTS):
+            svc = self._read_held(plan)
+            if svc is None:
+                return
+            wanted = changes(svc)
+            if not wanted:
+                return
+            if not self._completed(svc) and rec.Lock.read(svc) is not None:
+                wanted = {**wanted, rec.LOCK: self._lock_value(plan)}  # renewed on the way
+            try:
+                self.platform.write_service(svc, svc.selector, wanted)
+                return
+            except Conflict:
+                continue
+        raise ReleaseError(f"the Service {self.app.service} kept changing while {what}; retry")
+
     def _rollback_annotations(self, svc: ServiceView, plan: Plan, reason: str) -> dict:
-        now = rec.iso(rec.now_utc(self.clock))
+        now = rec.iso(self.now())
         record = {**(rec.release_record(svc) or {}), "run_id": self.run_id, "state": rec.ROLLED_BACK,
                   "rolled_back_at": now, "reason": reason, "plan": plan.to_json()}
         return {rec.PREVIOUS_SELECTOR: rec.dump(svc.selector), rec.RUN_ID: self.run_id, rec.SWITCHED_AT: now,
                 rec.RELEASE: rec.dump(record)}
 
+    def situation(self, plan: Plan) -> str:
+        """What the cluster looks like now, for a person who must finish by hand (best effort)."""
+        try:
+            svc = self.platform.read_service()
+            lines = [f"the Service {self.app.namespace}/{self.app.service} "
+                     + ("does not exist" if svc is None else f"selects {svc.selector or 'nothing'}")]
+            for color in filter(None, (plan.old_color, plan.new_color)):
+                status = self.platform.observe(color)
+                lines.append(f"{self.app.deployment_name(color)}: "
+                             + (f"{status.image}, {status.failure or status.progress}" if status.exists else "gone"))
+            lock = rec.Lock.read(svc)
+            if lock:
+                lines.append(f"the release lock is held by run {lock.run_id} until {rec.iso(lock.expires)}")
+            return "; ".join(lines)
+        except Exception as e:  # the description is for people; the API may be what failed
+            return f"the cluster could not be read ({type(e).__name__}: {e})"
+
     # ------------------------------------------------------------------------------
     # helpers
     # ------------------------------------------------------------------------------
-    def _hold(self, plan: Plan) -> ServiceView | None:
-        """Re-read the Service, check it still fits the plan, and (re)take the lock."""
-        for _ in range(_WRITE_ATTEMPTS):
-            svc = self.platform.read_service()
-            if svc is None:
-                if plan.old_color is not None:
-                    raise ReleaseError(f"the Service {self.app.service} disappeared during the release")
-                return None
-            live = self.live_color(svc)
-            if live not in (plan.old_color, plan.new_color) or (
-                    live == plan.new_color and plan.old_color is not None and not self._switched_by_me(svc)):
-                raise ReleaseError(f"the Service {self.app.service} points at {live}, which this run did not plan "
-                                   f"({plan.describe()}); someone else changed it: start a new run")
-            if plan.old_color is None and not self._switched_by_me(svc):
-                raise ReleaseError(f"the Service {self.app.service} was created by someone else while this first "
-                                   "release ran; start a new run")
-            lock = rec.Lock.read(svc)
-            if self._completed(svc) or (lock and lock.run_id == self.run_id and
-                                        lock.expires - rec.now_utc(self.clock) > dt.timedelta(seconds=self.app.lock_ttl / 2)):
-                return svc
-            try:
-                return self._take_lock(svc, plan)
-            except Conflict:
-                continue
-        raise ReleaseError(f"the Service {self.app.service} kept changing; retry")
-
-    def _completed(self, svc: ServiceView) -> bool:
-        """This run's release already finished: its steps may re-run, but it holds no lock."""
-        record = rec.release_record(svc) or {}
-        return record.get("run_id") == self.run_id and record.get("state") == rec.COMPLETE
-
-    def _switched_by_me(self, svc: ServiceView) -> bool:
-        record = rec.release_record(svc) or {}
-        return svc.annotations.get(rec.RUN_ID) == self.run_id and record.get("state") != rec.ROLLED_BACK
-
-    def _update_record(self, plan: Plan, state: str, history: str | None = None, release_lock: bool = False) -> None:
+    def _update_record(self, plan: Plan, state: str, history: str | None = None, release_lock: bool = False,
+                       extra: dict | None = None) -> None:
         for _ in range(_WRITE_ATTEMPTS):
             svc = self.platform.read_service()
             if svc is None:
                 return
+            if not self._completed(svc):
+                guards.fence(self.app, svc, self.run_id, self.now())
             record = rec.release_record(svc) or {}
             if record.get("run_id") != self.run_id and state != rec.ROLLED_BACK:
                 raise ReleaseError(f"the Service {self.app.service} records release {record.get('run_id')}, "
                                    "not this run; someone else released meanwhile")
-            changes: dict[str, str | None] = {}
-            if record.get("run_id") == self.run_id:
+            changes: dict[str, str | None] = {k: v for k, v in (extra or {}).items() if k in svc.annotations}
+            mine = record.get("run_id") == self.run_id
+            if mine and not (state == rec.SOAKED and record.get("state") == rec.COMPLETE):
                 changes[rec.RELEASE] = rec.dump({**record, "state": state,
-                                                 f"{state.replace('-', '_')}_at": rec.iso(rec.now_utc(self.clock))})
+                                                 f"{state.replace('-', '_')}_at": rec.iso(self.now())})
             if history is not None:
                 changes[rec.HISTORY] = rec.with_history(svc, {
                     "run_id": self.run_id, "from": plan.old_color, "from_image": plan.old_image,
                     "to": plan.new_color, "image": plan.image, "outcome": history,
-                    "at": rec.iso(rec.now_utc(self.clock))}, self.app.history_limit)
+                    "at": rec.iso(self.now())}, self.app.history_limit)
             lock = rec.Lock.read(svc)
-            if release_lock and lock and lock.run_id == self.run_id:
-                changes[rec.LOCK] = None
+            if release_lock and (lock is None or lock.run_id == self.run_id):
+                changes.update(rec.Lock.released(self.run_id, self.now()))
+            if not changes:
+                return
             try:
                 self.platform.write_service(svc, svc.selector, changes)
                 return

@@ -1,0 +1,89 @@
+"""Transient API errors, retried with backoff and jitter within a budget per step.
+
+An API call that times out, is reset, or answers 429 or 500/502/503/504 may well work a
+moment later; one that answers 400, 403, 404, 409 or 422 will not.  The adapters tell
+the two apart (``Transient`` for the first kind) and run each call through ``retrying``:
+a transient failure is tried again after an exponential backoff with jitter (at least
+the server's ``Retry-After``), as long as the step's ``Budget`` of waiting lasts.  When
+it runs out, ``TransientError`` ends the step and the task's own retries take over.
+
+The waiting and stopping rules are tenacity's (a well-kept retry library that Airflow
+itself depends on); only the budget, shared by every call of one step, is ours.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, TypeVar
+
+import tenacity
+
+from ..release.model import TransientError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# HTTP statuses worth another try: too many requests, and the server-side failures that
+# say nothing about the request itself.
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class Transient(Exception):
+    """One failed attempt that may pass; ``retry_after``: what the server asked us to wait."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Budget:
+    """How long one step may spend waiting between retries, over all of its calls."""
+
+    def __init__(self, seconds: float):
+        self.seconds = float(seconds)
+        self.spent = 0.0
+
+    @property
+    def left(self) -> float:
+        return max(0.0, self.seconds - self.spent)
+
+
+def retry_after(value) -> float | None:
+    """A ``Retry-After`` header in seconds (the HTTP-date form is read as 'a moment')."""
+    if value in (None, ""):
+        return None
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        return 1.0
+
+
+_backoff = tenacity.wait_exponential_jitter(initial=0.25, max=8.0, jitter=0.5)
+
+
+def retrying(call: Callable[[], T], budget: Budget, what: str, logger: logging.Logger = log,
+             sleep: Callable[[float], None] = time.sleep) -> T:
+    """Run ``call``; on ``Transient``, wait and try again within ``budget``; then TransientError."""
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        asked = getattr(state.outcome.exception(), "retry_after", None) or 0.0
+        return min(max(_backoff(state), asked), budget.left)
+
+    def stop(state: tenacity.RetryCallState) -> bool:
+        return budget.left <= 0
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        pause = state.next_action.sleep if state.next_action else 0.0
+        budget.spent += pause
+        logger.warning("%s: %s; trying again in %.1fs (%.0fs of the step's retry budget left)", what,
+                       state.outcome.exception(), pause, budget.left)
+
+    retryer = tenacity.Retrying(retry=tenacity.retry_if_exception_type(Transient), wait=wait, stop=stop,
+                                before_sleep=before_sleep, sleep=sleep, reraise=True)
+    try:
+        return retryer(call)
+    except Transient as e:
+        raise TransientError(f"{what}: {e} (still failing after {budget.seconds:g}s of retries; "
+                             "the task will be retried)") from None
