@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # pytest workers; the suite's slow parts wait on sandbox timers, so two cores run 4 well.
 WORKERS ?= 4
 
-.PHONY: install test test-fast demo sandbox bench clean
+.PHONY: install test test-fast demo sandbox bench chaos clean
 
 install: $(STAMP)
 
@@ -35,6 +35,12 @@ demo: install
 
 bench: install
 	$(BIN)/python -m benchmarks
+
+# The chaos suite (chaos/README.md): RUNS randomized releases under faults, both platforms, a tenth
+# of them through the Airflow services; SEED=<n> replays a session (a run's seed with RUNS=1: that run).
+RUNS ?= 200
+chaos: install
+	$(BIN)/python -m chaos --runs $(RUNS) $(if $(SEED),--seed $(SEED))
 
 clean:
 	rm -rf $(VENV) .sandbox .airflow .demo .pytest_cache
