@@ -16,12 +16,7 @@ taskgroup Running and healthy.
 
 from __future__ import annotations
 
-from . import services  # (services imports this module too: use it only at call time)
-from .model import DEP_RUNNING, END_STATES, KILLING, LOCAL_CHECKS_TYPES, RUNNING, Application
-
-
-def selector_matches(selector: dict | None, labels: dict | None) -> bool:
-    return services.selector_matches(selector, labels)
+from .model import DEP_RUNNING, END_STATES, KILLING, LOCAL_CHECKS_TYPES, RUNNING, Application, selector_matches
 
 
 def _alive(app: Application) -> list:

@@ -35,6 +35,12 @@ APP_RUNNING_STR = "application is running"
 APP_ABNORMAL_STR = "application is abnormal"
 
 
+def selector_matches(selector: dict | None, labels: dict | None) -> bool:
+    """The scheduler's and the watcher's loop over the selector: an empty selector matches all."""
+    labels = labels or {}
+    return all(k in labels and labels[k] == v for k, v in (selector or {}).items())
+
+
 def now() -> int:
     return int(time.time())
 

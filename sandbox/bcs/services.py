@@ -29,18 +29,13 @@ from sandbox.runtime.runtime import addresses
 
 from .. import gojson
 from . import audit, gotypes
+from .model import selector_matches
 from .envelope import SCHED_NOT_FOUND, SCHED_RESOURCE_EXIST, BcsError
 from .model import LOST, RUNNING
 
 log = logging.getLogger(__name__)
 
 LB_LABEL = "BCSGROUP"
-
-
-def selector_matches(selector: dict | None, labels: dict | None) -> bool:
-    """The scheduler's and the watcher's loop over the selector: an empty selector matches all."""
-    labels = labels or {}
-    return all(k in labels and labels[k] == v for k, v in (selector or {}).items())
 
 
 class ServiceOps:

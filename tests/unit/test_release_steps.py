@@ -64,7 +64,7 @@ def test_first_release_creates_the_service_for_its_lock_then_deploys_blue_and_sw
     assert (plan.new_color, plan.old_color) == ("blue", None)
     assert platform.service["selector"] == {"app": "test-blue"}
     # the Service selects nothing until blue is ready
-    assert platform.calls.index("create service {}") < platform.calls.index("apply blue") \
+    assert platform.calls.index("create service {'bluegreen.io/selects': 'nothing'}") < platform.calls.index("apply blue") \
         < platform.calls.index("write service {'app': 'test-blue'}")
     assert rec.LOCK not in platform.service["annotations"]
     record = json.loads(platform.service["annotations"][rec.RELEASE])

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from bluegreen.release import records as rec
-from bluegreen.release.model import ConfigError, ReleaseError
+from bluegreen.release.model import SELECTS_NOTHING, ConfigError, ReleaseError
 from bluegreen.release.steps import Release
 
 from .fakes import FakePlatform
@@ -27,7 +27,7 @@ def test_two_first_releases_of_one_app_do_not_interleave(app, platform):
     """1: the first release takes the lock too (it creates the Service, selecting nothing, with the lock)."""
     first = release(app, platform, "run1")
     plan1 = first.plan(IMAGE1, 3, 5)
-    assert platform.service is not None and platform.service["selector"] == {}
+    assert platform.service is not None and platform.service["selector"] == SELECTS_NOTHING
     assert lock_of(platform)["run_id"] == "run1"
     with pytest.raises(ReleaseError, match="locked by release run run1"):
         release(app, platform, "run2").plan(IMAGE2, 3, 5)

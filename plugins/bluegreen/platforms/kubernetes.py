@@ -266,8 +266,6 @@ class KubernetesPlatform(Platform):
     def create_service(self, selector: dict[str, str], annotations: dict[str, str],
                        manifest: dict | None = None) -> ServiceView:
         body = mf.service_body(manifest or self.app.manifests["service"], self.ns, selector, annotations)
-        if not selector:
-            del body["spec"]["selector"]  # a Service without a selector has no endpoints
         return self._service_view(self._call(self.hook.core_v1_client.create_namespaced_service, self.ns, body,
                                              exists_is_conflict=True))
 

@@ -15,7 +15,7 @@ import datetime as dt
 
 from ..apps.images import check_image
 from . import records as rec
-from .model import COLORS, ConfigError, Fenced, Plan, ReleaseError, ServiceView, other
+from .model import COLORS, ConfigError, Fenced, Plan, ReleaseError, ServiceView, other, selects_nothing
 
 
 def fits(app, svc: ServiceView | None, plan: Plan, switched_by_me: bool) -> None:
@@ -24,7 +24,7 @@ def fits(app, svc: ServiceView | None, plan: Plan, switched_by_me: bool) -> None
         raise ReleaseError(f"the Service {app.service} does not exist any more (it was deleted during the release); "
                            "nothing more was changed: start a new run")
     live = app.color_of(svc.selector)
-    if svc.selector and live is None:
+    if not selects_nothing(svc.selector) and live is None:
         raise ReleaseError(neither_color(app, svc))
     if plan.old_color is None:
         if live is not None and not (live == plan.new_color and switched_by_me):

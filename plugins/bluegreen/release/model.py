@@ -14,6 +14,14 @@ BLUE, GREEN = "blue", "green"
 COLORS = (BLUE, GREEN)
 # A first release (no Service yet) deploys this color.
 FIRST_COLOR = BLUE
+# The selector of a first release's Service until its switch: a label no pod carries.  (Not an
+# empty selector: Kubernetes gives a Service without one no endpoints, but BCS matches an empty
+# selector against every taskgroup of the namespace.)
+SELECTS_NOTHING = {"bluegreen.io/selects": "nothing"}
+
+
+def selects_nothing(selector: dict[str, str] | None) -> bool:
+    return not selector or selector == SELECTS_NOTHING
 
 
 def other(color: str) -> str:

@@ -34,7 +34,8 @@ from . import guards
 from . import records as rec
 from .health import HttpResult
 from .http_check import http_check
-from .model import FIRST_COLOR, ColorStatus, Conflict, Plan, ReleaseError, ServiceView, other
+from .model import (FIRST_COLOR, SELECTS_NOTHING, ColorStatus, Conflict, Plan, ReleaseError, ServiceView, other,
+                    selects_nothing)
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ class Release:
                 if svc is None:
                     # A first release: the Service is created now, selecting nothing, to hold the
                     # lock.  The create is atomic, so of two first releases only one goes on.
-                    self.platform.create_service({}, {rec.LOCK: self._lock_value(plan), rec.CREATED_BY: self.run_id})
+                    self.platform.create_service(SELECTS_NOTHING, {rec.LOCK: self._lock_value(plan),
+                                                                   rec.CREATED_BY: self.run_id})
                     self.log.info("created the Service %s (selecting nothing until the switch) to hold the release "
                                   "lock", self.app.service)
                 else:
@@ -105,7 +107,7 @@ class Release:
 
     def _new_plan(self, svc, image, replicas, soak_seconds, restore_previous) -> Plan:
         guards.refuse_if_locked(self.app, svc, self.run_id, self.now())
-        if svc is None or not svc.selector:
+        if svc is None or selects_nothing(svc.selector):
             if restore_previous:
                 raise ReleaseError(f"the Service {self.app.service} has never pointed at a release: there is no "
                                    "previous release to roll back to")
@@ -256,7 +258,8 @@ class Release:
                 # Conditional on the Service as just read: a change since then (a person, a
                 # takeover) makes it fail with Conflict, and the checks run again.
                 self.platform.write_service(svc, self.app.selector_for(new), self._switch_annotations(svc, plan))
-                self.log.info("switched the Service %s from %s to %s", self.app.service, svc.selector or "nothing",
+                self.log.info("switched the Service %s from %s to %s", self.app.service,
+                              "nothing" if selects_nothing(svc.selector) else svc.selector,
                               self.app.selector_for(new))
                 break
             except Conflict:
