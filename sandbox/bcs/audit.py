@@ -16,22 +16,13 @@ taskgroup Running and healthy.
 
 from __future__ import annotations
 
-from .model import DEP_RUNNING, END_STATES, KILLING, LOCAL_CHECKS_TYPES, RUNNING, Application, selector_matches
+from .model import DEP_RUNNING, END_STATES, KILLING, RUNNING, Application, selector_matches
+from .model import taskgroup_healthy as healthy
 
 
 def _alive(app: Application) -> list:
     return [tg for tg in app.taskgroups.values()
             if tg.status not in END_STATES and tg.status != KILLING and not tg.remove_when_ended]
-
-
-def healthy(tg) -> bool:
-    if tg.status != RUNNING:
-        return False
-    for task in tg.tasks:
-        if any(s["type"] in LOCAL_CHECKS_TYPES for s in task.health_status):
-            if not task.is_checked or not task.healthy:
-                return False
-    return True
 
 
 def _owner(scheduler, app: Application):

@@ -18,8 +18,8 @@ from .driver import DeploymentDef
 from .envelope import (COMM_HTTP_DO, COMM_REQUEST_DATA_ERR, DRIVER, SCHED_COMMON, SCHED_NOT_FOUND,
                        SCHED_RESOURCE_EXIST, BcsError)
 from .model import (ABNORMAL, DEP_DELETING, DEP_DEPLOYING, DEP_PAUSED, DEP_RUNNING, DEP_SUSPEND, DEP_UPDATE,
-                    LOCAL_CHECKS_TYPES, OP_DELETE, OP_NIL, OP_START, ROLLING_UPDATE, RUNNING, SUB_ROLLING_DOWN,
-                    SUB_ROLLING_UP, SUB_UNKNOWN, Application, Deployment, RefApp, now)
+                    OP_DELETE, OP_NIL, OP_START, ROLLING_UPDATE, RUNNING, SUB_ROLLING_DOWN,
+                    SUB_ROLLING_UP, SUB_UNKNOWN, Application, Deployment, RefApp, now, taskgroup_healthy)
 
 # TRANSACTION_DEPLOYMENT_ROLLING_{UP,DOWN}_LIFEPERIOD: how long one step may take before the
 # update is suspended ("create taskgroup timeout, rollingupdate suspend"), plus upstream's 60 s.
@@ -216,12 +216,8 @@ class DeploymentOps:
         for tg in app.taskgroups.values():
             if not target - rolling <= tg.index < target:
                 continue
-            if tg.status != RUNNING:
+            if not taskgroup_healthy(tg):
                 return False
-            for task in tg.tasks:
-                if any(s["type"] in LOCAL_CHECKS_TYPES for s in task.health_status):
-                    if not task.is_checked or not task.healthy:
-                        return False
         return True
 
     def _create_first_start(self, dep: Deployment) -> None:

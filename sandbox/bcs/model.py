@@ -41,6 +41,18 @@ def selector_matches(selector: dict | None, labels: dict | None) -> bool:
     return all(k in labels and labels[k] == v for k, v in (selector or {}).items())
 
 
+def taskgroup_healthy(tg) -> bool:
+    """A taskgroup Running whose local health checks have run and passed (the scheduler's
+    isRollingStartFinished reads it so; the audit log calls such a member ready)."""
+    if tg.status != RUNNING:
+        return False
+    for task in tg.tasks:
+        if any(s["type"] in LOCAL_CHECKS_TYPES for s in task.health_status):
+            if not task.is_checked or not task.healthy:
+                return False
+    return True
+
+
 def now() -> int:
     return int(time.time())
 

@@ -289,7 +289,7 @@ def _check_manifests(app: AppConfig) -> None:
     """The manifests must describe what the release model will do with them."""
     src, p = app.source, app.platform
     for color in COLORS:
-        check_workload(app, color, app.manifests[color], src, field=f"manifests.{color}", labels=False)
+        check_workload(app, color, app.manifests[color], src, where=f"manifests.{color}", labels=False)
     svc = app.manifests["service"]
     if mf.workload_name(p, svc) != app.service:
         raise ConfigError("manifests.service metadata.name", mf.workload_name(p, svc),
@@ -314,20 +314,20 @@ def _check_manifests(app: AppConfig) -> None:
                           src)
 
 
-def check_workload(app: AppConfig, color: str, manifest, source: str, field: str | None = None,
+def check_workload(app: AppConfig, color: str, manifest, source: str, where: str | None = None,
                    labels: bool = True) -> None:
     """One color's workload manifest: its name, its containers, and (``labels``) the labels that
     the Service's selector tells this color by."""
-    p, field = app.platform, field or f"{color} manifest"
+    p, where = app.platform, where or f"{color} manifest"
     if not isinstance(manifest, dict):
-        raise ConfigError(field, manifest, "must be a workload manifest (a mapping)", source)
+        raise ConfigError(where, manifest, "must be a workload manifest (a mapping)", source)
     name = mf.workload_name(p, manifest)
     if name != app.deployment_name(color):
-        raise ConfigError(f"{field} metadata.name", name,
+        raise ConfigError(f"{where} metadata.name", name,
                           f"must be {app.deployment_name(color)!r} (deployment_prefix + '-{color}')", source)
     conts = mf.containers(p, manifest)
     if not conts or not all(isinstance(c, dict) for c in conts):
-        raise ConfigError(f"{field} containers", conts, "the workload has no container", source)
+        raise ConfigError(f"{where} containers", conts, "the workload has no container", source)
     if app.container is None and len(conts) > 1:
         raise ConfigError("container", None, f"{name} has {len(conts)} containers: name the one that gets "
                           "the release's image", source)
@@ -337,8 +337,8 @@ def check_workload(app: AppConfig, color: str, manifest, source: str, field: str
         wanted = app.selector_for(color)
         have = mf.selectable_labels(p, manifest)
         if any(have.get(k) != v for k, v in wanted.items()):
-            where = "spec.template.metadata.labels" if p == mf.KUBERNETES else "metadata.labels"
-            raise ConfigError(f"{field} {where}", have, f"must carry the Service's selector for {color} {wanted}",
+            path = "spec.template.metadata.labels" if p == mf.KUBERNETES else "metadata.labels"
+            raise ConfigError(f"{where} {path}", have, f"must carry the Service's selector for {color} {wanted}",
                               source)
 
 
