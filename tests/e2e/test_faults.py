@@ -158,6 +158,36 @@ def test_two_bcs_writers_of_one_version_cannot_both_write(mesos_app, control):
     assert "bluegreen.io/lock" not in app.annotations()
 
 
+def test_a_bcs_write_that_failed_leaves_no_claim_behind(mesos_app, control):
+    """bcs-claim (found by the chaos suite): a write of the Service whose update kept failing (503s past
+    the retry budget) left its claim on the next version, and every later write of that version was
+    refused as "kept changing" until the claim went stale (two minutes by default).  Now a failed write
+    takes its claim back, and a run's retry may write under a claim its own crashed try left."""
+    from bluegreen.platforms.bcs_mesos import BcsMesosPlatform, ClaimedWrites
+    from bluegreen.release.model import TransientError
+
+    app = mesos_app(api_retry_budget="2s")
+    assert app.release(V1).state == "success"
+    one = BcsMesosPlatform(app.app)
+    one.writer = "run-one"
+    seen = one.read_service()
+    control.fault("bcs", "PUT", f"/scheduler/mesos/namespaces/{app.ns}/services$", status=503, times=1000)
+    with pytest.raises(TransientError):
+        one.write_service(seen, seen.selector, {"bluegreen.io/note": "one"})
+    control.clear_faults()
+    # another writer (another run) writes the same version at once
+    two = BcsMesosPlatform(app.app)
+    two.writer = "run-two"
+    two.write_service(two.read_service(), seen.selector, {"bluegreen.io/note": "two"})
+    assert app.annotations()["bluegreen.io/note"] == "two"
+    # a try that died between its claim and its write (SIGKILL): the same run's retry writes under it
+    now = two.read_service()
+    version = int(now.annotations["bluegreen.io/version"]) + 1
+    ClaimedWrites(two, "test").claim(version)
+    two.write_service(now, now.selector, {"bluegreen.io/note": "two, again"})
+    assert app.annotations()["bluegreen.io/note"] == "two, again"
+
+
 @pytest.mark.parametrize("drain, failures_expected", [("5s", False), ("0s", True)], ids=["drained", "no-drain"])
 def test_a_rollback_waits_for_traffic_still_on_its_way(release_app, control, drain, failures_expected):
     """The proxies apply the switch back 3 s late; the new color must outlive that (the drain delay)."""

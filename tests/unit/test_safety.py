@@ -276,3 +276,85 @@ def test_a_first_release_that_takes_over_an_abandoned_one_owns_its_service(app, 
     assert platform.observe("blue").image == IMAGE2
     r2.rollback(plan2, "wait_until_ready: never ready")
     assert platform.service is None and platform.workloads == {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Found by the chaos suite (chaos/README.md, "Found"); each failed before its fix.
+# ---------------------------------------------------------------------------------------------
+class SlowSwitchBack(FakePlatform):
+    """The Service write that switches back to blue lands ``late`` seconds after it was sent (a slow
+    API, or a 429 retried after its Retry-After); every delete is timed."""
+
+    def __init__(self, app, clock, late):
+        super().__init__(app)
+        self.clock, self.late, self.deleted_at, self.landed_at, self.armed = clock, late, {}, None, False
+
+    def write_service(self, current, selector, annotations, manifest=None):
+        if self.armed and manifest is None and selector == {"app": "test-blue"} and self.landed_at is None:
+            self.clock.now += self.late
+            self.landed_at = self.clock.now  # stored (and so sent to the proxies) only now
+        return super().write_service(current, selector, annotations, manifest)
+
+    def delete_color(self, color):
+        self.deleted_at[color] = self.clock.now
+        super().delete_color(color)
+
+
+def test_the_drain_is_counted_from_when_the_switch_back_landed(app):
+    """drain: a rollback whose switch back answers late still waits drain_delay after the write landed,
+    not after the timestamp it put in the write (which is older by the write's latency)."""
+    clock = Clock()
+    platform = SlowSwitchBack(app, clock, late=app.drain_delay + 1)
+    full_release(app, platform, "run1", IMAGE1)
+    r = release(app, platform, "run2", clock)
+    plan = r.plan(IMAGE2, 3, 5)
+    r.deploy(plan)
+    r.switch(plan)
+    platform.armed = True
+    r.rollback(plan, "soak failed")
+    assert platform.service["selector"] == {"app": "test-blue"} and "green" not in platform.workloads
+    assert platform.deleted_at["green"] - platform.landed_at >= app.drain_delay, (
+        f"green deleted {platform.deleted_at['green'] - platform.landed_at:.1f}s after the switch back landed")
+
+
+class DeletesGreenWhileTheSwitchReadsBlue(FakePlatform):
+    """A person deletes green while the switch reads the old color's manifest (for its record)."""
+
+    def read_manifest(self, color):
+        manifest = super().read_manifest(color)
+        if color == "blue" and "green" in self.workloads:
+            self.workloads.pop("green")
+        return manifest
+
+
+def test_the_switch_checks_readiness_last_before_its_write(app):
+    """stale-switch: the readiness re-check is the switch's last read before the write, so a color
+    deleted during the switch's other reads is never switched to."""
+    platform = DeletesGreenWhileTheSwitchReadsBlue(app)
+    r, plan = green_deployed(app, platform)
+    with pytest.raises(ReleaseError, match="refusing to switch test to test-green: it is not fully ready now"):
+        r.switch(plan)
+    assert platform.service["selector"] == {"app": "test-blue"}
+
+
+class DeletesGreenAfterTheSwitch(FakePlatform):
+    def write_service(self, current, selector, annotations, manifest=None):
+        view = super().write_service(current, selector, annotations, manifest)
+        if manifest is None and selector == {"app": "test-green"}:
+            self.workloads.pop("green")
+        return view
+
+
+def test_the_switch_stops_waiting_for_endpoints_of_a_deleted_color(app):
+    """stale-switch: a color deleted just after the switch cannot converge; the step says so at once
+    instead of waiting out switch_timeout with the Service pointing at nothing."""
+    clock = Clock()
+    platform = DeletesGreenAfterTheSwitch(app)
+    full_release(app, platform, "run1", IMAGE1)
+    r = release(app, platform, "run2", clock)
+    plan = r.plan(IMAGE2, 3, 5)
+    r.deploy(plan)
+    started = clock.now
+    with pytest.raises(ReleaseError, match="points at test-green, which was deleted"):
+        r.switch(plan)
+    assert clock.now - started < app.switch_timeout / 2

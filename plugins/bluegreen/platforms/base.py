@@ -23,6 +23,9 @@ class Platform(abc.ABC):
 
     #: short name used in configs and logs ("kubernetes", "bcs-mesos")
     name: str = ""
+    #: who writes through this client (the release run); an adapter that leaves marks of its
+    #: own writes (BCS write claims) names it there, so that the writer's retry can take them back
+    writer: str | None = None
 
     def __init__(self, app):
         # app: bluegreen.apps.config.AppConfig

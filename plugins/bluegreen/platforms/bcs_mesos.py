@@ -306,8 +306,15 @@ class BcsMesosPlatform(Platform):
         # The stored object with only the selector (and our annotations) changed; the
         # scheduler keeps the stored name, namespace and labels anyway.
         body = mf.with_selector(data, selector, changes)
-        self._call(self.hook.update_service, self.ns, body)
-        view = self._await_service(selector, body["metadata"]["annotations"], manifest)
+        try:
+            self._call(self.hook.update_service, self.ns, body)
+            view = self._await_service(selector, body["metadata"]["annotations"], manifest)
+        except Exception:
+            if claims is not None:
+                # The write failed (or may not have landed): a claim left behind would refuse
+                # every later write of this version until it went stale.
+                claims.forget(version)
+            raise
         if claims is not None:
             claims.forget(version - 1)
         return view
@@ -390,9 +397,10 @@ class ClaimedWrites:
     ``bluegreen.io/version``).  To write version N, a writer first creates the configmap
     ``<service>-bluegreen-v<N>``: bcs-scheduler creates an object only if it does not
     exist (1405201 otherwise), so of two writers that read version N-1, one claims N and
-    writes; the other gets ``Conflict``, reads again and sees N.  A claim whose writer
-    died before writing is taken back once it is older than ``stale_after``.  What
-    this cannot stop: a writer that stalls longer than that between its claim and its
+    writes; the other gets ``Conflict``, reads again and sees N.  A writer whose write fails
+    takes its claim back at once; a claim names its writer (the release run), whose retry
+    may use it (its earlier try died between claim and write); any other writer's claim
+    is taken back once it is older than ``stale_after``.  What this cannot stop: a writer that stalls longer than that between its claim and its
     write (it then overwrites a newer version), and a person's write with bcs-client
     (caught only by comparing what was read with what is stored, as before).
     """
@@ -410,25 +418,31 @@ class ClaimedWrites:
         body = {"apiVersion": "v4", "kind": "configmap",
                 "metadata": {"name": self.name(version), "namespace": ns,
                              "labels": {"bluegreen.io/claims": self.service}},
-                "datas": {"claim": {"type": "file", "content": json.dumps({"version": version,
-                                                                            "claimed_at": time.time()})}}}
+                "datas": {"claim": {"type": "file", "content": json.dumps({
+                    "version": version, "claimed_at": time.time(), "writer": self.platform.writer})}}}
         try:
             hook.create("configmap", ns, body)
             return
         except BcsApiError as e:
             if e.code != ALREADY_EXISTS:
                 raise ReleaseError(str(e)) from None
-        claimed_at = self._claimed_at(version)
-        if claimed_at is not None and time.time() - claimed_at > self.stale_after:
+        claim = self._claim(version)
+        if claim is not None and self.platform.writer and claim.get("writer") == self.platform.writer:
+            # This run's own claim, left by a try that died between its claim and its write
+            # (the release lock keeps other runs out meanwhile): write under it.
+            return
+        claimed_at = claim.get("claimed_at") if claim else None
+        if isinstance(claimed_at, (int, float)) and time.time() - claimed_at > self.stale_after:
             # its writer died between its claim and its write: take the claim back, read again
             self.forget(version)
         raise Conflict(f"the service {self.service}'s version {version} was claimed by another writer")
 
-    def _claimed_at(self, version: int) -> float | None:
+    def _claim(self, version: int) -> dict | None:
         record = self.platform._call(self.platform.hook.inspect, "configmap", self.platform.ns, self.name(version))
         try:
             content = ((record or {}).get("data") or {}).get("datas", {}).get("claim", {}).get("content")
-            return float(json.loads(content)["claimed_at"])
+            claim = json.loads(content)
+            return claim if isinstance(claim, dict) else None
         except (TypeError, ValueError, KeyError, AttributeError):
             return None
 

@@ -56,6 +56,12 @@ class Release:
         self.clock = clock
         self.sleep = sleep
         self.poll_interval = poll_interval
+        # When this process saw its own switch away from a color land (clock time): a write that
+        # answers late lands after the switched-at it carries, so the drain counts from here too.
+        self._left_at: dict[str, float] = {}
+        # Named in what the platform writes on this run's behalf (BCS write claims), so that a
+        # retry of this run can take back what its crashed or failed try left.
+        platform.writer = run_id
 
     def now(self) -> dt.datetime:
         return rec.now_utc(self.clock)
@@ -249,15 +255,19 @@ class Release:
             if self.app.color_of(svc.selector) == new:
                 self.log.info("the Service %s already points at %s", self.app.service, new)
                 break
+            annotations = self._switch_annotations(svc, plan)
+            # Re-checked at the moment of switching, as the last read before the write: the
+            # sensor's verdict may be stale, and so may a check made before other reads.
             status = self.platform.observe(new)
             if not status.complete or status.failure:
-                # Re-checked at the moment of switching: the sensor's verdict may be stale.
                 raise ReleaseError(f"refusing to switch {self.app.service} to {name}: it is not fully ready now "
                                    f"({status.failure or status.progress})")
             try:
                 # Conditional on the Service as just read: a change since then (a person, a
                 # takeover) makes it fail with Conflict, and the checks run again.
-                self.platform.write_service(svc, self.app.selector_for(new), self._switch_annotations(svc, plan))
+                self.platform.write_service(svc, self.app.selector_for(new), annotations)
+                if plan.old_color:
+                    self._left_at[plan.old_color] = self.clock()
                 self.log.info("switched the Service %s from %s to %s", self.app.service,
                               "nothing" if selects_nothing(svc.selector) else svc.selector,
                               self.app.selector_for(new))
@@ -314,6 +324,11 @@ class Release:
                 self.log.info("the Service %s now sends traffic to %d %s member(s)", self.app.service, len(ready),
                               color)
                 return
+            if not ready and not self.platform.observe(color).exists:
+                # Deleted after it was checked (a person): waiting cannot help, and the Service
+                # serves nothing until the rollback.
+                raise ReleaseError(f"the Service {self.app.service} points at {self.app.deployment_name(color)}, "
+                                   "which was deleted (not by this release) after it was checked")
             if self.clock() >= deadline:
                 raise ReleaseError(f"the Service {self.app.service} did not converge on {color} within "
                                    f"{self.app.switch_timeout:g}s: it sends traffic to {sorted(backends)}, "
@@ -390,7 +405,8 @@ class Release:
         switched = rec.parse_iso(svc.annotations.get(rec.SWITCHED_AT))
         if switched is None:
             return
-        wait = switched.timestamp() + self.app.drain_delay - self.clock()
+        since = max(switched.timestamp(), self._left_at.get(color, 0.0))
+        wait = since + self.app.drain_delay - self.clock()
         if wait > 0:
             self.log.info("draining %s: the Service stopped pointing at it %.1fs ago; removing it in %.1fs",
                           self.app.deployment_name(color), self.app.drain_delay - wait, wait)
@@ -493,6 +509,7 @@ class Release:
                             "keeps serving")
                     self.platform.write_service(svc, self.app.selector_for(old),
                                                 self._rollback_annotations(svc, plan, reason))
+                    self._left_at[new] = self.clock()
                     self.log.info("switched the Service %s back to %s", self.app.service, old)
                     self.wait_for_endpoints(old)
                 break
