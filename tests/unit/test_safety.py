@@ -358,3 +358,18 @@ def test_the_switch_stops_waiting_for_endpoints_of_a_deleted_color(app):
     with pytest.raises(ReleaseError, match="points at test-green, which was deleted"):
         r.switch(plan)
     assert clock.now - started < app.switch_timeout / 2
+
+
+def test_retire_keeps_the_old_color_when_the_live_one_is_no_longer_ready(app, platform):
+    """Found by the chaos suite (seed 77098): a person deleted the live green while retire_old_color
+    ran, and blue, the only way back, was removed after it: nothing served.  Retire now re-checks
+    the color that serves, just before the write that marks the old one for removal."""
+    r, plan = switched_to_green(app, platform)
+    r.mark_soaked(plan)
+    platform.workloads.pop("green")
+    with pytest.raises(ReleaseError, match="refusing to remove test-blue: test-green, which the Service test points "
+                                           "at, is not fully ready"):
+        r.retire_old(plan)
+    assert "blue" in platform.workloads and "delete blue" not in platform.calls
+    r.rollback(plan, "green was deleted")
+    assert platform.service["selector"] == {"app": "test-blue"} and rec.LOCK not in platform.service["annotations"]

@@ -425,6 +425,15 @@ class Release:
             def mark(current: ServiceView) -> dict:
                 if self.app.color_of(current.selector) == color:
                     raise ReleaseError(f"refusing to remove {name}: the Service {self.app.service} points at it")
+                serving = self.platform.observe(keep) if keep else None
+                if serving is not None and (not serving.complete or serving.failure):
+                    # The color that serves instead was deleted or broke since it was checked
+                    # (a person, a node): the one being removed is the way back.
+                    raise ReleaseError(
+                        f"refusing to remove {name}: {self.app.deployment_name(keep)}, which the Service "
+                        f"{self.app.service} points at, is not fully ready ({serving.failure or serving.progress}); "
+                        f"{name} stays as the way back: roll back, or fix {self.app.deployment_name(keep)} "
+                        "and clear this task")
                 return {rec.RETIRING: rec.dump({"color": color, "run_id": self.run_id, "at": rec.iso(self.now())})}
 
             self._change_held(plan, mark, f"marking {name} for removal")
