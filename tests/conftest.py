@@ -161,14 +161,13 @@ class Control:
         self.session.post(f"{self.url}/audit/reset", timeout=10).raise_for_status()
 
 
-def pytest_configure(config):
-    """Give each test process its own Airflow home and SQLite metadata DB, before anything
-    imports airflow (its settings are read at import)."""
+def airflow_environment(prefix: str) -> dict[str, str]:
+    """An Airflow home of its own (in a new temporary folder) with a SQLite metadata DB, this
+    checkout's DAGs and plugins, and no examples."""
     import tempfile
 
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    home = Path(tempfile.mkdtemp(prefix=f"bluegreen-airflow-{worker}-"))
-    os.environ.update({
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
@@ -176,7 +175,14 @@ def pytest_configure(config):
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-    })
+    }
+
+
+def pytest_configure(config):
+    """Give each test process its own Airflow home and SQLite metadata DB, before anything
+    imports airflow (its settings are read at import)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    os.environ.update(airflow_environment(f"bluegreen-airflow-{worker}-"))
 
 
 @pytest.fixture(scope="session")
