@@ -8,7 +8,9 @@
      could not reach the API): clear the failed task (with downstream), up to twice
   3. still failed while the old color is still there: roll it back by hand: mark ``soak`` failed
      (and clear ``rollback``), "Roll back a release (until the old color is deleted)"
-  A refused run (the plan refused, e.g. the app is locked by another run) needs nothing.
+  4. a run refused because the Service points at a color that does not exist (a person's switch):
+     the person does what the refusal says: points the Service at the color that is fully ready
+  Any other refused run (the plan refused, e.g. the app is locked by another run) needs nothing.
 
 Driven through the run's handle (direct: chaos.drivers.direct.DirectRun; airflow: the REST calls
 of chaos.drivers.airflow.AirflowRun): ``outcome``, ``failed_tasks``, ``clear``, ``roll_back_by_hand``.
@@ -17,6 +19,7 @@ of chaos.drivers.airflow.AirflowRun): ``outcome``, ``failed_tasks``, ``clear``, 
 from __future__ import annotations
 
 START_A_NEW_RUN = ("start a new run", "someone else", "not this run")
+NOTHING_SERVING = "which does not exist, so nothing is serving"
 
 
 def follow_up(run, scenario, app, control) -> list[str]:
@@ -35,6 +38,11 @@ def follow_up(run, scenario, app, control) -> list[str]:
         task = run.failed_tasks[0]
         run.clear(task)
         done.append(f"cleared {task}")
+    if run.outcome == "refused" and NOTHING_SERVING in run.failure_summary:
+        ready = [c for c in ("blue", "green") if app.read_workloads().get(app.workload(c), {}).get("complete")]
+        if ready:
+            app.person("switch", ready[0])
+            done.append(f"pointed the Service at {ready[0]}, as the refusal said")
     if run.outcome == "failed" and run.plan and run.plan.get("old_color"):
         old = app.workload(run.plan["old_color"])
         if old in app.read_workloads():

@@ -99,7 +99,10 @@ class Request:
 
 
 class TrafficLoop:
-    def __init__(self, url: str, interval: float = 0.1, timeout: float = 3.0):
+    def __init__(self, url: str, interval: float = 0.1, timeout: float = 10.0):
+        # 10 s: an answer that comes late (a machine whose two cores are busy stalls the sandbox
+        # for seconds) is not a dropped request; a removed pod or a proxy with nowhere to go
+        # refuses or resets at once.
         parts = urlsplit(url)
         self.host, self.port, self.path = parts.hostname, parts.port, parts.path or "/"
         self.interval, self.timeout = interval, timeout

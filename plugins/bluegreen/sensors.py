@@ -165,6 +165,8 @@ class SoakSensor(_ReleaseSensor):
         verdict = self._judge.judge(release.readiness(plan), serving, http, time.time())
         if not verdict.final and self._judge.progress() != before:
             release.record_soak(plan, self._judge.progress())
+        if verdict.state == FAILED:
+            release.forget_soak(plan)
         return verdict
 
     def on_success(self, context, plan: Plan, message: str) -> None:

@@ -183,9 +183,19 @@ class SoakTrigger(_ReleaseTrigger):
     (when it ends, the unhealthy observations so far) is the one recorded on the Service."""
 
     async def decide(self, release, plan: Plan) -> Verdict:
+        name = release.app.deployment_name(plan.new_color)
+        judge = SoakJudge.resume(name, release.app.soak_tolerance, await in_thread(release.start_soak, plan))
+        verdict = await self._judge_soak(release, plan, judge)
+        if verdict.state == FAILED:
+            await in_thread(release.forget_soak, plan)
+        return verdict
+
+    async def _judge_soak(self, release, plan: Plan, judge: SoakJudge) -> Verdict:
         app = release.app
         name = app.deployment_name(plan.new_color)
-        judge = SoakJudge.resume(name, app.soak_tolerance, await in_thread(release.start_soak, plan))
+        # A soak resumed after its end (a triggerer that took over late) still gets switch_timeout
+        # for a first look: its end is counted from the later of the two.
+        began = time.time()
         status: ColorStatus | None = None
         next_check, last_message, last_logged = 0.0, None, 0.0
         async with Observations(release.platform, plan.new_color, min(app.check_interval, 2.0)) as observations:
@@ -200,7 +210,7 @@ class SoakTrigger(_ReleaseTrigger):
                         continue
                 now = time.time()
                 if status is None:
-                    if now > judge.ends_at + app.switch_timeout:
+                    if now > max(judge.ends_at, began) + app.switch_timeout:
                         return Verdict(FAILED, f"{name}: no observation of it since the soak began: the cluster's "
                                                "API did not answer")
                     next_check = now + app.check_interval
@@ -210,7 +220,7 @@ class SoakTrigger(_ReleaseTrigger):
                     serving, http = await in_thread(release.soak_probe, plan)
                 except (TransientError, asyncio.TimeoutError) as e:
                     # The API failing says nothing of the app; but the soak passes only on a fresh look.
-                    if now > judge.ends_at + app.switch_timeout:
+                    if now > max(judge.ends_at, began) + app.switch_timeout:
                         return Verdict(FAILED, f"could not confirm {name}'s health at the end of the soak: {e}")
                     self.log.warning("soak of %s: could not read the Service (%s); trying again", name, e)
                     continue

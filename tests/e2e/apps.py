@@ -116,9 +116,10 @@ class K8sApp(TestApp):
         return next(p.metadata.name for p in self.members(color)
                     if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or []))
 
-    def break_selector(self):
+    def break_selector(self, selector=None):
+        """Point the Service elsewhere by hand (default: at pods of somebody else's)."""
         self.core.patch_namespaced_service("test", self.ns, [{"op": "replace", "path": "/spec/selector",
-                                                             "value": {"app": "somebody-else"}}])
+                                                             "value": selector or {"app": "somebody-else"}}])
 
     def service_version(self):
         return self.service().metadata.resource_version
@@ -185,15 +186,17 @@ class MesosApp(TestApp):
         """A running member (taskgroup) of the color, by its ID (the sandbox's control endpoint knows it so)."""
         return next(t["metadata"]["name"] for t in self.members(color) if t.get("status") == "Running")
 
-    def break_selector(self):
+    def break_selector(self, selector=None):
+        """Point the Service elsewhere by hand (default: at taskgroups of somebody else's)."""
+        selector = selector or {"appname": "somebody-else"}
         svc = self.service()
-        svc["spec"]["selector"] = {"appname": "somebody-else"}
+        svc["spec"]["selector"] = selector
         url = f"{self.sandbox.bcs_url}/bcsapi/v4/scheduler/mesos/namespaces/{self.ns}/services"
         assert self.http.put(url, data=json.dumps(svc), timeout=10).json()["code"] == 0
         import time
 
         deadline = time.monotonic() + 10
-        while self.selector() != {"appname": "somebody-else"} and time.monotonic() < deadline:
+        while self.selector() != selector and time.monotonic() < deadline:
             time.sleep(0.1)
 
     def service_version(self):

@@ -103,6 +103,19 @@ def test_a_service_selecting_neither_color_is_refused(release_app):
     assert app.service_version() == before
 
 
+def test_a_service_pointed_at_a_color_that_does_not_exist_is_refused_with_what_to_do(release_app):
+    """Found by the chaos suite: a person pointed the Service at green, which did not exist; the next
+    release took green for the old color and replaced blue, the only workload, with the new image."""
+    app = release_app()
+    assert app.release(V1).state == "success"
+    app.break_selector(app.app.selector_for("green"))
+    before = app.service_version()
+    run = app.release(V2)
+    assert run.state == "failed" and task_states(run)["plan"] == "failed"
+    assert app.deployments() == {"test-blue": V1}
+    assert app.service_version() == before  # no lock taken either: the refusal changed nothing
+
+
 @pytest.mark.parametrize("downstream", [False, True], ids=["task-alone", "with-downstream"])
 def test_clearing_each_task_of_a_finished_run_converges_on_the_same_state(release_app, downstream):
     app = release_app()

@@ -373,3 +373,68 @@ def test_retire_keeps_the_old_color_when_the_live_one_is_no_longer_ready(app, pl
     assert "blue" in platform.workloads and "delete blue" not in platform.calls
     r.rollback(plan, "green was deleted")
     assert platform.service["selector"] == {"app": "test-blue"} and rec.LOCK not in platform.service["annotations"]
+
+
+def test_a_release_is_refused_while_the_service_points_at_a_color_that_does_not_exist(app, platform):
+    """Found by the chaos suite (seed 700002 under load): a person pointed the Service at green, which
+    did not exist, while the next release planned; the plan took green as the old color and the
+    release replaced blue (the only workload, and the way back) with the new image.  The plan now
+    refuses before anything changes, and says which color to point the Service at."""
+    full_release(app, platform, "run1", IMAGE1)
+    platform.service["selector"] = {"app": "test-green"}
+    platform.service["version"] += 1
+    calls = len(platform.calls)
+    with pytest.raises(ReleaseError, match=r"points at test-green, which does not exist.*point it at test-blue "
+                                           r"\(registry.local/test:v1\), which is fully ready: switch to "):
+        release(app, platform, "run2").plan(IMAGE2, 3, 5)
+    assert platform.calls[calls:] == [] and rec.LOCK not in platform.service["annotations"]
+
+
+def _soak_app(app, platform, monkeypatch, tolerance=0):
+    from bluegreen import triggers
+
+    app = dataclasses.replace(app, soak_tolerance=tolerance, http_check=None, check_interval=0.01)
+    platform.app = app
+    monkeypatch.setattr(triggers, "release_for", lambda *_: Release(app, platform, "run2", poll_interval=0.01))
+    return app
+
+
+def test_a_soak_resumed_after_its_end_gets_a_first_look(app, platform, monkeypatch):
+    """Found by the chaos suite (a triggerer killed in a soak, and taken over after the soak's end):
+    the resumed soak waited 0 s for its first observation, and failed at once with "no observation
+    of it since the soak began", rolling back a healthy release."""
+    from bluegreen import triggers
+
+    app = _soak_app(app, platform, monkeypatch)
+    r, plan = switched_to_green(app, platform)
+    state = r.start_soak(plan)
+    ended = time.time() - app.switch_timeout - 5  # the soak ended long ago, while no triggerer ran it
+    platform.service["annotations"][rec.SOAK] = json.dumps({**state, "ends_at": ended})
+    watch = platform.watch
+
+    async def slow_first_answer(color, heartbeat=2.0):
+        await asyncio.sleep(0.3)  # a watch's first event takes a moment
+        async for status in watch(color, heartbeat):
+            yield status
+
+    monkeypatch.setattr(platform, "watch", slow_first_answer)
+    event = asyncio.run(_first_event(triggers.SoakTrigger(app.to_json(), plan.to_json(), "run2")))
+    assert event["state"] == "passed", event
+
+
+def test_clearing_a_failed_soak_starts_a_new_soak(app, platform, monkeypatch):
+    """Found by the chaos suite: a soak that failed kept its progress on the Service, so a person who
+    cleared the soak task (after fixing the color) got the failed verdict again at once."""
+    from bluegreen import triggers
+
+    app = _soak_app(app, platform, monkeypatch)
+    r, plan = switched_to_green(app, platform)
+    platform.workloads["green"]["ready"] = 2
+    Release(app, platform, "run2").start_soak(plan)
+    failed = asyncio.run(_first_event(triggers.SoakTrigger(app.to_json(), plan.to_json(), "run2")))
+    assert failed["state"] == "failed" and rec.SOAK not in platform.service["annotations"], failed
+    platform.workloads["green"]["ready"] = 3  # fixed; the person clears the soak task
+    started = time.time()
+    assert Release(app, platform, "run2").start_soak(plan)["ends_at"] >= started + plan.soak_seconds - 1
+    again = asyncio.run(_first_event(triggers.SoakTrigger(app.to_json(), plan.to_json(), "run2")))
+    assert again["state"] == "passed", again

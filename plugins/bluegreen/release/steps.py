@@ -34,8 +34,8 @@ from . import guards
 from . import records as rec
 from .health import HttpResult
 from .http_check import http_check
-from .model import (FIRST_COLOR, SELECTS_NOTHING, ColorStatus, Conflict, Plan, ReleaseError, ServiceView, other,
-                    selects_nothing)
+from .model import (FIRST_COLOR, SELECTS_NOTHING, ColorStatus, Conflict, Plan, ReleaseError, ServiceView,
+                    TransientError, other, selects_nothing)
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,17 @@ class Release:
         live = self.live_color(svc)
         new = other(live)
         old_status = self.platform.observe(live)
+        if not old_status.exists:
+            # Someone pointed the Service at a color that is not there: nothing serves, and a
+            # release would have nothing to roll back to.  A person decides what serves first.
+            serving_instead = self.platform.observe(new)
+            fix = (f"point it at {self.app.deployment_name(new)} ({serving_instead.image}), which is fully ready: "
+                   f"{self.platform.manual_switch(self.app.selector_for(new))}"
+                   if serving_instead.complete and not serving_instead.failure
+                   else "redeploy a color that serves and point the Service at it")
+            raise ReleaseError(f"refusing to release: the Service {self.app.service} points at "
+                               f"{self.app.deployment_name(live)}, which does not exist, so nothing is serving and "
+                               f"there would be nothing to roll back to.  First {fix}; then start a new run")
         manifest = None
         if restore_previous:
             previous = rec.previous_release(svc)
@@ -362,6 +373,16 @@ class Release:
         state = {"run_id": self.run_id, **progress}
         self._change(plan, lambda svc: None if rec.soak_state(svc, self.run_id) == state else {rec.SOAK: rec.dump(state)},
                      "recording the soak")
+
+    def forget_soak(self, plan: Plan) -> None:
+        """The soak failed: its recorded progress goes, so that a person who clears the soak task
+        gets a new soak, not the verdict of the failed one again (best effort: the API may be what
+        failed; a crash retry before this resumes the soak, as it should)."""
+        try:
+            self._change(plan, lambda svc: {rec.SOAK: None} if rec.soak_state(svc, self.run_id) else None,
+                         "ending the soak")
+        except (ReleaseError, TransientError) as e:
+            self.log.warning("the failed soak's progress stays on the Service %s (%s)", self.app.service, e)
 
     def readiness(self, plan: Plan) -> ColorStatus:
         """The new color now, judged by its platform's readiness rule."""
