@@ -34,7 +34,7 @@ class ReleaseApprovalOperator(ApprovalOperator, ReleaseStepOperator):
         try:
             # Nothing renews the lock while a task awaits input: start the wait with a whole
             # lease (the app's approval timeout is shorter than it; see AppConfig).
-            release.keep(plan)
+            release.keep(plan, renew=True)
         except ReleaseError as e:
             self.fail(context, str(e))
         self.subject = f"Switch {release.app.name} to {plan.new_color} ({plan.image})?"

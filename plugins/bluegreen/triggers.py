@@ -25,7 +25,7 @@ from typing import Any, AsyncIterator
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from .apps.durations import format_duration
-from .release.health import FAILED, WAITING, ReadinessJudge, SoakJudge, Verdict
+from .release.health import FAILED, READY, WAITING, ReadinessJudge, SoakJudge, Verdict
 from .release.model import ColorStatus, Plan, ReleaseError, TransientError
 
 # Longest quiet spell in a soak's log.
@@ -252,7 +252,7 @@ class HoldUntilTrigger(_ReleaseTrigger):
         while time.time() < self.moment:
             await self.keep(release, plan)
             await asyncio.sleep(max(0.0, min(keep_every(release.app), self.moment - time.time())))
-        return Verdict("ready", f"it is {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(self.moment))}")
+        return Verdict(READY, f"it is {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(self.moment))}")
 
 
 async def hold_until(moment: float) -> None:

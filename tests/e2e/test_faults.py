@@ -161,31 +161,43 @@ def test_two_bcs_writers_of_one_version_cannot_both_write(mesos_app, control):
 def test_a_bcs_write_that_failed_leaves_no_claim_behind(mesos_app, control):
     """bcs-claim (found by the chaos suite): a write of the Service whose update kept failing (503s past
     the retry budget) left its claim on the next version, and every later write of that version was
-    refused as "kept changing" until the claim went stale (two minutes by default).  Now a failed write
-    takes its claim back, and a run's retry may write under a claim its own crashed try left."""
+    refused as "kept changing" until the claim went stale (two minutes by default).  Now a claim names
+    its run, whose retry writes under it (the failed write may have landed: other writers still wait),
+    and a write the API refused takes its claim back at once."""
     from bluegreen.platforms.bcs_mesos import BcsMesosPlatform, ClaimedWrites
-    from bluegreen.release.model import TransientError
+    from bluegreen.release.model import ReleaseError, TransientError
+
+    def writer(run_id):
+        platform = BcsMesosPlatform(app.app)
+        platform.writer = run_id
+        return platform
 
     app = mesos_app(api_retry_budget="2s")
     assert app.release(V1).state == "success"
-    one = BcsMesosPlatform(app.app)
-    one.writer = "run-one"
-    seen = one.read_service()
-    control.fault("bcs", "PUT", f"/scheduler/mesos/namespaces/{app.ns}/services$", status=503, times=1000)
+    put = f"/scheduler/mesos/namespaces/{app.ns}/services$"
+    seen = writer("run-one").read_service()
+    control.fault("bcs", "PUT", put, status=503, times=1000)
     with pytest.raises(TransientError):
-        one.write_service(seen, seen.selector, {"bluegreen.io/note": "one"})
+        writer("run-one").write_service(seen, seen.selector, {"bluegreen.io/note": "one"})
     control.clear_faults()
-    # another writer (another run) writes the same version at once
-    two = BcsMesosPlatform(app.app)
-    two.writer = "run-two"
-    two.write_service(two.read_service(), seen.selector, {"bluegreen.io/note": "two"})
-    assert app.annotations()["bluegreen.io/note"] == "two"
+    # the same run's retry (a new process) writes at once, under the claim its try left
+    retry = writer("run-one")
+    retry.write_service(retry.read_service(), seen.selector, {"bluegreen.io/note": "one, again"})
+    assert app.annotations()["bluegreen.io/note"] == "one, again"
+    # a write the API refuses takes its claim back: another run writes that version at once
+    now = writer("run-two").read_service()
+    control.fault("bcs", "PUT", put, status=400, times=1)
+    with pytest.raises(ReleaseError):
+        writer("run-two").write_service(now, now.selector, {"bluegreen.io/note": "two"})
+    control.clear_faults()
+    three = writer("run-three")
+    three.write_service(three.read_service(), seen.selector, {"bluegreen.io/note": "three"})
+    assert app.annotations()["bluegreen.io/note"] == "three"
     # a try that died between its claim and its write (SIGKILL): the same run's retry writes under it
-    now = two.read_service()
-    version = int(now.annotations["bluegreen.io/version"]) + 1
-    ClaimedWrites(two, "test").claim(version)
-    two.write_service(now, now.selector, {"bluegreen.io/note": "two, again"})
-    assert app.annotations()["bluegreen.io/note"] == "two, again"
+    now = three.read_service()
+    ClaimedWrites(three, "test").claim(int(now.annotations["bluegreen.io/version"]) + 1)
+    three.write_service(now, now.selector, {"bluegreen.io/note": "three, again"})
+    assert app.annotations()["bluegreen.io/note"] == "three, again"
 
 
 @pytest.mark.parametrize("drain, failures_expected", [("5s", False), ("0s", True)], ids=["drained", "no-drain"])

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from bluegreen.release import records as rec
-from bluegreen.release.model import SELECTS_NOTHING, ConfigError, ReleaseError
+from bluegreen.release.model import SELECTS_NOTHING, ConfigError, Conflict, ReleaseError
 from bluegreen.release.steps import Release
 
 from .fakes import FakePlatform
@@ -438,3 +438,37 @@ def test_clearing_a_failed_soak_starts_a_new_soak(app, platform, monkeypatch):
     assert Release(app, platform, "run2").start_soak(plan)["ends_at"] >= started + plan.soak_seconds - 1
     again = asyncio.run(_first_event(triggers.SoakTrigger(app.to_json(), plan.to_json(), "run2")))
     assert again["state"] == "passed", again
+
+
+def test_the_approval_starts_its_wait_with_a_whole_lease(app, platform):
+    """Found in review: keep() renews only when half the lease is gone, so an approval (which nothing
+    renews while a person decides) could start with half a lease; it now renews at once."""
+    clock = Clock()
+    full_release(app, platform, "run1", IMAGE1)
+    r = release(app, platform, "run2", clock)
+    plan = r.plan(IMAGE2, 3, 5)
+    clock.now += app.lock_ttl * 0.4  # less than half the lease gone: keep() alone would not renew
+    r.keep(plan, renew=True)
+    expires = rec.parse_iso(lock_of(platform)["expires"]).timestamp()
+    assert expires >= clock.now + app.lock_ttl - 1
+
+
+class LosesTheFirstCreateAnswer(FakePlatform):
+    """The first apply lands, but its answer is lost; the client's retry finds the object (409)."""
+
+    lost = False
+
+    def apply_color(self, color, manifest):
+        result = super().apply_color(color, manifest)
+        if not self.lost and color == "green":
+            self.lost = True
+            raise Conflict("deployments.apps \"test-green\" already exists")
+        return result
+
+
+def test_deploy_converges_when_its_own_create_landed_before_a_retry(app):
+    """Found in review: on Kubernetes a create retried after a lost answer got 409 AlreadyExists,
+    and the step failed (and rolled back) although the workload was there as wanted."""
+    platform = LosesTheFirstCreateAnswer(app)
+    r, plan = green_deployed(app, platform)
+    assert platform.lost and platform.observe("green").image == IMAGE2

@@ -146,9 +146,7 @@ class BcsHook(BaseHook):
                                 retry_after(resp.headers.get("Retry-After")))
             return self._unwrap(method, path, resp)
 
-        result = retrying(attempt, self.budget, f"BCS API {method} {path}", self.log)
-        self.budget.spent = 0.0  # the budget bounds how long the API may keep failing
-        return result
+        return retrying(attempt, self.budget, f"BCS API {method} {path}", self.log)
 
     @staticmethod
     def _unwrap(method: str, path: str, resp) -> Any:

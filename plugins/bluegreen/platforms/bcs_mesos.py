@@ -300,7 +300,11 @@ class BcsMesosPlatform(Platform):
         changes = dict(annotations)
         claims = ClaimedWrites(self, name) if manifest is None else None
         if claims is not None:
-            version = int(current.annotations.get(VERSION, "0") or 0) + 1
+            try:
+                version = int(current.annotations.get(VERSION, "0") or 0) + 1
+            except ValueError:
+                raise ReleaseError(f"the service {name}'s annotation {VERSION} is not a number: "
+                                   f"{current.annotations.get(VERSION)!r} (set it to a number, or remove it)") from None
             claims.claim(version)  # Conflict when another writer claimed it first
             changes[VERSION] = str(version)
         # The stored object with only the selector (and our annotations) changed; the
@@ -308,13 +312,14 @@ class BcsMesosPlatform(Platform):
         body = mf.with_selector(data, selector, changes)
         try:
             self._call(self.hook.update_service, self.ns, body)
-            view = self._await_service(selector, body["metadata"]["annotations"], manifest)
-        except Exception:
+        except ReleaseError:
             if claims is not None:
-                # The write failed (or may not have landed): a claim left behind would refuse
-                # every later write of this version until it went stale.
+                # Refused: nothing landed, and a claim left behind would refuse every later
+                # write of this version until it went stale.  (After a timeout the write may
+                # have landed: the claim stays; this run's retry may write under it.)
                 claims.forget(version)
             raise
+        view = self._await_service(selector, body["metadata"]["annotations"], manifest)
         if claims is not None:
             claims.forget(version - 1)
         return view
@@ -400,9 +405,10 @@ class ClaimedWrites:
     writes; the other gets ``Conflict``, reads again and sees N.  A writer whose write fails
     takes its claim back at once; a claim names its writer (the release run), whose retry
     may use it (its earlier try died between claim and write); any other writer's claim
-    is taken back once it is older than ``stale_after``.  What this cannot stop: a writer that stalls longer than that between its claim and its
-    write (it then overwrites a newer version), and a person's write with bcs-client
-    (caught only by comparing what was read with what is stored, as before).
+    is taken back once it is older than ``stale_after``.  What this cannot stop: a writer
+    that stalls longer than that between its claim and its write (it then overwrites a
+    newer version), and a person's write with bcs-client (caught only by comparing what
+    was read with what is stored, as before).
     """
 
     def __init__(self, platform: "BcsMesosPlatform", service: str):

@@ -151,9 +151,7 @@ class KubernetesPlatform(Platform):
                 raise Transient(f"{type(e).__name__}: {e}") from None
             return json.loads(data) if data else {}
 
-        result = retrying(attempt, self.budget, f"Kubernetes API {fn.__name__}", log)
-        self.budget.spent = 0.0  # the budget bounds how long the API may keep failing, not a step's calls
-        return result
+        return retrying(attempt, self.budget, f"Kubernetes API {fn.__name__}", log)
 
     # -- reads --------------------------------------------------------------------------
     def _service_name(self, manifest: dict | None) -> str:
@@ -228,7 +226,7 @@ class KubernetesPlatform(Platform):
             self._wait_deleted(color)
             existing = None
         if existing is None:
-            self._call(apps.create_namespaced_deployment, self.ns, desired)
+            self._call(apps.create_namespaced_deployment, self.ns, desired, exists_is_conflict=True)
             return "created"
         if (existing["metadata"].get("annotations") or {}).get(APPLIED) == wanted:
             return "unchanged"
@@ -236,7 +234,7 @@ class KubernetesPlatform(Platform):
             # spec.selector is immutable: a leftover with another selector can only be recreated.
             self.delete_color(color)
             self._wait_deleted(color)
-            self._call(apps.create_namespaced_deployment, self.ns, desired)
+            self._call(apps.create_namespaced_deployment, self.ns, desired, exists_is_conflict=True)
             return "recreated"
         desired["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
         # A replace (not a patch) so that the leftover ends up exactly as the manifest says;

@@ -1,14 +1,16 @@
-"""Transient API errors, retried with backoff and jitter within a budget per step.
+"""Transient API errors, retried with backoff and jitter within a budget.
 
 An API call that times out, is reset, or answers 429 or 500/502/503/504 may well work a
 moment later; one that answers 400, 403, 404, 409 or 422 will not.  The adapters tell
 the two apart (``Transient`` for the first kind) and run each call through ``retrying``:
 a transient failure is tried again after an exponential backoff with jitter (at least
-the server's ``Retry-After``), as long as the step's ``Budget`` of waiting lasts.  When
-it runs out, ``TransientError`` ends the step and the task's own retries take over.
+the server's ``Retry-After``), as long as the ``Budget`` of waiting lasts: the time the API
+may keep failing in a row, over all the calls of one client, reset by any success.  When
+it runs out, ``TransientError`` ends the step and the task's own retries take over (a
+trigger goes on with one attempt per call until the API answers again).
 
 The waiting and stopping rules are tenacity's (a well-kept retry library that Airflow
-itself depends on); only the budget, shared by every call of one step, is ours.
+itself depends on); only the budget is ours.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class Transient(Exception):
 
 
 class Budget:
-    """How long one step may spend waiting between retries, over all of its calls."""
+    """How long a client may spend waiting for an API that keeps failing (reset by a success)."""
 
     def __init__(self, seconds: float):
         self.seconds = float(seconds)
@@ -83,7 +85,9 @@ def retrying(call: Callable[[], T], budget: Budget, what: str, logger: logging.L
     retryer = tenacity.Retrying(retry=tenacity.retry_if_exception_type(Transient), wait=wait, stop=stop,
                                 before_sleep=before_sleep, sleep=sleep, reraise=True)
     try:
-        return retryer(call)
+        result = retryer(call)
     except Transient as e:
         raise TransientError(f"{what}: {e} (still failing after {budget.seconds:g}s of retries; "
                              "the task will be retried)") from None
+    budget.spent = 0.0  # the API answered: the budget bounds failures in a row, not a step's calls
+    return result

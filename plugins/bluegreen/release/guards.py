@@ -54,15 +54,14 @@ def fence(app, svc: ServiceView, run_id: str, now: dt.datetime) -> bool:
     if lock is not None and lock.run_id != run_id:
         held = f"it holds it until {rec.iso(lock.expires)}" if lock.held(now) else "its lease has run out since"
         raise Fenced(f"the release lock of {app.service} was taken over by release run {lock.run_id} after this "
-                     f"run's own lease ran out or this run let it go (it finished or rolled back) ({held}); this run's plan is stale and it changes nothing more: "
-                     "start a new run")
+                     f"run's own lease ran out or this run let it go (it finished or rolled back) ({held}); this "
+                     "run's plan is stale and it changes nothing more: start a new run")
     if lock is None:
         last = rec.last_holder(svc)
         if last not in (None, run_id):
             raise Fenced(f"the release lock of {app.service} was taken over by release run {last} after this run's "
                          "own lease ran out or this run let it go (it finished or rolled back), and released since; "
-                         "this run's plan is stale and it changes "
-                         "nothing more: start a new run")
+                         "this run's plan is stale and it changes nothing more: start a new run")
         return True
     return (lock.expires - now).total_seconds() <= app.lock_ttl / 2
 

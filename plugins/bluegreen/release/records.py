@@ -80,7 +80,7 @@ class Lock:
     A lock is a lease: it holds until ``expires`` unless its run renews it, and a run
     renews it only while it still holds it, so a run that stalled past its lease is
     *fenced*: once another run has taken the app, the stalled run can no longer write
-    (``Release._hold`` refuses), even after the other run has released it again
+    (``guards.fence`` refuses), even after the other run has released it again
     (``bluegreen.io/last-lock`` then names that run).
     """
 

@@ -56,8 +56,9 @@ class Release:
         self.clock = clock
         self.sleep = sleep
         self.poll_interval = poll_interval
-        # When this process saw its own switch away from a color land (clock time): a write that
-        # answers late lands after the switched-at it carries, so the drain counts from here too.
+        # When this process saw its rollback's switch away from a color land (clock time): a write
+        # that answers late lands after the switched-at it carries, so the drain counts from here
+        # too.  (Retire runs in a task of its own, long after its switch: the soak covers that.)
         self._left_at: dict[str, float] = {}
         # Named in what the platform writes on this run's behalf (BCS write claims), so that a
         # retry of this run can take back what its crashed or failed try left.
@@ -166,16 +167,17 @@ class Release:
     # ------------------------------------------------------------------------------
     # holding the app: every step's first read
     # ------------------------------------------------------------------------------
-    def keep(self, plan: Plan) -> ServiceView:
+    def keep(self, plan: Plan, renew: bool = False) -> ServiceView:
         """Re-read the Service, check it still fits the plan and that this run still holds the
         lock, and renew the lock when half of its lease is gone.  Steps call it first; waiting
-        steps call it while they wait, so that the lock never runs out under a long soak."""
+        steps call it while they wait, so that the lock never runs out under a long soak.
+        ``renew``: a whole lease now (before a wait in which nothing can renew it)."""
         for _ in range(_WRITE_ATTEMPTS):
             svc = self.platform.read_service()
             if svc is not None and self._completed(svc):
                 return svc  # this run's release is finished: its steps may re-run, holding nothing
             # fenced first: a run whose lock was taken over hears that, whatever the Service says now
-            must_lock = svc is not None and guards.fence(self.app, svc, self.run_id, self.now())
+            must_lock = svc is not None and (guards.fence(self.app, svc, self.run_id, self.now()) or renew)
             guards.fits(self.app, svc, plan, self._switched_by_me(svc))
             if not must_lock:
                 return svc
@@ -221,7 +223,16 @@ class Release:
             self.log.info("%s is live already: not touched", self.app.deployment_name(plan.new_color))
             return "already live (not touched)"
         manifest = self.manifest_for(plan)
-        result = self.platform.apply_color(plan.new_color, manifest)
+        for _ in range(_WRITE_ATTEMPTS):
+            try:
+                result = self.platform.apply_color(plan.new_color, manifest)
+                break
+            except Conflict:
+                # The workload changed under the write: often our own write, retried after its
+                # answer was lost (it landed).  Applying converges: look again.
+                continue
+        else:
+            raise ReleaseError(f"{self.app.deployment_name(plan.new_color)} kept changing while it was applied; retry")
         self.log.info("%s %s with %s (%d replicas): %s", result, self.app.deployment_name(plan.new_color),
                       plan.image, plan.replicas, plan.describe())
         self.point_preview(plan.new_color)
@@ -277,8 +288,6 @@ class Release:
                 # Conditional on the Service as just read: a change since then (a person, a
                 # takeover) makes it fail with Conflict, and the checks run again.
                 self.platform.write_service(svc, self.app.selector_for(new), annotations)
-                if plan.old_color:
-                    self._left_at[plan.old_color] = self.clock()
                 self.log.info("switched the Service %s from %s to %s", self.app.service,
                               "nothing" if selects_nothing(svc.selector) else svc.selector,
                               self.app.selector_for(new))
@@ -446,10 +455,11 @@ class Release:
             def mark(current: ServiceView) -> dict:
                 if self.app.color_of(current.selector) == color:
                     raise ReleaseError(f"refusing to remove {name}: the Service {self.app.service} points at it")
-                serving = self.platform.observe(keep) if keep else None
+                retiring = color == plan.old_color  # (a rollback removes the new color whatever happens)
+                serving = self.platform.observe(keep) if keep and retiring else None
                 if serving is not None and (not serving.complete or serving.failure):
                     # The color that serves instead was deleted or broke since it was checked
-                    # (a person, a node): the one being removed is the way back.
+                    # (a person, a node): the old one, being removed, is the way back.
                     raise ReleaseError(
                         f"refusing to remove {name}: {self.app.deployment_name(keep)}, which the Service "
                         f"{self.app.service} points at, is not fully ready ({serving.failure or serving.progress}); "
@@ -479,7 +489,7 @@ class Release:
         (when that is fully ready) and say so; None when it did not move."""
         gone, kept = self.app.deployment_name(removed), self.app.deployment_name(keep) if keep else None
         for _ in range(_WRITE_ATTEMPTS):
-            svc = self.platform.read_service()
+            svc = self._read_held(plan)  # fenced: a run whose lock was taken over changes nothing
             if svc is None or self.app.color_of(svc.selector) != removed:
                 return None
             status = self.platform.observe(keep) if keep else ColorStatus.missing()
