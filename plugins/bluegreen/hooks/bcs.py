@@ -27,7 +27,7 @@ from urllib.parse import quote
 from airflow.sdk import BaseHook
 
 from ..platforms.base import USER_AGENT
-from ..platforms.retrying import TRANSIENT_STATUSES, Budget, Transient, retry_after, retrying
+from ..platforms.retrying import Budget, Transient, raise_if_transient, retrying
 
 # bk-bcs bcs-common/common/errorCode.go
 NOT_FOUND = 1405202            # BcsErrMesosSchedNotFound: update/delete of a missing object
@@ -141,9 +141,8 @@ class BcsHook(BaseHook):
                                             verify=self.verify)
             except (requests.ConnectionError, requests.Timeout) as e:
                 raise Transient(f"cannot reach the BCS API gateway: {type(e).__name__}") from None
-            if resp.status_code in TRANSIENT_STATUSES:
-                raise Transient(f"HTTP {resp.status_code} {(resp.text or '')[:200]}".strip(),
-                                retry_after(resp.headers.get("Retry-After")))
+            raise_if_transient(resp.status_code, f"HTTP {resp.status_code} {(resp.text or '')[:200]}".strip(),
+                               resp.headers)
             return self._unwrap(method, path, resp)
 
         return retrying(attempt, self.budget, f"BCS API {method} {path}", self.log)

@@ -295,8 +295,7 @@ class BcsMesosPlatform(Platform):
         if data is None:
             raise ReleaseError(f"the service {name} disappeared")
         # A person's change since the read (storage shows it): compare what was read with what is stored.
-        if current.version and _digest(data) != current.version.partition(":")[2]:
-            raise Conflict(f"the service {name} changed since it was read")
+        _refuse_if_changed(name, current, data)
         changes = dict(annotations)
         claims = ClaimedWrites(self, name) if manifest is None else None
         if claims is not None:
@@ -328,8 +327,8 @@ class BcsMesosPlatform(Platform):
         name = self._service_name(manifest)
         if current is not None:
             data = self._service_data(manifest)
-            if data is not None and current.version and _digest(data) != current.version.partition(":")[2]:
-                raise Conflict(f"the service {name} changed since it was read")
+            if data is not None:
+                _refuse_if_changed(name, current, data)
         try:
             self.hook.delete("service", self.ns, name)
         except BcsApiError as e:
@@ -393,6 +392,13 @@ class BcsMesosPlatform(Platform):
                 continue
             yield status
             await asyncio.sleep(interval)
+
+
+def _refuse_if_changed(name: str, current: ServiceView, stored: dict) -> None:
+    """Conflict when the stored service is not the one read (BCS has no conditional write: a
+    person's change since the read shows in storage)."""
+    if current.version and _digest(stored) != current.version.partition(":")[2]:
+        raise Conflict(f"the service {name} changed since it was read")
 
 
 class ClaimedWrites:

@@ -27,7 +27,7 @@ from typing import AsyncIterator
 from ..release.model import ColorStatus, Conflict, ReleaseError, ServiceView
 from . import manifests as mf
 from .base import USER_AGENT, Platform
-from .retrying import TRANSIENT_STATUSES, Budget, Transient, retry_after, retrying
+from .retrying import Budget, Transient, raise_if_transient, retrying
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +142,7 @@ class KubernetesPlatform(Platform):
             except ApiException as e:
                 if e.status == 404 and missing_ok:
                     return None
-                if e.status in TRANSIENT_STATUSES:
-                    raise Transient(f"{e.status} {_api_error(e)}", retry_after((e.headers or {}).get("Retry-After")))
+                raise_if_transient(e.status, f"{e.status} {_api_error(e)}", e.headers)
                 if e.status == 409 and ("modified" in _api_error(e) or exists_is_conflict):
                     raise Conflict(_api_error(e)) from None
                 raise ReleaseError(f"Kubernetes API: {fn.__name__} failed: {e.status} {_api_error(e)}") from None
@@ -432,6 +431,5 @@ def _check_status(status: int, body: dict, what: str, headers) -> None:
     if status == 200:
         return
     message = (body or {}).get("message", "") if isinstance(body, dict) else ""
-    if status in TRANSIENT_STATUSES:
-        raise Transient(f"{what}: {status} {message}".strip(), retry_after((headers or {}).get("Retry-After")))
+    raise_if_transient(status, f"{what}: {status} {message}".strip(), headers)
     raise ReleaseError(f"Kubernetes API: {what} failed: {status} {message}".strip())

@@ -62,6 +62,12 @@ def retry_after(value) -> float | None:
         return 1.0
 
 
+def raise_if_transient(status: int, message: str, headers=None) -> None:
+    """``Transient`` (with the server's ``Retry-After``) when an HTTP status is worth another try."""
+    if status in TRANSIENT_STATUSES:
+        raise Transient(message, retry_after((headers or {}).get("Retry-After")))
+
+
 _backoff = tenacity.wait_exponential_jitter(initial=0.25, max=8.0, jitter=0.5)
 
 
