@@ -31,7 +31,10 @@ def test_three_releases_alternate_colors_without_dropping_a_request(release_app)
     for image, old, new in ((V2, "blue", "green"), (V3, "green", "blue")):
         with app.traffic() as traffic:
             run = app.release(image)
-            time.sleep(0.3)
+            # until the loop's next answer (on a busy machine one request can take seconds)
+            answers, deadline = len(traffic.ok), time.monotonic() + 10
+            while len(traffic.ok) <= answers and not traffic.failures and time.monotonic() < deadline:
+                time.sleep(0.05)
         assert run.state == "success", task_states(run)
         assert app.selector() == selects(app, new)
         assert app.deployments() == {f"test-{new}": image}, "the old color is deleted"
