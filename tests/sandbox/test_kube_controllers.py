@@ -194,7 +194,7 @@ def test_scaling_up_and_down(apps, core, ns):
 
 
 def test_deleted_pod_is_replaced_and_terminates_for_its_stop_delay(apps, core, ns):
-    apps.create_namespaced_deployment(ns, deployment(replicas=2, image="shop/web:v1-slow-stop-1s"))
+    apps.create_namespaced_deployment(ns, deployment(replicas=2, image="shop/web:v1-slow-stop-4s"))
     wait_for(rolled_out(apps, ns, "web"))
     victim = core.list_namespaced_pod(ns).items[0].metadata.name
     deleted = core.delete_namespaced_pod(victim, ns, _preload_content=False)
@@ -206,7 +206,7 @@ def test_deleted_pod_is_replaced_and_terminates_for_its_stop_delay(apps, core, n
     wait_for(lambda: len(live_pods(core, ns, "app=web")) == 2 and victim not in
              {p.metadata.name for p in live_pods(core, ns, "app=web")})
     assert victim in {p.metadata.name for p in core.list_namespaced_pod(ns).items}  # still stopping
-    wait_for(lambda: victim not in {p.metadata.name for p in core.list_namespaced_pod(ns).items}, timeout=5)
+    wait_for(lambda: victim not in {p.metadata.name for p in core.list_namespaced_pod(ns).items}, timeout=10)
     with pytest.raises(ApiException) as info:
         core.read_namespaced_pod(victim, ns)
     assert info.value.status == 404
