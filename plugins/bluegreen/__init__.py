@@ -7,3 +7,5 @@ Layout (one release model, one adapter per platform):
   operators, sensors, triggers   thin Airflow task classes over the release model
   apps/        app config files -> release DAGs
 """
+
+__version__ = "0.1.0"

@@ -4,12 +4,15 @@
 provider too.  Airflow 3's UI builds the connection form from "conn-fields".)"""
 
 
+from bluegreen import __version__
+
+
 def get_provider_info() -> dict:
     return {
         "package-name": "bluegreen",
         "name": "bluegreen",
         "description": "Blue-green releases on Kubernetes and Tencent BCS Mesos.",
-        "versions": ["0.1.0"],
+        "versions": [__version__],
         "connection-types": [
             {
                 "connection-type": "bcs",

@@ -1,7 +1,7 @@
 """The release-window timetable: a scheduled run starts when one of the app's windows opens.
 
-Registered by plugins/bluegreen_plugin.py (Airflow only deserializes custom
-timetables that a plugin registers), so ``airflow dags next-execution`` lists the
+Registered by bluegreen/plugin.py, through the package's airflow.plugins entry point (Airflow
+only deserializes custom timetables that a plugin registers), so ``airflow dags next-execution`` lists the
 real window openings, freeze dates skipped.
 """
 
