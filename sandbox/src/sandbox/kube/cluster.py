@@ -8,9 +8,10 @@ import asyncio
 import copy
 import logging
 
-from . import audit, errors
+from . import audit, errors, rbac
 from . import resources as R
 from . import validation as V
+from .auth import Authenticator
 from .queue import WorkQueue
 from .selectors import selector_string
 from .services import Services
@@ -42,6 +43,14 @@ class Cluster:
             self._stamp(ns)
             V.default_namespace(ns)
             self.store.create(R.NAMESPACES, ns)
+        # the default policy every cluster starts with (discovery, self reviews, cluster-admin)
+        for resource, objects in ((R.CLUSTERROLES, rbac.BOOTSTRAP_CLUSTER_ROLES),
+                                  (R.CLUSTERROLEBINDINGS, rbac.BOOTSTRAP_CLUSTER_ROLE_BINDINGS)):
+            for obj in copy.deepcopy(objects):
+                obj.update(apiVersion=resource.api_version, kind=resource.kind)
+                self._stamp(obj)
+                self.store.create(resource, obj)
+        self.authn = Authenticator(settings.token, self.store)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         for q in (self.deployments, self.replicasets, self.endpoints):
@@ -137,6 +146,9 @@ class Cluster:
         elif resource is R.NAMESPACES:
             V.default_namespace(obj)
             errs = V.validate_namespace(obj)
+        elif rbac.is_rbac(resource):
+            rbac.default(resource, obj)
+            errs = rbac.validate(resource, obj)
         errors.raise_invalid(resource.kind, resource.group, meta.get("name", ""), errs)
         if resource.namespaced:
             self.namespace_ready(resource, ns, meta["name"])
@@ -218,6 +230,9 @@ class Cluster:
             errs = V.validate_namespace(new)
             if subresource != "status":
                 new["status"] = old.get("status")
+        elif rbac.is_rbac(resource):
+            rbac.default(resource, new)
+            errs = rbac.validate(resource, new, old)
         errors.raise_invalid(resource.kind, resource.group, name, errs)
         if resource is R.SERVICES and subresource != "status":
             self.services.allocate(new, old)
@@ -318,8 +333,8 @@ class Cluster:
                     del orphan["metadata"]["ownerReferences"]
                 self.store.update(dep_resource, orphan)
         gone = self.store.delete(resource, ns, name)
-        if resource in (R.SERVICES,):
-            return 200, gone  # the service registry returns the deleted object
+        if resource in (R.SERVICES, R.SERVICEACCOUNTS):
+            return 200, gone  # these registries return the deleted object (ReturnDeletedObject)
         return 200, self._success(resource, obj)
 
     @staticmethod
@@ -373,7 +388,8 @@ class Cluster:
             ns_obj["metadata"]["deletionGracePeriodSeconds"] = 0
             ns_obj["status"] = {"phase": "Terminating"}
             ns_obj = self.store.update(R.NAMESPACES, ns_obj)
-            for resource in (R.DEPLOYMENTS, R.SERVICES, R.REPLICASETS, R.PODS):
+            for resource in (R.DEPLOYMENTS, R.SERVICES, R.REPLICASETS, R.PODS, R.SERVICEACCOUNTS, R.ROLES,
+                             R.ROLEBINDINGS):
                 for obj in list(self.store.list(resource, name)):
                     self._delete_dependent(resource, obj, "Background")
             asyncio.get_running_loop().call_soon(self._maybe_finish_namespace, name)

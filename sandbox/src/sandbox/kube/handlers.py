@@ -16,7 +16,7 @@ from aiohttp import web
 
 from sandbox.faults import WATCH_FAULT
 
-from . import discovery, errors, openapi, patch, protobuf, table
+from . import auth, discovery, errors, openapi, patch, protobuf, table
 from . import resources as R
 from . import schema
 from .cluster import Cluster
@@ -132,7 +132,7 @@ class Api:
             allowed = r.subresources.get(target.subresource)
             if allowed is None or target.name is None:
                 raise errors.resource_not_found()
-            verb = {"GET": "get", "PUT": "update", "PATCH": "patch"}.get(method)
+            verb = {"GET": "get", "PUT": "update", "PATCH": "patch", "POST": "create"}.get(method)
             if verb is None or verb not in allowed:
                 raise errors.method_not_allowed()
         elif target.name is None:
@@ -153,6 +153,8 @@ class Api:
         if verb == "watch":
             return await self.watch(request, target, q)
         if verb == "create":
+            if target.subresource == "token":
+                return await self.token_request(request, target)
             return await self.create(request, target)
         if verb == "update":
             return await self.update(request, target)
@@ -407,6 +409,8 @@ class Api:
         directive = self._directive(request.query, "CreateOptions")
         r = t.resource
         obj, warnings = await self._read_object(request, r.model, r.kind, r.api_version, directive)
+        if r in R.REVIEWS:  # answered for the requesting user, not stored
+            return respond(auth.review(r, request[auth.USER], self.c.store, obj), 201, warnings)
         meta = obj.get("metadata") or {}
         if r.namespaced and meta.get("namespace") and meta["namespace"] != t.namespace:
             raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the "
@@ -414,6 +418,12 @@ class Api:
         dry_run = self._dry_run(request.query, "CreateOptions")
         created = await self.c.create(r, t.namespace or "", obj, dry_run=dry_run)
         return respond(created, 201, warnings)
+
+    async def token_request(self, request: web.Request, t: Target) -> web.Response:
+        directive = self._directive(request.query, "CreateOptions")
+        obj, warnings = await self._read_object(request, "AuthenticationV1TokenRequest", "TokenRequest",
+                                                "authentication.k8s.io/v1", directive)
+        return respond(auth.token_request(self.c.authn, t.namespace, t.name, obj), 201, warnings)
 
     async def update(self, request: web.Request, t: Target) -> web.Response:
         directive = self._directive(request.query, "UpdateOptions")

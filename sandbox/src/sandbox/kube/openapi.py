@@ -18,10 +18,19 @@ from . import schema
 
 META_TYPES = {"ObjectMeta", "ListMeta", "LabelSelector", "LabelSelectorRequirement", "OwnerReference",
               "ManagedFieldsEntry", "Status", "StatusDetails", "StatusCause", "Condition", "DeleteOptions",
-              "Preconditions", "WatchEvent"}
+              "Preconditions", "WatchEvent", "FieldSelectorRequirement"}
 APPS_TYPES = {"Deployment", "DeploymentSpec", "DeploymentStatus", "DeploymentCondition", "DeploymentStrategy",
               "RollingUpdateDeployment", "ReplicaSet", "ReplicaSetSpec", "ReplicaSetStatus", "ReplicaSetCondition",
               "DeploymentList", "ReplicaSetList"}
+RBAC_TYPES = {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "PolicyRule", "RoleRef", "Subject",
+              "AggregationRule"}
+AUTHORIZATION_TYPES = {"SelfSubjectAccessReview", "SelfSubjectAccessReviewSpec", "SubjectAccessReviewStatus",
+                       "ResourceAttributes", "NonResourceAttributes", "FieldSelectorAttributes",
+                       "LabelSelectorAttributes"}
+AUTHENTICATION_TYPES = {"SelfSubjectReview", "SelfSubjectReviewStatus", "UserInfo", "TokenRequest", "TokenRequestSpec",
+                        "TokenRequestStatus", "BoundObjectReference"}
+# subresource -> the model of its body (the resource's own model otherwise)
+SUBRESOURCE_MODEL = {"scale": "V1Scale", "token": "AuthenticationV1TokenRequest"}
 
 
 def definition_name(model: str) -> str:
@@ -35,6 +44,10 @@ def definition_name(model: str) -> str:
         return f"io.k8s.api.apps.v1.{name}"
     if name == "Scale" or model.startswith("V1Scale"):
         return f"io.k8s.api.autoscaling.v1.{name}"
+    for group, names in (("rbac", RBAC_TYPES), ("authorization", AUTHORIZATION_TYPES),
+                         ("authentication", AUTHENTICATION_TYPES)):
+        if name in names:
+            return f"io.k8s.api.{group}.v1.{name}"
     return f"io.k8s.api.core.v1.{name}"
 
 
@@ -181,10 +194,15 @@ def document(group: str, version: str) -> bytes:
         paths[f"{base}/{{name}}"] = item
         for sub, verbs in r.subresources.items():
             sub_item: dict = {"parameters": name_param + path_params + _params("pretty")}
-            model = "V1Scale" if sub == "scale" else r.model
-            sub_ext = {"x-kubernetes-group-version-kind":
-                       {"group": "autoscaling", "version": "v1", "kind": "Scale"} if sub == "scale" else gvk}
+            model = SUBRESOURCE_MODEL.get(sub, r.model)
+            g, v, k = R.SUBRESOURCE_KIND.get(sub, (r.group, r.version, r.kind))
+            sub_ext = {"x-kubernetes-group-version-kind": {"group": g, "version": v, "kind": k}}
             suffix = sub.capitalize()
+            if "create" in verbs:
+                sub_item["post"] = {"operationId": _op_id("create", r, suffix), "x-kubernetes-action": "post",
+                                    "parameters": _params("dryRun", "fieldManager", "fieldValidation"),
+                                    "requestBody": _body(model), "responses": _responses(model, "200", "201", "202"),
+                                    **sub_ext}
             if "get" in verbs:
                 sub_item["get"] = {"operationId": _op_id("read", r, suffix), "x-kubernetes-action": "get",
                                    "responses": _responses(model, "200"), **sub_ext}
@@ -200,8 +218,7 @@ def document(group: str, version: str) -> bytes:
                                      **sub_ext}
             paths[f"{base}/{{name}}/{sub}"] = sub_item
     roots = [r.model for r in resources] + ["V1Status", "V1DeleteOptions"]
-    if any("scale" in r.subresources for r in resources):
-        roots.append("V1Scale")
+    roots += sorted({SUBRESOURCE_MODEL[sub] for r in resources for sub in r.subresources if sub in SUBRESOURCE_MODEL})
     doc = {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.37.0"}, "paths": paths,
            "components": {"schemas": _components(roots, gvks)}}
     return json.dumps(doc, separators=(",", ":")).encode()

@@ -4,8 +4,10 @@ kubectl's typed commands (``kubectl create namespace``) post
 ``application/vnd.kubernetes.protobuf`` bodies: the ``k8s\\x00`` magic, then a
 runtime.Unknown envelope holding the object's generated.proto message.  The sandbox
 decodes Namespace (ObjectMeta's name, generateName, labels, annotations; spec
-finalizers) and DeleteOptions; other kinds get 415, as a server without a protobuf
-serializer for them would answer.
+finalizers), DeleteOptions, TokenRequest (``kubectl create token``), SelfSubjectAccessReview
+(``kubectl auth can-i``) and SelfSubjectReview (``kubectl auth whoami``); other kinds get
+415, as a server without a protobuf serializer for them would answer.  Field numbers are
+those of k8s.io/api's generated.proto.
 """
 
 from __future__ import annotations
@@ -132,7 +134,54 @@ def delete_options(raw: bytes) -> dict:
     return options
 
 
-DECODERS = {"Namespace": namespace, "DeleteOptions": delete_options}
+def _int64(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def token_request(raw: bytes) -> dict:
+    """authentication/v1 TokenRequest: 1 metadata, 2 spec (1 audiences, 4 expirationSeconds)."""
+    obj: dict = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "metadata": {}, "spec": {}}
+    for number, value in fields(raw):
+        if number == 1:
+            obj["metadata"] = object_meta(value)
+        elif number == 2:
+            for n, v in fields(value):
+                if n == 1:
+                    obj["spec"].setdefault("audiences", []).append(v.decode())
+                elif n == 4:
+                    obj["spec"]["expirationSeconds"] = _int64(v)
+    return obj
+
+
+_RESOURCE_ATTRIBUTES = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource", 6: "subresource",
+                        7: "name"}
+_NON_RESOURCE_ATTRIBUTES = {1: "path", 2: "verb"}
+
+
+def self_subject_access_review(raw: bytes) -> dict:
+    """authorization/v1 SelfSubjectAccessReview: 1 metadata, 2 spec (1 resourceAttributes,
+    2 nonResourceAttributes)."""
+    obj: dict = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "metadata": {},
+                 "spec": {}}
+    for number, value in fields(raw):
+        if number == 1:
+            obj["metadata"] = object_meta(value)
+        elif number == 2:
+            for n, v in fields(value):
+                names, key = ((_RESOURCE_ATTRIBUTES, "resourceAttributes") if n == 1
+                              else (_NON_RESOURCE_ATTRIBUTES, "nonResourceAttributes"))
+                if n in (1, 2):
+                    obj["spec"][key] = {names[k]: x.decode() for k, x in fields(v)
+                                        if k in names and isinstance(x, bytes) and x}
+    return obj
+
+
+def self_subject_review(raw: bytes) -> dict:
+    return {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview", "metadata": {}}
+
+
+DECODERS = {"Namespace": namespace, "DeleteOptions": delete_options, "TokenRequest": token_request,
+            "SelfSubjectAccessReview": self_subject_access_review, "SelfSubjectReview": self_subject_review}
 
 
 def decode(body: bytes) -> dict:

@@ -62,18 +62,36 @@ REPLICASETS = Resource("apps", "v1", "replicasets", "replicaset", "ReplicaSet", 
                        {"status": ["get"]}, ["all"], model="V1ReplicaSet")
 ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", True, READ,
                           model="V1EndpointSlice")
+# Identities and RBAC (kube/auth.py, kube/rbac.py): service accounts with the TokenRequest
+# subresource, the four RBAC kinds, and the two self reviews (created, answered, never stored).
+SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, CRUD, ["sa"],
+                           {"token": ["create"]}, model="V1ServiceAccount")
+RBAC = "rbac.authorization.k8s.io"
+ROLES = Resource(RBAC, "v1", "roles", "role", "Role", True, CRUD, model="V1Role")
+ROLEBINDINGS = Resource(RBAC, "v1", "rolebindings", "rolebinding", "RoleBinding", True, CRUD, model="V1RoleBinding")
+CLUSTERROLES = Resource(RBAC, "v1", "clusterroles", "clusterrole", "ClusterRole", False, CRUD, model="V1ClusterRole")
+CLUSTERROLEBINDINGS = Resource(RBAC, "v1", "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", False,
+                               CRUD, model="V1ClusterRoleBinding")
+SELFSUBJECTACCESSREVIEWS = Resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "selfsubjectaccessreview",
+                                    "SelfSubjectAccessReview", False, ["create"], model="V1SelfSubjectAccessReview")
+SELFSUBJECTREVIEWS = Resource("authentication.k8s.io", "v1", "selfsubjectreviews", "selfsubjectreview",
+                              "SelfSubjectReview", False, ["create"], model="V1SelfSubjectReview")
 
-ALL = [NAMESPACES, PODS, SERVICES, ENDPOINTS, DEPLOYMENTS, REPLICASETS, ENDPOINTSLICES]
+ALL = [NAMESPACES, PODS, SERVICES, ENDPOINTS, DEPLOYMENTS, REPLICASETS, ENDPOINTSLICES, SERVICEACCOUNTS, ROLES,
+       ROLEBINDINGS, CLUSTERROLES, CLUSTERROLEBINDINGS, SELFSUBJECTACCESSREVIEWS, SELFSUBJECTREVIEWS]
+# Answered on create, never stored (list/get/watch are not offered, as on a real server).
+REVIEWS = (SELFSUBJECTACCESSREVIEWS, SELFSUBJECTREVIEWS)
 
 # group -> version -> plural -> Resource
 BY_PATH: dict[str, dict[str, dict[str, Resource]]] = {}
 for _r in ALL:
     BY_PATH.setdefault(_r.group, {}).setdefault(_r.version, {})[_r.plural] = _r
 
-GROUP_VERSIONS = [("", "v1"), ("apps", "v1"), ("discovery.k8s.io", "v1")]
+GROUP_VERSIONS = [("", "v1"), ("apps", "v1"), ("discovery.k8s.io", "v1"), (RBAC, "v1"),
+                  ("authorization.k8s.io", "v1"), ("authentication.k8s.io", "v1")]
 
 # Subresource kinds (discovery's APIResource.kind for "deployments/scale" is Scale of autoscaling/v1).
-SUBRESOURCE_KIND = {"scale": ("autoscaling", "v1", "Scale")}
+SUBRESOURCE_KIND = {"scale": ("autoscaling", "v1", "Scale"), "token": ("authentication.k8s.io", "v1", "TokenRequest")}
 
 
 def lookup(group: str, version: str, plural: str) -> Resource | None:

@@ -89,7 +89,7 @@ def patch_meta(model: str | None, key: str) -> tuple[str, str]:
 
 def go_name(model: str) -> str:
     """V1DeploymentSpec -> DeploymentSpec, CoreV1EndpointPort -> EndpointPort."""
-    return re.sub(r"^(Core|Discovery|Apps|Events)?V\d+(alpha\d+|beta\d+)?", "", model)
+    return re.sub(r"^(Core|Discovery|Apps|Events|Authentication|Rbac)?V\d+(alpha\d+|beta\d+)?", "", model)
 
 
 def go_type(type_str: str, key: str = "") -> str:

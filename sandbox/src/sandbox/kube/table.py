@@ -122,6 +122,31 @@ def _slice(o: dict) -> list:
             age(o["metadata"].get("creationTimestamp"))]
 
 
+def _service_account(o: dict) -> list:
+    return [o["metadata"]["name"], len(o.get("secrets") or []), age(o["metadata"].get("creationTimestamp"))]
+
+
+def _role(o: dict) -> list:
+    return [o["metadata"]["name"], o["metadata"].get("creationTimestamp", "")]
+
+
+def _binding(o: dict) -> list:
+    subjects = o.get("subjects") or []
+
+    def of(kind: str) -> str:
+        return ", ".join(f"{s.get('namespace', '')}/{s['name']}" if kind == "ServiceAccount" else s["name"]
+                         for s in subjects if s.get("kind") == kind)
+
+    ref = o.get("roleRef") or {}
+    return [o["metadata"]["name"], f"{ref.get('kind')}/{ref.get('name')}", age(o["metadata"].get("creationTimestamp")),
+            of("User"), of("Group"), of("ServiceAccount")]
+
+
+_ROLE_COLUMNS = [NAME, _col("Created At", "", fmt="date")]
+_BINDING_COLUMNS = [NAME, _col("Role"), AGE, _col("Users", "", 1), _col("Groups", "", 1),
+                    _col("ServiceAccounts", "", 1)]
+
+
 def _containers_images_selector() -> list[dict]:
     return [_col("Containers", "Names of each container in the template.", 1),
             _col("Images", "Images referenced by each container in the template.", 1),
@@ -155,6 +180,13 @@ COLUMNS = {
     "endpointslices": ([NAME, _col("AddressType", "Type of address carried by this EndpointSlice."),
                         _col("Ports", "Ports of this EndpointSlice."),
                         _col("Endpoints", "Addresses of this EndpointSlice."), AGE], _slice),
+    "serviceaccounts": ([NAME, _col("Secrets", "Secrets is a list of the secrets in the same namespace that pods "
+                                               "running using this ServiceAccount are allowed to use.", typ="integer"),
+                         AGE], _service_account),
+    "roles": (_ROLE_COLUMNS, _role),
+    "clusterroles": (_ROLE_COLUMNS, _role),
+    "rolebindings": (_BINDING_COLUMNS, _binding),
+    "clusterrolebindings": (_BINDING_COLUMNS, _binding),
 }
 
 
