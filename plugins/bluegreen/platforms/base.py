@@ -31,6 +31,12 @@ class Platform(abc.ABC):
         # app: bluegreen.apps.config.AppConfig
         self.app = app
 
+    # -- access ---------------------------------------------------------------------
+    def check_permissions(self) -> None:
+        """Before a release's first write: raise ``ReleaseError`` naming every permission the
+        release needs and this client lacks.  Platforms without access control have nothing
+        to check (BCS Mesos)."""
+
     # -- reads ----------------------------------------------------------------------
     # Service methods act on the app's Service, or on another one (the preview Service)
     # when its manifest is given.

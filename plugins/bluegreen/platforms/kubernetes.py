@@ -21,6 +21,7 @@ import json
 import logging
 import random
 import time
+from dataclasses import dataclass
 from functools import cached_property
 from typing import AsyncIterator
 
@@ -38,6 +39,52 @@ WATCH_SECONDS = 240
 HEARTBEAT_SECONDS = 2.0
 # Seconds per API request unless the connection's extra says otherwise.
 DEFAULT_REQUEST_TIMEOUT = 30.0
+
+
+# ----------------------------------------------------------------------------------
+# What a release may do in the app's namespace: every API call this adapter makes, as
+# RBAC names it.  The shipped Role (RBAC_MANIFEST) grants exactly these (a test keeps
+# the two equal), and check_permissions asks the API for each before a release writes.
+# ----------------------------------------------------------------------------------
+RBAC_MANIFEST = "deploy/kubernetes/rbac.yaml"
+SCALE_TO_ZERO = "scale-to-zero"
+
+
+@dataclass(frozen=True)
+class Permission:
+    verb: str
+    group: str      # "" is the core group
+    resource: str   # "deployments/scale" for a subresource
+    why: str
+
+    def __str__(self) -> str:
+        """How ``kubectl auth can-i`` takes it: ``delete deployments.apps``, ``patch deployments.apps/scale``."""
+        resource, _, sub = self.resource.partition("/")
+        return f"{self.verb} {resource}{'.' + self.group if self.group else ''}{'/' + sub if sub else ''}"
+
+
+REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
+    Permission("get", "", "services", "read_service, write_service: the live color, the lock, the records"),
+    Permission("create", "", "services", "create_service: a first release's Service (the lock), the preview"),
+    Permission("update", "", "services", "write_service: the switch, the lock, the records (a conditional replace)"),
+    Permission("delete", "", "services", "delete_service: a failed first release's Service, the preview"),
+    Permission("get", "apps", "deployments", "observe, read_manifest, apply_color, color_gone"),
+    Permission("list", "apps", "deployments", "watch: readiness (the list before the watch)"),
+    Permission("watch", "apps", "deployments", "watch: readiness"),
+    Permission("create", "apps", "deployments", "apply_color: a new color"),
+    Permission("update", "apps", "deployments", "apply_color: a leftover replaced"),
+    Permission("delete", "apps", "deployments", "delete_color: retire and rollback"),
+    Permission("patch", "apps", "deployments/scale", "scale_color: old_color scale-to-zero"),
+    Permission("list", "", "pods", "observe, ready_members, color_gone, watch"),
+    Permission("watch", "", "pods", "watch: readiness"),
+    Permission("list", "discovery.k8s.io", "endpointslices", "service_backends: traffic follows the switch"),
+)
+
+
+def required_permissions(app) -> list[Permission]:
+    """What a release of ``app`` needs: all of them, but scaling only when the old color is
+    scaled to zero rather than deleted."""
+    return [p for p in REQUIRED_PERMISSIONS if p.resource != "deployments/scale" or app.old_color == SCALE_TO_ZERO]
 
 
 # ----------------------------------------------------------------------------------
@@ -130,8 +177,9 @@ class KubernetesPlatform(Platform):
     def ns(self) -> str:
         return self.app.namespace
 
-    def _call(self, fn, *args, missing_ok: bool = False, exists_is_conflict: bool = False, **kwargs):
-        """Call the API and return the JSON body (None for a 404 when missing_ok)."""
+    def _call(self, fn, *args, missing_ok: bool = False, exists_is_conflict: bool = False,
+              forbidden_ok: bool = False, **kwargs):
+        """Call the API and return the JSON body (None for a 404 when missing_ok, a 403 when forbidden_ok)."""
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -140,7 +188,7 @@ class KubernetesPlatform(Platform):
                 resp = fn(*args, _preload_content=False, _request_timeout=self.request_timeout, **kwargs)
                 data = resp.data
             except ApiException as e:
-                if e.status == 404 and missing_ok:
+                if (e.status == 404 and missing_ok) or (e.status == 403 and forbidden_ok):
                     return None
                 raise_if_transient(e.status, f"{e.status} {_api_error(e)}", e.headers)
                 if e.status == 409 and ("modified" in _api_error(e) or exists_is_conflict):
@@ -151,6 +199,35 @@ class KubernetesPlatform(Platform):
             return json.loads(data) if data else {}
 
         return retrying(attempt, self.budget, f"Kubernetes API {fn.__name__}", log)
+
+    # -- access -------------------------------------------------------------------------
+    def check_permissions(self) -> None:
+        """Ask the API (SelfSubjectAccessReview, what ``kubectl auth can-i`` asks) whether this
+        connection's identity may make every call a release makes in the app's namespace, and
+        refuse with every missing one named, before anything changes."""
+        api = self._client.AuthorizationV1Api(self.hook.api_client)
+        missing = []
+        for p in required_permissions(self.app):
+            resource, _, sub = p.resource.partition("/")
+            review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                      "spec": {"resourceAttributes": {"namespace": self.ns, "verb": p.verb, "group": p.group,
+                                                      "resource": resource, "subresource": sub}}}
+            answer = self._call(api.create_self_subject_access_review, review, forbidden_ok=True)
+            if answer is None:
+                # Every authenticated user may ask (ClusterRole system:basic-user); a cluster that
+                # took that away cannot be asked: the release goes on, and the API still refuses
+                # whatever is not allowed, step by step.
+                log.warning("cannot check the connection's permissions (SelfSubjectAccessReview is forbidden); "
+                            "going on without the check")
+                return
+            if not (answer.get("status") or {}).get("allowed"):
+                missing.append(p)
+        if missing:
+            raise ReleaseError(
+                f"the Kubernetes connection {self.app.connection_id!r} may not do what a release needs in the "
+                f"namespace {self.ns!r}: {', '.join(str(p) for p in missing)} (RBAC; nothing was changed).  Grant "
+                f"them with {RBAC_MANIFEST}: kubectl -n {self.ns} apply -f {RBAC_MANIFEST} (and bind its Role "
+                f"to the connection's account), then start a new run")
 
     # -- reads --------------------------------------------------------------------------
     def _service_name(self, manifest: dict | None) -> str:

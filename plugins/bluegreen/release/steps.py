@@ -74,6 +74,9 @@ class Release:
              restore_previous: bool = False) -> Plan:
         """Decide the colors and take the lock.  A re-run of the same Airflow run gets the
         plan it made before (from the lock, or from the release record once switched)."""
+        # Before the first write: a client that may not do all a release does fails here, with
+        # every missing permission named, rather than half-way with the cluster half changed.
+        self.platform.check_permissions()
         for _ in range(_WRITE_ATTEMPTS):
             svc = self.platform.read_service()
             recalled = self._recall(svc)
