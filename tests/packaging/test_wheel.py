@@ -282,8 +282,9 @@ def test_release_dag_runs_from_the_documented_dag_file(installed, airflow_env, s
         out = airflow(installed, env, "dags", "test", "release_wheel", "-c", json.dumps({"image": image}),
                       timeout=300)
         timings[f"release_{n}"] = time.monotonic() - started
-        assert "DagRunState.SUCCESS" in out.stdout + out.stderr or "state=success" in out.stdout + out.stderr, \
-            (out.stdout + out.stderr)[-6000:]
+        runs_ = json_out(airflow(installed, env, "dags", "list-runs", "release_wheel", "-o", "json"))
+        assert len(runs_) == n and {r["state"] for r in runs_} == {"success"}, \
+            (runs_, (out.stdout + out.stderr)[-6000:])
 
     # the cluster after: traffic on green with v2, blue deleted
     svc = core.read_namespaced_service("test", ns)
