@@ -167,3 +167,6 @@ def test_the_rbac_file_creates_that_service_account():
     assert any(d["kind"] == "ServiceAccount" and d["metadata"]["name"] == "bluegreen" for d in docs)
     bound = [s for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding") for s in d.get("subjects", [])]
     assert any(s["kind"] == "ServiceAccount" and s["name"] == "bluegreen" for s in bound)
+    # the documented binding, in each app namespace, of that file's Role to Airflow's account
+    [role] = re.findall(r"create rolebinding \S+ --role=(\S+) --serviceaccount=airflow:bluegreen", VALUES_TEXT)
+    assert any(d["kind"] == "Role" and d["metadata"]["name"] == role for d in docs)
