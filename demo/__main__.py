@@ -87,6 +87,8 @@ class Demo:
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            # loopback only: whoever reaches the api-server can log in and release
+            "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(PORT),
             "AIRFLOW__API__BASE_URL": API,
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
@@ -243,7 +245,8 @@ class Demo:
         self.measure(run, counts)
 
         step("Airflow UI")
-        say(f"open {API}  (user: admin, password: {self.password()})")
+        # the password stays in its file (mode 600), out of terminals and CI logs
+        say(f"open {API}  (user: admin, password: the \"admin\" entry of {self.passwords_file()})")
         say(f"the release DAG: {API}/dags/{DAG_ID}")
         say(f"kubectl: KUBECONFIG={self.endpoints.kubeconfig} .venv/bin/kubectl get deploy,svc,pods")
 

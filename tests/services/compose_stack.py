@@ -10,6 +10,8 @@ How each container is emulated (and nothing else is changed):
 - The container's hostname: each process runs in a UTS namespace of its own (``unshare --uts``)
   named like a compose container (``airflow-worker-1``), so Celery's node name and
   ``airflow jobs check --hostname "$HOSTNAME"`` see what they would see in the container.
+- The image's files: what the Dockerfile's last stage COPYs under /opt/airflow (the DAG file) is
+  copied into the stack's home, which stands for /opt/airflow (one for all containers here).
 - Mounts: a container path of a volume (``/opt/airflow/apps``) is rewritten, in the environment and
   the command, to the host folder the compose file mounts there (a named volume: a folder of the
   stack's own; ``/opt/airflow`` itself: the stack's home).
@@ -28,6 +30,7 @@ import os
 import re
 import secrets
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -61,6 +64,19 @@ def compose_config(env_file: Path, compose_file: Path = COMPOSE_FILE) -> dict:
 
 class ComposeError(Exception):
     pass
+
+
+def image_files() -> list[tuple[str, str]]:
+    """(source in the checkout, path in the image) of the Dockerfile's last stage's COPY lines
+    that copy from the build context."""
+    stages = re.split(r"(?m)^FROM ", (ROOT / "Dockerfile").read_text())
+    out = []
+    for line in stages[-1].splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and not any(w.startswith("--from") for w in words):
+            args = [w for w in words[1:] if not w.startswith("--")]
+            out += [(src, args[-1]) for src in args[:-1]]
+    return out
 
 
 def env_file_from_example(path: Path, values: dict[str, str]) -> Path:
@@ -112,7 +128,9 @@ class ComposeStack(AirflowServices):
     def _mounts(self, service: dict) -> list[tuple[str, str]]:
         """(container path, host path), longest container path first."""
         volumes_dir = self.home / "volumes"
-        out = [(CONTAINER_HOME, str(self.home / "container-home"))]
+        home_dir = self.home / "container-home"
+        home_dir.mkdir(parents=True, exist_ok=True)
+        out = [(CONTAINER_HOME, str(home_dir))]
         for spec in service.get("volumes") or []:
             source, target = (spec["source"], spec["target"]) if isinstance(spec, dict) else spec.split(":")[:2]
             if source.startswith((".", "/")):
@@ -121,13 +139,17 @@ class ComposeStack(AirflowServices):
                 host = volumes_dir / source
                 host.mkdir(parents=True, exist_ok=True)
             out.append((target, str(host)))
+        # The image's own files under /opt/airflow (the Dockerfile's COPY lines: the DAG file)
+        for source, target in image_files():
+            if target.startswith(CONTAINER_HOME + "/"):
+                copy = home_dir / target.removeprefix(CONTAINER_HOME + "/")
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(ROOT / source, copy)
         # The container's file system: a mount under /opt/airflow is also reached through
         # AIRFLOW_HOME (Airflow finds $AIRFLOW_HOME/dags, /logs itself), so it is a symlink there.
-        home = Path(out[0][1])
-        home.mkdir(parents=True, exist_ok=True)
         for target, host in out[1:]:
             if target.startswith(CONTAINER_HOME + "/"):
-                link = home / target.removeprefix(CONTAINER_HOME + "/")
+                link = home_dir / target.removeprefix(CONTAINER_HOME + "/")
                 if not link.is_symlink():
                     link.parent.mkdir(parents=True, exist_ok=True)
                     link.symlink_to(host, target_is_directory=True)

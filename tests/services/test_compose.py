@@ -54,7 +54,7 @@ def compose_stack(sandbox, tmp_path_factory):
     shutil.copy(sandbox.kubeconfig, credentials / "kubeconfig")
     shutil.copy(sandbox.ca_file, credentials / "bcs-ca.pem")
     values = {**generated_secrets(), "BLUEGREEN_APPS": str(apps_dir), "BLUEGREEN_CREDENTIALS": str(credentials),
-              "BLUEGREEN_DAGS": str(ROOT / "dags"), **stack_settings(sandbox)}
+              **stack_settings(sandbox)}
     env_file = env_file_from_example(home / ".env", values)
 
     db_name = f"bluegreen_compose_{os.getpid()}_{secrets.token_hex(3)}"
@@ -114,6 +114,9 @@ def test_every_service_is_healthy_by_its_own_health_check(compose_stack):
     assert "celery@airflow-worker-2: OK" in states["airflow-worker-2"]
     # the admin from .env can log in; the password file airflow-init wrote is readable by its owner only
     assert compose_stack.rest.version()["version"].startswith("3.3")
+    # only the apps folder's configs become DAGs: none of the sandbox's test apps (dags/apps)
+    served = {d["dag_id"] for d in compose_stack.rest.get("/dags", limit=100)["dags"]}
+    assert not served & {"release_test", "release_test_mesos"}, served
     passwords = compose_stack.home / "volumes" / "airflow-auth" / "passwords.json"
     assert passwords.stat().st_mode & 0o077 == 0 and json.loads(passwords.read_text()) == {
         "admin": compose_stack.password}
