@@ -64,7 +64,8 @@ _METHOD_VERBS = {"POST": "create", "GET": "get", "HEAD": "get", "PUT": "update",
 def attributes(user: User, method: str, path: str, query) -> Attributes:
     verb = _METHOD_VERBS.get(method.upper(), "")
     parts = [p for p in path.strip("/").split("/") if p]
-    nonresource = Attributes(user, verb.lower() if verb else method.lower(), False, path=path)
+    # a non-resource request's verb is the method itself, lower-cased ("get", "post", ...)
+    nonresource = Attributes(user, method.lower(), False, path=path)
     if len(parts) < 2 or parts[0] not in ("api", "apis"):
         return nonresource
     if parts[0] == "apis":
