@@ -46,7 +46,7 @@ async def one_round(endpoints, round_no: int) -> dict:
 
     from bluegreen.apps.config import load_app
     from bluegreen.platforms.kubernetes import KubernetesPlatform
-    from bluegreen.platforms import manifests as mf
+    from bluegreen.apps import manifests as mf
 
     api = kubernetes.config.new_client_from_config(config_file=str(endpoints.kubeconfig))
     core = kubernetes.client.CoreV1Api(api)

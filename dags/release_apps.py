@@ -7,7 +7,7 @@ contacted and no client library is imported while Airflow parses it.
 import os
 from pathlib import Path
 
-from bluegreen.apps.dag_factory import load_release_dags
+from bluegreen.dags import load_release_dags
 
 APPS_DIR = Path(os.environ.get("BLUEGREEN_APPS_DIR") or Path(__file__).parent / "apps")
 

@@ -4,7 +4,7 @@ semantics, each task in a process of its own (chaos.drivers.processes) that the 
     plan -> deploy_new_color -> wait_until_ready -> switch_traffic -> soak -> retire_old_color -> finish
             \__________________ one failed (trigger rule one_failed) __________/ -> rollback
 
-What is mimicked (bluegreen.operators, sensors, apps/dag_factory):
+What is mimicked (bluegreen.operators, sensors, dags.py):
   * a ``ReleaseError`` fails the task at once (no retry); the rollback runs when a guarded task
     (deploy_new_color .. soak) failed; the failure's message is the rollback's reason
   * anything else (``TransientError`` past the retry budget, a process killed with SIGKILL, a
@@ -39,7 +39,7 @@ STEP_TIMEOUT = 180.0
 
 
 def backoff(attempt: int) -> float:
-    """Airflow's wait before try ``attempt + 2`` (apps/dag_factory.py: retry_delay 5 s, exponential
+    """Airflow's wait before try ``attempt + 2`` (bluegreen/dags.py: retry_delay 5 s, exponential
     backoff 2.0, at most 5 minutes)."""
     return min(300.0, 5.0 * 2 ** attempt)
 

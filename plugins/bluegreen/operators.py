@@ -119,15 +119,13 @@ class PlanReleaseOperator(ReleaseStepOperator):
         releases the version a build pipeline left in the app's Variable."""
         from airflow.sdk import Variable
 
-        from .apps.dag_factory import pending_variable
-
         app = self.app_config()
         if not app.windows or self._restoring():
             return None
         scheduled = str(getattr(context.get("dag_run"), "run_type", "")).endswith("scheduled")
         if not scheduled and self.image not in (None, "", "None"):
             return None
-        name = pending_variable(app)
+        name = app.pending_variable
         image = Variable.get(name, default=None)
         if not image:
             raise AirflowSkipException(f"nothing to release: the Variable {name} (the pending version) is not set")

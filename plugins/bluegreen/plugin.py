@@ -4,7 +4,7 @@ point (pyproject.toml), so nothing is copied into a plugins folder."""
 
 from airflow.plugins_manager import AirflowPlugin
 
-from bluegreen.apps.timetable import ReleaseWindowTimetable
+from bluegreen.timetable import ReleaseWindowTimetable
 
 
 class BluegreenPlugin(AirflowPlugin):

@@ -14,7 +14,7 @@ import json
 import requests
 
 from bluegreen.apps.config import load_app
-from bluegreen.apps.dag_factory import release_dag
+from bluegreen.dags import release_dag
 
 from .harness import TrafficLoop, run_dag, write_app
 

@@ -235,7 +235,7 @@ def test_airflow_finds_the_provider_and_the_plugin(installed, airflow_env):
     assert not any(Path(airflow_env["AIRFLOW__CORE__PLUGINS_FOLDER"]).iterdir())
     plugins = json_out(airflow(installed, airflow_env, "plugins", "-o", "json"))
     [plugin] = [p for p in plugins if p["name"] == "bluegreen"]
-    assert plugin["timetables"] == ["bluegreen.apps.timetable.ReleaseWindowTimetable"]
+    assert plugin["timetables"] == ["bluegreen.timetable.ReleaseWindowTimetable"]
     assert "EntryPoint(name='bluegreen', value='bluegreen.plugin:BluegreenPlugin', group='airflow.plugins')" \
         in plugin["source"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 
-from bluegreen.platforms.base import Platform
-from bluegreen.platforms import manifests as mf
+from bluegreen.release.ports import Platform
+from bluegreen.apps import manifests as mf
 from bluegreen.release.model import ColorStatus, Conflict, ServiceView
 
 

@@ -36,7 +36,7 @@ def test_a_window_past_midnight_belongs_to_the_day_it_opens():
 
 @pytest.fixture
 def timetable():
-    from bluegreen.apps.timetable import ReleaseWindowTimetable
+    from bluegreen.timetable import ReleaseWindowTimetable
 
     return ReleaseWindowTimetable([w.to_json() for w in SHANGHAI], ["2026-12-01"])
 
@@ -44,7 +44,7 @@ def timetable():
 def test_timetable_round_trips_and_schedules_window_openings(timetable, monkeypatch):
     from airflow.timetables.base import DataInterval, TimeRestriction
 
-    from bluegreen.apps.timetable import ReleaseWindowTimetable
+    from bluegreen.timetable import ReleaseWindowTimetable
 
     again = ReleaseWindowTimetable.deserialize(timetable.serialize())
     assert again.serialize() == timetable.serialize()
@@ -61,7 +61,7 @@ def test_inside_an_open_window_the_answer_is_that_windows_opening_until_it_has_r
     must still be that opening (not the next window), until a run for it exists."""
     from airflow.timetables.base import DataInterval, TimeRestriction
 
-    from bluegreen.apps import timetable as tt
+    from bluegreen import timetable as tt
 
     now = dt.datetime.now(UTC)
     start = (now - dt.timedelta(minutes=1)).strftime("%H:%M")

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from ..platforms import manifests as mf
-from ..release.model import COLORS, ConfigError
+from . import manifests as mf
+from .colors import COLORS
+from .errors import ConfigError
 from .durations import format_duration, parse_duration
 from .images import check_image
 
@@ -140,6 +141,11 @@ class AppConfig:
         The app's own manifests are checked so at load; a manifest recorded on the Service
         (a rollback to the previous release) is checked so before it is deployed."""
         check_workload(self, color, manifest, source or self.source)
+
+    @property
+    def pending_variable(self) -> str:
+        """The Airflow Variable a build pipeline sets to the version a scheduled run releases."""
+        return self.pending_version_variable or f"bluegreen_pending_image_{self.name.replace('-', '_')}"
 
     @property
     def dag_id(self) -> str:

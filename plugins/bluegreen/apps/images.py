@@ -31,8 +31,3 @@ def check_image(value) -> str | None:
                 "lower-case name, tag of letters, digits, '_', '.', '-')")
     return None
 
-
-def tag_of(image: str) -> str:
-    name = image.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    return last.split(":", 1)[1] if ":" in last else "latest"

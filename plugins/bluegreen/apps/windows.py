@@ -17,7 +17,6 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..release.model import ConfigError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # How far ahead next_open looks before giving up (a year of frozen days is a config error).
@@ -148,6 +147,3 @@ def load_windows(v) -> dict:
 def schedule_of(app) -> Schedule | None:
     return Schedule(tuple(Window.from_json(w) for w in app.windows), tuple(app.freeze_dates)) if app.windows else None
 
-
-def _raise(field, value, problem, source=""):
-    raise ConfigError(field, value, problem, source)

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseHook
 
-from ..platforms.base import USER_AGENT
+from ..platforms.user_agent import USER_AGENT
 from ..platforms.retrying import Budget, Transient, raise_if_transient, retrying
 
 # bk-bcs bcs-common/common/errorCode.go

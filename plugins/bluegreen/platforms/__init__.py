@@ -1,8 +1,8 @@
-"""Platform adapters: one per cluster API, all behind ``base.Platform``."""
+"""Platform adapters: one per cluster API, each implementing ``bluegreen.release.ports.Platform``."""
 
 from __future__ import annotations
 
-from .manifests import BCS_MESOS, KUBERNETES
+from ..apps.manifests import BCS_MESOS, KUBERNETES
 
 
 def platform_for(app):

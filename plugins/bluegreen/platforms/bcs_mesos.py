@@ -27,8 +27,8 @@ from typing import AsyncIterator
 
 from ..hooks.bcs import ALREADY_EXISTS, NOT_FOUND, BcsApiError, BcsHook
 from ..release.model import ColorStatus, Conflict, ReleaseError, ServiceView, TransientError
-from . import manifests as mf
-from .base import Platform
+from ..apps import manifests as mf
+from ..release.ports import Platform
 from .retrying import Budget
 
 APPLIED = "bluegreen.io/applied-manifest-hash"

@@ -26,8 +26,9 @@ from functools import cached_property
 from typing import AsyncIterator
 
 from ..release.model import ColorStatus, Conflict, ReleaseError, ServiceView
-from . import manifests as mf
-from .base import USER_AGENT, Platform
+from ..apps import manifests as mf
+from ..release.ports import Platform
+from .user_agent import USER_AGENT
 from .retrying import Budget, Transient, raise_if_transient, retrying
 
 log = logging.getLogger(__name__)

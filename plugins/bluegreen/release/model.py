@@ -10,8 +10,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-BLUE, GREEN = "blue", "green"
-COLORS = (BLUE, GREEN)
+# The colors and the refusals are defined with the app configs, which need them and nothing
+# above; they are the model's words too, so they are named here as well.
+from ..apps.colors import BLUE, COLORS, GREEN, other
+from ..apps.errors import ConfigError, ReleaseError
+
+__all__ = ["BLUE", "GREEN", "COLORS", "FIRST_COLOR", "SELECTS_NOTHING", "selects_nothing", "other", "ReleaseError",
+           "ConfigError", "Conflict", "Fenced", "TransientError", "ServiceView", "ColorStatus", "Plan"]
+
 # A first release (no Service yet) deploys this color.
 FIRST_COLOR = BLUE
 # The selector of a first release's Service until its switch: a label no pod carries.  (Not an
@@ -23,22 +29,6 @@ SELECTS_NOTHING = {"bluegreen.io/selects": "nothing"}
 def selects_nothing(selector: dict[str, str] | None) -> bool:
     return not selector or selector == SELECTS_NOTHING
 
-
-def other(color: str) -> str:
-    return GREEN if color == BLUE else BLUE
-
-
-class ReleaseError(Exception):
-    """A release step cannot go on; the message says why in one line a person can act on."""
-
-
-class ConfigError(ReleaseError):
-    """Bad input (an app config or a run's params), found before anything in a cluster changed."""
-
-    def __init__(self, field: str, value, problem: str, source: str = ""):
-        self.field, self.value, self.problem, self.source = field, value, problem, source
-        where = f"{source}: " if source else ""
-        super().__init__(f"{where}{field}={value!r}: {problem}")
 
 
 class Conflict(ReleaseError):

@@ -29,7 +29,7 @@ import logging
 import time
 from typing import Callable
 
-from ..platforms import manifests as mf
+from ..apps import manifests as mf
 from . import guards
 from . import records as rec
 from .health import HttpResult

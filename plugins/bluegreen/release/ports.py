@@ -5,6 +5,11 @@ what counts as ready or healthy and how to roll back.  A platform adapter only
 knows how to read and write its own API: each method below is one such fact or
 one such change, with no release logic in it.  Kubernetes and BCS Mesos each
 implement it once.
+
+The release model owns this interface (a port, in the ports-and-adapters sense): the adapters
+in ``bluegreen.platforms`` implement it, and the release model never imports them.  The Airflow
+layer picks the adapter for an app (``bluegreen.platforms.platform_for``) and hands it to
+``Release``.
 """
 
 from __future__ import annotations
@@ -12,10 +17,7 @@ from __future__ import annotations
 import abc
 from typing import AsyncIterator
 
-from ..release.model import ColorStatus, ServiceView
-
-# Sent with every API request, so that the cluster's audit log says which writes were bluegreen's.
-USER_AGENT = "bluegreen/0.1.0"
+from .model import ColorStatus, ServiceView
 
 
 class Platform(abc.ABC):
@@ -28,7 +30,7 @@ class Platform(abc.ABC):
     writer: str | None = None
 
     def __init__(self, app):
-        # app: bluegreen.apps.config.AppConfig
+        # app: bluegreen.apps.config.AppConfig (the adapters read its names and manifests)
         self.app = app
 
     # -- access ---------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 
 from airflow.timetables.base import DagRunInfo, DataInterval, TimeRestriction, Timetable
 
-from .windows import Schedule, Window
+from .apps.windows import Schedule, Window
 
 
 def _pendulum(moment: dt.datetime):

@@ -16,10 +16,10 @@ import datetime as dt
 import logging
 from pathlib import Path
 
-from ..release.model import ConfigError
-from .config import AppConfig, load_app
-from .durations import format_duration
-from .images import IMAGE_PATTERN
+from .apps.config import AppConfig, load_app
+from .apps.durations import format_duration
+from .apps.errors import ConfigError
+from .apps.images import IMAGE_PATTERN
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def release_params(app: AppConfig) -> dict:
     scheduled = bool(app.windows)
     image_doc = ("The image to release, e.g. registry.example.com/team/app:1.4.2. "
                  + ("Leave empty to release the pending version a build pipeline set in the Airflow Variable "
-                    f"{pending_variable(app)}." if scheduled else "Required."))
+                    f"{app.pending_variable}." if scheduled else "Required."))
     # With windows, an empty image means the pending version (what scheduled runs release).
     image = Param(None if scheduled else app.default_image, type=["null", "string"] if scheduled else "string",
                   pattern=IMAGE_PATTERN, minLength=1, title="Image", description=image_doc,
@@ -62,17 +62,13 @@ def release_params(app: AppConfig) -> dict:
     }
 
 
-def pending_variable(app: AppConfig) -> str:
-    return app.pending_version_variable or f"bluegreen_pending_image_{app.name.replace('-', '_')}"
-
-
 def release_dag(app: AppConfig):
     from airflow.sdk import DAG, TriggerRule, chain
 
-    from ..approval import ReleaseApprovalOperator
-    from ..operators import (DeployNewColorOperator, FinishReleaseOperator, PlanReleaseOperator,
-                             RetireOldColorOperator, RollbackOperator, SwitchTrafficOperator)
-    from ..sensors import SoakSensor, WaitForReadySensor, WaitForWindowSensor
+    from .approval import ReleaseApprovalOperator
+    from .operators import (DeployNewColorOperator, FinishReleaseOperator, PlanReleaseOperator,
+                            RetireOldColorOperator, RollbackOperator, SwitchTrafficOperator)
+    from .sensors import SoakSensor, WaitForReadySensor, WaitForWindowSensor
 
     spec = app.to_json()
     schedule = None

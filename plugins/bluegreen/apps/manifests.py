@@ -1,6 +1,7 @@
-"""What each platform's manifests look like, in the few places the release model reads them.
+"""What each platform's manifests look like, in the few places the app configs (checked at load),
+the release model and the adapters read them.
 
-Kept free of client libraries: the DAG file imports this at parse time.
+Pure data, kept free of client libraries: the DAG file imports this at parse time.
 """
 
 from __future__ import annotations
