@@ -38,7 +38,7 @@ class ReleaseApprovalOperator(ApprovalOperator, ReleaseStepOperator):
         except ReleaseError as e:
             self.fail(context, str(e))
         self.subject = f"Switch {release.app.name} to {plan.new_color} ({plan.image})?"
-        self.body = self.describe(release, plan)
+        self.body = release.approval_summary(plan)
         return super().execute(context)
 
     def execute_complete(self, context, event=None):
@@ -50,19 +50,3 @@ class ReleaseApprovalOperator(ApprovalOperator, ReleaseStepOperator):
             self.fail(context, f"the switch to {plan.new_color} ({plan.image}) was rejected by {who}")
         self.log.info("the switch was approved by %s", who)
         return result
-
-    @staticmethod
-    def describe(release, plan) -> str:
-        app = release.app
-        status = release.platform.observe(plan.new_color)
-        lines = [f"**{app.deployment_name(plan.new_color)}** runs `{plan.image}`: {status.progress}.",
-                 f"Live now: **{app.deployment_name(plan.old_color)}** (`{plan.old_image}`)." if plan.old_color
-                 else "This is the app's first release: nothing is live yet.",
-                 f"On **Approve**, Service `{app.namespace}/{app.service}` switches to selector "
-                 f"`{app.selector_for(plan.new_color)}`."]
-        if app.preview_service:
-            preview = release.platform.read_service(app.manifests["preview"])
-            where = ", ".join(f"{k}={v}" for k, v in sorted((preview.url_fields if preview else {}).items()) if v)
-            lines.append(f"Try it first through the preview Service `{app.preview_service}` ({where}).")
-        lines.append("**Reject** rolls back: the new color is removed and nothing else changes.")
-        return "\n\n".join(lines)

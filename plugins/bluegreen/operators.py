@@ -170,8 +170,7 @@ class SwitchTrafficOperator(ReleaseStepOperator):
 
         schedule = schedule_of(release.app)
         now = datetime.datetime.now(datetime.timezone.utc)
-        svc = release.platform.read_service()
-        switched = svc is not None and release.app.color_of(svc.selector) == plan.new_color
+        switched = release.serving_color() == plan.new_color
         if schedule is not None and schedule.open_window(now) is None and not switched:
             next_open = schedule.next_open(now)
             if release.app.window_closes == "wait" and next_open is not None:
@@ -250,19 +249,10 @@ class RollbackOperator(ReleaseStepOperator):
                 raise AirflowException(f"rollback did not finish ({type(e).__name__}: {e}); it is tried again "
                                        f"(attempt {ti.try_number} of {ti.max_tries + 1})") from e
             message = (f"rollback failed after {ti.try_number} attempts: {type(e).__name__}: {e}.  Now: "
-                       f"{release.situation(plan)}.  To finish by hand: make sure the Service points at "
-                       f"{self._old(release, plan)}, then remove {release.app.deployment_name(plan.new_color)} "
-                       f"({release.platform.manual_delete(plan.new_color)}); or clear this task to try again")
+                       f"{release.situation(plan)}.  To finish by hand: {release.finish_by_hand(plan)}; or clear "
+                       "this task to try again")
             self.note(context, plan, f"ROLLBACK FAILED: {message}")
             self.fail(context, message)
         self.log.error(summary)
         self.note(context, plan, f"rolled back ({reason})")
         return summary
-
-    @staticmethod
-    def _old(release, plan) -> str:
-        if plan.old_color is None:
-            return "nothing (or delete it: this was the app's first release)"
-        selector = release.app.selector_for(plan.old_color)
-        return (f"{release.app.deployment_name(plan.old_color)} once it is fully ready "
-                f"({release.platform.manual_switch(selector)})")

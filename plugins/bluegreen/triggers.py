@@ -58,8 +58,8 @@ class Observations:
     """The latest observation of a color from the platform's watch, awaited with a timeout: a
     watch that hangs (an API server that accepts and never answers) never stalls a judge."""
 
-    def __init__(self, platform, color: str, heartbeat: float):
-        self._watch = platform.watch(color, heartbeat=heartbeat)
+    def __init__(self, watch: AsyncIterator[ColorStatus]):
+        self._watch = watch
         self._latest: ColorStatus | None = None
         self._error: BaseException | None = None
         self._fresh = asyncio.Event()
@@ -159,7 +159,7 @@ class ReadinessTrigger(_ReleaseTrigger):
         judge = ReadinessJudge(name, self.deadline, self.timeout)
         heartbeat = min(app.check_interval, 2.0)
         last, next_keep = None, 0.0
-        async with Observations(release.platform, plan.new_color, heartbeat) as observations:
+        async with Observations(release.watch(plan.new_color, heartbeat)) as observations:
             while True:
                 if time.time() >= next_keep:
                     await self.keep(release, plan)
@@ -198,7 +198,7 @@ class SoakTrigger(_ReleaseTrigger):
         began = time.time()
         status: ColorStatus | None = None
         next_check, last_message, last_logged = 0.0, None, 0.0
-        async with Observations(release.platform, plan.new_color, min(app.check_interval, 2.0)) as observations:
+        async with Observations(release.watch(plan.new_color, min(app.check_interval, 2.0))) as observations:
             while True:
                 fresh = await observations.next(max(0.0, min(next_check, judge.ends_at) - time.time()))
                 # The workload's state arrives by watch as soon as it changes; the Service and the

@@ -21,9 +21,9 @@ def test_the_bcs_connection_type_is_registered_with_airflow():
 
 
 def _release(app, selector):
-    platform = SimpleNamespace(read_service=lambda: SimpleNamespace(selector=selector))
     calls = []
-    return SimpleNamespace(app=app, platform=platform, run_id="r", switch=lambda plan: calls.append(plan)), calls
+    return SimpleNamespace(app=app, serving_color=lambda: app.color_of(selector), run_id="r",
+                           switch=lambda plan: calls.append(plan)), calls
 
 
 @pytest.fixture

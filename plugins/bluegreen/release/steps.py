@@ -407,6 +407,11 @@ class Release:
         serving = svc.selector == self.app.selector_for(plan.new_color)
         return serving, (self.probe(self.app.http_check, svc.url_fields) if self.app.http_check else None)
 
+    def watch(self, color: str, heartbeat: float):
+        """Fresh observations of ``color`` as they change (for the triggers: a watch where the
+        platform has one, polling where it does not), at least every ``heartbeat`` seconds."""
+        return self.platform.watch(color, heartbeat=heartbeat)
+
     def mark_soaked(self, plan: Plan) -> None:
         """Record on the Service that the soak passed: only then may the old color go."""
         self._update_record(plan, rec.SOAKED, extra={rec.SOAK: None})
@@ -603,6 +608,42 @@ class Release:
                   "rolled_back_at": now, "reason": reason, "plan": plan.to_json()}
         return {rec.PREVIOUS_SELECTOR: rec.dump(svc.selector), rec.RUN_ID: self.run_id, rec.SWITCHED_AT: now,
                 rec.RELEASE: rec.dump(record)}
+
+    # ------------------------------------------------------------------------------
+    # for people: what the task classes show (the approval's body, what to do by hand)
+    # ------------------------------------------------------------------------------
+    def serving_color(self) -> str | None:
+        """The color the Service points at now; None when there is no Service or it points at neither."""
+        svc = self.platform.read_service()
+        return self.app.color_of(svc.selector) if svc is not None else None
+
+    def approval_summary(self, plan: Plan) -> str:
+        """What a person approving the switch sees: the new color now, what is live, what the
+        switch changes, and where to try the new color first (the preview Service)."""
+        app = self.app
+        status = self.platform.observe(plan.new_color)
+        lines = [f"**{app.deployment_name(plan.new_color)}** runs `{plan.image}`: {status.progress}.",
+                 f"Live now: **{app.deployment_name(plan.old_color)}** (`{plan.old_image}`)." if plan.old_color
+                 else "This is the app's first release: nothing is live yet.",
+                 f"On **Approve**, Service `{app.namespace}/{app.service}` switches to selector "
+                 f"`{app.selector_for(plan.new_color)}`."]
+        if app.preview_service:
+            preview = self.platform.read_service(app.manifests["preview"])
+            where = ", ".join(f"{k}={v}" for k, v in sorted((preview.url_fields if preview else {}).items()) if v)
+            lines.append(f"Try it first through the preview Service `{app.preview_service}` ({where}).")
+        lines.append("**Reject** rolls back: the new color is removed and nothing else changes.")
+        return "\n\n".join(lines)
+
+    def finish_by_hand(self, plan: Plan) -> str:
+        """What a person does when the rollback cannot finish: the Service back on the old color,
+        the new color removed, each with the platform's command."""
+        if plan.old_color is None:
+            old = "nothing (or delete it: this was the app's first release)"
+        else:
+            old = (f"{self.app.deployment_name(plan.old_color)} once it is fully ready "
+                   f"({self.platform.manual_switch(self.app.selector_for(plan.old_color))})")
+        return (f"make sure the Service points at {old}, then remove {self.app.deployment_name(plan.new_color)} "
+                f"({self.platform.manual_delete(plan.new_color)})")
 
     def situation(self, plan: Plan) -> str:
         """What the cluster looks like now, for a person who must finish by hand (best effort)."""
