@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from typing import Callable
+from typing import Callable, TypeVar
 
 from ..apps import manifests as mf
 from . import guards
@@ -41,6 +41,20 @@ log = logging.getLogger(__name__)
 
 # How many times a conditional write of the Service is tried again after a Conflict.
 _WRITE_ATTEMPTS = 5
+
+T = TypeVar("T")
+
+
+def until_no_conflict(attempt: Callable[[], T], gave_up: str) -> T:
+    """Run ``attempt`` (a read, and a write conditional on what it read) again while the write
+    raises ``Conflict``: the object changed between the two, so it is read and judged again.
+    After ``_WRITE_ATTEMPTS`` conflicts, refuse with ``gave_up``."""
+    for _ in range(_WRITE_ATTEMPTS):
+        try:
+            return attempt()
+        except Conflict:
+            continue
+    raise ReleaseError(gave_up)
 
 
 class Release:
@@ -77,7 +91,8 @@ class Release:
         # Before the first write: a client that may not do all a release does fails here, with
         # every missing permission named, rather than half-way with the cluster half changed.
         self.platform.check_permissions()
-        for _ in range(_WRITE_ATTEMPTS):
+
+        def attempt() -> Plan:
             svc = self.platform.read_service()
             recalled = self._recall(svc)
             plan = recalled or self._new_plan(svc, image, replicas, soak_seconds, restore_previous)
@@ -85,25 +100,24 @@ class Release:
                 plan.noop_reason = f"{plan.image} is already live on {plan.old_color}; nothing to release"
             if plan.noop_reason or (svc is not None and self._completed(svc)):
                 return plan
-            try:
-                if svc is None:
-                    # A first release: the Service is created now, selecting nothing, to hold the
-                    # lock.  The create is atomic, so of two first releases only one goes on.
-                    self.platform.create_service(SELECTS_NOTHING, {rec.LOCK: self._lock_value(plan),
-                                                                   rec.CREATED_BY: self.run_id})
-                    self.log.info("created the Service %s (selecting nothing until the switch) to hold the release "
-                                  "lock", self.app.service)
-                else:
-                    guards.refuse_if_locked(self.app, svc, self.run_id, self.now())
-                    # A first release that goes on from an earlier one's Service (that one stopped
-                    # before its switch) owns it now: its rollback removes it.
-                    owner = ({rec.CREATED_BY: self.run_id} if plan.old_color is None
-                             and rec.CREATED_BY in svc.annotations else {})
-                    self._write_lock(svc, plan, owner)
-                return plan
-            except Conflict:
-                continue
-        raise ReleaseError(f"the Service {self.app.service} kept changing while taking the release lock; retry")
+            if svc is None:
+                # A first release: the Service is created now, selecting nothing, to hold the
+                # lock.  The create is atomic, so of two first releases only one goes on.
+                self.platform.create_service(SELECTS_NOTHING, {rec.LOCK: self._lock_value(plan),
+                                                               rec.CREATED_BY: self.run_id})
+                self.log.info("created the Service %s (selecting nothing until the switch) to hold the release "
+                              "lock", self.app.service)
+            else:
+                guards.refuse_if_locked(self.app, svc, self.run_id, self.now())
+                # A first release that goes on from an earlier one's Service (that one stopped
+                # before its switch) owns it now: its rollback removes it.
+                owner = ({rec.CREATED_BY: self.run_id} if plan.old_color is None
+                         and rec.CREATED_BY in svc.annotations else {})
+                self._write_lock(svc, plan, owner)
+            return plan
+
+        return until_no_conflict(attempt, f"the Service {self.app.service} kept changing while taking the release "
+                                          "lock; retry")
 
     def _recall(self, svc: ServiceView | None) -> Plan | None:
         lock = rec.Lock.read(svc)
@@ -175,20 +189,16 @@ class Release:
         lock, and renew the lock when half of its lease is gone.  Steps call it first; waiting
         steps call it while they wait, so that the lock never runs out under a long soak.
         ``renew``: a whole lease now (before a wait in which nothing can renew it)."""
-        for _ in range(_WRITE_ATTEMPTS):
+        def attempt() -> ServiceView:
             svc = self.platform.read_service()
             if svc is not None and self._completed(svc):
                 return svc  # this run's release is finished: its steps may re-run, holding nothing
             # fenced first: a run whose lock was taken over hears that, whatever the Service says now
             must_lock = svc is not None and (guards.fence(self.app, svc, self.run_id, self.now()) or renew)
             guards.fits(self.app, svc, plan, self._switched_by_me(svc))
-            if not must_lock:
-                return svc
-            try:
-                return self._write_lock(svc, plan)
-            except Conflict:
-                continue
-        raise ReleaseError(f"the Service {self.app.service} kept changing; retry")
+            return self._write_lock(svc, plan) if must_lock else svc
+
+        return until_no_conflict(attempt, f"the Service {self.app.service} kept changing; retry")
 
     def _completed(self, svc: ServiceView) -> bool:
         """This run's release already finished: its steps may re-run, but it holds no lock."""
@@ -204,16 +214,12 @@ class Release:
     def _change(self, plan: Plan, changes: Callable[[ServiceView], dict | None], what: str) -> ServiceView:
         """A conditional write of annotations on the Service this run holds: ``changes`` sees the
         Service as just read (and checked) and says what to write (None: nothing)."""
-        for _ in range(_WRITE_ATTEMPTS):
+        def attempt() -> ServiceView:
             svc = self.keep(plan)
             wanted = changes(svc)
-            if not wanted:
-                return svc
-            try:
-                return self.platform.write_service(svc, svc.selector, wanted)
-            except Conflict:
-                continue
-        raise ReleaseError(f"the Service {self.app.service} kept changing while {what}; retry")
+            return self.platform.write_service(svc, svc.selector, wanted) if wanted else svc
+
+        return until_no_conflict(attempt, f"the Service {self.app.service} kept changing while {what}; retry")
 
     # ------------------------------------------------------------------------------
     # deploy
@@ -226,16 +232,11 @@ class Release:
             self.log.info("%s is live already: not touched", self.app.deployment_name(plan.new_color))
             return "already live (not touched)"
         manifest = self.manifest_for(plan)
-        for _ in range(_WRITE_ATTEMPTS):
-            try:
-                result = self.platform.apply_color(plan.new_color, manifest)
-                break
-            except Conflict:
-                # The workload changed under the write: often our own write, retried after its
-                # answer was lost (it landed).  Applying converges: look again.
-                continue
-        else:
-            raise ReleaseError(f"{self.app.deployment_name(plan.new_color)} kept changing while it was applied; retry")
+        # A Conflict: the workload changed under the write, often our own write, retried after
+        # its answer was lost (it landed).  Applying converges: look again.
+        result = until_no_conflict(lambda: self.platform.apply_color(plan.new_color, manifest),
+                                   f"{self.app.deployment_name(plan.new_color)} kept changing while it was applied; "
+                                   "retry")
         self.log.info("%s %s with %s (%d replicas): %s", result, self.app.deployment_name(plan.new_color),
                       plan.image, plan.replicas, plan.describe())
         self.point_preview(plan.new_color)
@@ -247,23 +248,21 @@ class Release:
         if not manifest:
             return
         selector = self.app.selector_for(color) if color else None
-        for _ in range(_WRITE_ATTEMPTS):
+
+        def attempt() -> None:
             svc = self.platform.read_service(manifest)
-            try:
-                if selector is None:
-                    if svc is not None:
-                        self.platform.delete_service(manifest=manifest)
-                elif svc is None:
-                    self.platform.create_service(selector, {}, manifest=manifest)
-                elif svc.selector != selector:
-                    self.platform.write_service(svc, selector, {}, manifest=manifest)
-                else:
-                    return
-                self.log.info("the preview Service %s now points at %s", self.app.preview_service, color or "nothing")
+            if selector is None:
+                if svc is not None:
+                    self.platform.delete_service(manifest=manifest)
+            elif svc is None:
+                self.platform.create_service(selector, {}, manifest=manifest)
+            elif svc.selector != selector:
+                self.platform.write_service(svc, selector, {}, manifest=manifest)
+            else:
                 return
-            except Conflict:
-                continue
-        raise ReleaseError(f"the preview Service {self.app.preview_service} kept changing; retry")
+            self.log.info("the preview Service %s now points at %s", self.app.preview_service, color or "nothing")
+
+        until_no_conflict(attempt, f"the preview Service {self.app.preview_service} kept changing; retry")
 
     def manifest_for(self, plan: Plan) -> dict:
         base = plan.manifest or self.app.manifests[plan.new_color]
@@ -275,11 +274,12 @@ class Release:
     def switch(self, plan: Plan) -> None:
         new = plan.new_color
         name = self.app.deployment_name(new)
-        for _ in range(_WRITE_ATTEMPTS):
+
+        def attempt() -> None:
             svc = self.keep(plan)
             if self.app.color_of(svc.selector) == new:
                 self.log.info("the Service %s already points at %s", self.app.service, new)
-                break
+                return
             annotations = self._switch_annotations(svc, plan)
             # Re-checked at the moment of switching, as the last read before the write: the
             # sensor's verdict may be stale, and so may a check made before other reads.
@@ -287,18 +287,13 @@ class Release:
             if not status.complete or status.failure:
                 raise ReleaseError(f"refusing to switch {self.app.service} to {name}: it is not fully ready now "
                                    f"({status.failure or status.progress})")
-            try:
-                # Conditional on the Service as just read: a change since then (a person, a
-                # takeover) makes it fail with Conflict, and the checks run again.
-                self.platform.write_service(svc, self.app.selector_for(new), annotations)
-                self.log.info("switched the Service %s from %s to %s", self.app.service,
-                              "nothing" if selects_nothing(svc.selector) else svc.selector,
-                              self.app.selector_for(new))
-                break
-            except Conflict:
-                continue
-        else:
-            raise ReleaseError(f"the Service {self.app.service} kept changing while switching; retry the switch")
+            # Conditional on the Service as just read: a change since then (a person, a
+            # takeover) makes it fail with Conflict, and the checks run again.
+            self.platform.write_service(svc, self.app.selector_for(new), annotations)
+            self.log.info("switched the Service %s from %s to %s", self.app.service,
+                          "nothing" if selects_nothing(svc.selector) else svc.selector, self.app.selector_for(new))
+
+        until_no_conflict(attempt, f"the Service {self.app.service} kept changing while switching; retry the switch")
         self.wait_for_endpoints(new)
         self.wait_for_traffic()
 
@@ -308,16 +303,16 @@ class Release:
         answers nothing until then, and its soak must not count that against the new color."""
         if not self.app.http_check:
             return
-        deadline = self.clock() + self.app.switch_timeout
-        while True:
+        last: list[HttpResult | None] = [None]
+
+        def passes() -> bool:
             svc = self.platform.read_service()
-            result = self.probe(self.app.http_check, svc.url_fields) if svc is not None else None
-            if result is not None and result.ok:
-                return
-            if self.clock() >= deadline:
-                raise ReleaseError(f"the Service {self.app.service} did not pass its HTTP check within "
-                                   f"{self.app.switch_timeout:g}s of the switch: {result.detail if result else 'gone'}")
-            self.sleep(self.poll_interval)
+            last[0] = self.probe(self.app.http_check, svc.url_fields) if svc is not None else None
+            return last[0] is not None and last[0].ok
+
+        self._wait(passes, self.app.switch_timeout, lambda: (
+            f"the Service {self.app.service} did not pass its HTTP check within {self.app.switch_timeout:g}s of the "
+            f"switch: {last[0].detail if last[0] else 'gone'}"))
 
     def _switch_annotations(self, svc: ServiceView, plan: Plan) -> dict:
         now = rec.iso(self.now())
@@ -340,23 +335,24 @@ class Release:
 
     def wait_for_endpoints(self, color: str) -> None:
         """Until the Service sends traffic to exactly the color's ready members."""
-        deadline = self.clock() + self.app.switch_timeout
-        while True:
-            backends, ready = self.platform.service_backends(), self.platform.ready_members(color)
-            if ready and backends == ready:
-                self.log.info("the Service %s now sends traffic to %d %s member(s)", self.app.service, len(ready),
-                              color)
-                return
-            if not ready and not self.platform.observe(color).exists:
+        seen: dict[str, set[str]] = {}
+
+        def converged() -> bool:
+            seen["backends"], seen["ready"] = self.platform.service_backends(), self.platform.ready_members(color)
+            if seen["ready"] and seen["backends"] == seen["ready"]:
+                return True
+            if not seen["ready"] and not self.platform.observe(color).exists:
                 # Deleted after it was checked (a person): waiting cannot help, and the Service
                 # serves nothing until the rollback.
                 raise ReleaseError(f"the Service {self.app.service} points at {self.app.deployment_name(color)}, "
                                    "which was deleted (not by this release) after it was checked")
-            if self.clock() >= deadline:
-                raise ReleaseError(f"the Service {self.app.service} did not converge on {color} within "
-                                   f"{self.app.switch_timeout:g}s: it sends traffic to {sorted(backends)}, "
-                                   f"{color} has ready {sorted(ready)}")
-            self.sleep(self.poll_interval)
+            return False
+
+        self._wait(converged, self.app.switch_timeout, lambda: (
+            f"the Service {self.app.service} did not converge on {color} within {self.app.switch_timeout:g}s: it "
+            f"sends traffic to {sorted(seen['backends'])}, {color} has ready {sorted(seen['ready'])}"))
+        self.log.info("the Service %s now sends traffic to %d %s member(s)", self.app.service, len(seen["ready"]),
+                      color)
 
     # ------------------------------------------------------------------------------
     # soak: what the sensor and its trigger observe, and the progress they keep on the Service
@@ -484,10 +480,12 @@ class Release:
         moved = self._put_back_if_moved(plan, color, keep) if svc is not None else None
         if scale:
             self._wait(lambda: not self.platform.observe(color).ready and not self.platform.ready_members(color),
-                       f"{name} to scale to zero", self.app.delete_timeout)
+                       self.app.delete_timeout, lambda: f"timed out after {self.app.delete_timeout:g}s waiting for "
+                                                        f"{name} to scale to zero")
             self.log.info("scaled %s to zero (kept for a fast rollback)", name)
         else:
-            self._wait(lambda: self.platform.color_gone(color), f"{name} to be deleted", self.app.delete_timeout)
+            self._wait(lambda: self.platform.color_gone(color), self.app.delete_timeout,
+                       lambda: f"timed out after {self.app.delete_timeout:g}s waiting for {name} to be deleted")
             self.log.info("deleted %s", name)
         if moved:
             raise ReleaseError(moved)
@@ -496,10 +494,11 @@ class Release:
         """If the Service was pointed at the color being removed anyway, point it back at ``keep``
         (when that is fully ready) and say so; None when it did not move."""
         gone, kept = self.app.deployment_name(removed), self.app.deployment_name(keep) if keep else None
-        for _ in range(_WRITE_ATTEMPTS):
+
+        def switched_back() -> bool:
             svc = self._read_held(plan)  # fenced: a run whose lock was taken over changes nothing
             if svc is None or self.app.color_of(svc.selector) != removed:
-                return None
+                return False
             status = self.platform.observe(keep) if keep else ColorStatus.missing()
             if not status.complete or status.failure:
                 raise ReleaseError(
@@ -507,17 +506,18 @@ class Release:
                     f"removed, and {kept or 'no other color'} is not fully ready "
                     f"({status.failure or status.progress}): nothing may be serving.  By hand: "
                     f"{self.platform.manual_switch(self.app.selector_for(keep)) if keep else 'redeploy the app'}")
-            try:
-                self.platform.write_service(svc, self.app.selector_for(keep), {})
-            except Conflict:
-                continue
-            self.wait_for_endpoints(keep)
-            message = (f"the Service {self.app.service} was switched (not by this release) to {gone} while it was "
-                       f"being removed; the release switched it back: it points at {kept} again.  Find out who "
-                       f"switched it, then clear this task to finish the release")
-            self.log.error(message)
-            return message
-        raise ReleaseError(f"the Service {self.app.service} kept changing while {gone} was removed; retry")
+            self.platform.write_service(svc, self.app.selector_for(keep), {})
+            return True
+
+        if not until_no_conflict(switched_back, f"the Service {self.app.service} kept changing while {gone} was "
+                                                "removed; retry"):
+            return None
+        self.wait_for_endpoints(keep)
+        message = (f"the Service {self.app.service} was switched (not by this release) to {gone} while it was "
+                   f"being removed; the release switched it back: it points at {kept} again.  Find out who "
+                   f"switched it, then clear this task to finish the release")
+        self.log.error(message)
+        return message
 
     def finish(self, plan: Plan, outcome: str = "released") -> str:
         if plan.noop_reason:
@@ -536,35 +536,32 @@ class Release:
     def rollback(self, plan: Plan, reason: str) -> str:
         """Go back to the old color if traffic moved, then remove the new color."""
         new, old = plan.new_color, plan.old_color
-        for _ in range(_WRITE_ATTEMPTS):
+
+        def traffic_back() -> None:
             svc = self._read_held(plan)
             live = self.app.color_of(svc.selector) if svc else None
-            try:
-                if svc is None:
-                    break
-                if old is None:
-                    if svc.annotations.get(rec.CREATED_BY) == self.run_id and live in (None, new):
-                        # A first release: nothing served before it, so nothing is lost by removing
-                        # the Service it created.
-                        self.platform.delete_service(current=svc)
-                        self.log.info("removed the Service %s this first release created", self.app.service)
-                elif live == new:
-                    status = self.platform.observe(old)
-                    if not status.complete:
-                        raise ReleaseError(
-                            f"cannot roll back {self.app.service} to {self.app.deployment_name(old)}: it is not "
-                            f"fully ready ({status.failure or status.progress}); {self.app.deployment_name(new)} "
-                            "keeps serving")
-                    self.platform.write_service(svc, self.app.selector_for(old),
-                                                self._rollback_annotations(svc, plan, reason))
-                    self._left_at[new] = self.clock()
-                    self.log.info("switched the Service %s back to %s", self.app.service, old)
-                    self.wait_for_endpoints(old)
-                break
-            except Conflict:
-                continue
-        else:
-            raise ReleaseError(f"the Service {self.app.service} kept changing during the rollback; retry it")
+            if svc is None:
+                return
+            if old is None:
+                if svc.annotations.get(rec.CREATED_BY) == self.run_id and live in (None, new):
+                    # A first release: nothing served before it, so nothing is lost by removing
+                    # the Service it created.
+                    self.platform.delete_service(current=svc)
+                    self.log.info("removed the Service %s this first release created", self.app.service)
+            elif live == new:
+                status = self.platform.observe(old)
+                if not status.complete:
+                    raise ReleaseError(
+                        f"cannot roll back {self.app.service} to {self.app.deployment_name(old)}: it is not "
+                        f"fully ready ({status.failure or status.progress}); {self.app.deployment_name(new)} "
+                        "keeps serving")
+                self.platform.write_service(svc, self.app.selector_for(old),
+                                            self._rollback_annotations(svc, plan, reason))
+                self._left_at[new] = self.clock()
+                self.log.info("switched the Service %s back to %s", self.app.service, old)
+                self.wait_for_endpoints(old)
+
+        until_no_conflict(traffic_back, f"the Service {self.app.service} kept changing during the rollback; retry it")
         svc = self.platform.read_service()
         if svc is not None and self.app.color_of(svc.selector) == new:
             raise ReleaseError(f"refusing to remove {self.app.deployment_name(new)}: the Service points at it")
@@ -578,29 +575,24 @@ class Release:
         return f"Release of {plan.image} to {self.app.name} rolled back: {reason}. {serving}."
 
     def _read_held(self, plan: Plan) -> ServiceView | None:
-        """The Service, for the rollback and the removals: this run must still hold it (or may take it back),
-        but the Service may point at either color."""
+        """The Service, for the rollback, the removals and the release record: this run must still hold it
+        (or may take it back), but the Service may point at either color."""
         svc = self.platform.read_service()
         if svc is not None and not self._completed(svc):
             guards.fence(self.app, svc, self.run_id, self.now())
         return svc
 
     def _change_held(self, plan: Plan, changes: Callable[[ServiceView], dict | None], what: str) -> None:
-        for _ in range(_WRITE_ATTEMPTS):
+        def attempt() -> None:
             svc = self._read_held(plan)
-            if svc is None:
-                return
-            wanted = changes(svc)
+            wanted = changes(svc) if svc is not None else None
             if not wanted:
                 return
             if not self._completed(svc) and rec.Lock.read(svc) is not None:
                 wanted = {**wanted, rec.LOCK: self._lock_value(plan)}  # renewed on the way
-            try:
-                self.platform.write_service(svc, svc.selector, wanted)
-                return
-            except Conflict:
-                continue
-        raise ReleaseError(f"the Service {self.app.service} kept changing while {what}; retry")
+            self.platform.write_service(svc, svc.selector, wanted)
+
+        until_no_conflict(attempt, f"the Service {self.app.service} kept changing while {what}; retry")
 
     def _rollback_annotations(self, svc: ServiceView, plan: Plan, reason: str) -> dict:
         now = rec.iso(self.now())
@@ -667,12 +659,10 @@ class Release:
     # ------------------------------------------------------------------------------
     def _update_record(self, plan: Plan, state: str, history: str | None = None, release_lock: bool = False,
                        extra: dict | None = None) -> None:
-        for _ in range(_WRITE_ATTEMPTS):
-            svc = self.platform.read_service()
+        def attempt() -> None:
+            svc = self._read_held(plan)
             if svc is None:
                 return
-            if not self._completed(svc):
-                guards.fence(self.app, svc, self.run_id, self.now())
             record = rec.release_record(svc) or {}
             if record.get("run_id") != self.run_id and state != rec.ROLLED_BACK:
                 raise ReleaseError(f"the Service {self.app.service} records release {record.get('run_id')}, "
@@ -692,16 +682,16 @@ class Release:
                 changes.update(rec.Lock.released(self.run_id, self.now()))
             if not changes:
                 return
-            try:
-                self.platform.write_service(svc, svc.selector, changes)
-                return
-            except Conflict:
-                continue
-        raise ReleaseError(f"the Service {self.app.service} kept changing while recording the release; retry")
+            self.platform.write_service(svc, svc.selector, changes)
 
-    def _wait(self, done: Callable[[], bool], what: str, timeout: float) -> None:
+        until_no_conflict(attempt, f"the Service {self.app.service} kept changing while recording the release; "
+                                   "retry")
+
+    def _wait(self, done: Callable[[], bool], timeout: float, timed_out: Callable[[], str]) -> None:
+        """Until ``done()`` (which may also refuse, by raising), looking every ``poll_interval``;
+        after ``timeout`` seconds, refuse with ``timed_out()`` (it may name what was seen last)."""
         deadline = self.clock() + timeout
         while not done():
             if self.clock() >= deadline:
-                raise ReleaseError(f"timed out after {timeout:g}s waiting for {what}")
+                raise ReleaseError(timed_out())
             self.sleep(self.poll_interval)
