@@ -133,7 +133,7 @@ class _ReleaseTrigger(BaseTrigger):
         except ReleaseError as e:
             verdict = Verdict(FAILED, str(e))
         await hold_until(self.not_before)
-        yield TriggerEvent({"state": verdict.state, "message": verdict.message})
+        yield TriggerEvent({"state": str(verdict.state), "message": verdict.message})
 
     async def keep(self, release, plan: Plan) -> None:
         """Renew the lock (fenced).  A transient API error is logged: the lease has time left."""

@@ -200,7 +200,7 @@ def test_a_failed_first_release_removes_what_it_created(app, platform):
 def test_scale_to_zero_keeps_the_old_color(app, platform):
     import dataclasses
 
-    app = dataclasses.replace(app, old_color="scale-to-zero")
+    app = dataclasses.replace(app, old_color_policy="scale-to-zero")
     platform.app = app
     full_release(app, platform, "run1", IMAGE1)
     full_release(app, platform, "run2", IMAGE2)

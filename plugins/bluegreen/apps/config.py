@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import yaml
@@ -34,6 +35,13 @@ KNOWN_FIELDS = {
     # surviving faults (retries, API budget, traffic still on its way after a switch)
     "drain_delay", "retries", "rollback_retries", "api_retry_budget",
 }
+
+
+class OldColorPolicy(StrEnum):
+    """What retiring does with the old color once the new one has soaked (YAML: ``old_color``)."""
+
+    DELETE = "delete"
+    SCALE_TO_ZERO = "scale-to-zero"  # kept for a fast rollback (Kubernetes only)
 
 
 @dataclass(frozen=True)
@@ -95,7 +103,8 @@ class AppConfig:
     approval: bool = False
     approval_timeout: float | None = None
     approval_default: str = "Reject"  # Approve | Reject
-    old_color: str = "delete"         # delete | scale-to-zero
+    # YAML and JSON key: old_color (the name the docs use); a policy, not a color
+    old_color_policy: OldColorPolicy = OldColorPolicy.DELETE
     history_limit: int = 10
 
     # -- derived ----------------------------------------------------------------------
@@ -152,11 +161,15 @@ class AppConfig:
         return f"release_{self.name.replace('-', '_')}"
 
     def to_json(self) -> dict:
-        return json.loads(json.dumps(asdict(self)))
+        data = json.loads(json.dumps(asdict(self)))
+        data["old_color"] = data.pop("old_color_policy")  # the documented key
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> "AppConfig":
         data = dict(data)
+        if "old_color" in data:
+            data["old_color_policy"] = OldColorPolicy(data.pop("old_color"))
         if data.get("http_check"):
             data["http_check"] = HttpCheck(**data["http_check"])
         for key in ("windows", "freeze_dates"):
@@ -213,7 +226,7 @@ def load_app(path: Path) -> AppConfig:
         approval=v.boolean("approval", default=False),
         approval_timeout=v.duration("approval_timeout", default=None, minimum=1),
         approval_default=v.choice("approval_default", ("Approve", "Reject"), default="Reject"),
-        old_color=v.choice("old_color", ("delete", "scale-to-zero"), default="delete"),
+        old_color_policy=OldColorPolicy(v.choice("old_color", tuple(OldColorPolicy), default="delete")),
         history_limit=v.integer("history_limit", default=10, minimum=1),
         drain_delay=v.duration("drain_delay", default="30s", minimum=0),
         retries=v.integer("retries", default=3, minimum=0),
@@ -225,8 +238,8 @@ def load_app(path: Path) -> AppConfig:
         raise ConfigError("approval_timeout", v.raw.get("approval_timeout"),
                           f"must be shorter than lock_ttl ({format_duration(config.lock_ttl)}): nothing renews the "
                           "release lock while a person decides", source)
-    if config.platform == mf.BCS_MESOS and config.old_color == "scale-to-zero":
-        raise ConfigError("old_color", config.old_color, "BCS Mesos cannot keep a deployment at zero instances "
+    if config.platform == mf.BCS_MESOS and config.old_color_policy == OldColorPolicy.SCALE_TO_ZERO:
+        raise ConfigError("old_color", str(config.old_color_policy), "BCS Mesos cannot keep a deployment at zero instances "
                           "(bcs-scheduler's ScaleDeployment refuses fewer than 1); use delete", source)
     _check_manifests(config)
     return config

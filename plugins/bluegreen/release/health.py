@@ -8,16 +8,29 @@ rules are tested on their own and read in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from ..apps.durations import format_duration
 from .model import ColorStatus
 
-WAITING, READY, PASSED, FAILED = "waiting", "ready", "passed", "failed"
+
+
+class VerdictState(StrEnum):
+    """Where a wait stands; every state but WAITING ends it.  (Plain strings on the wire: a
+    trigger event carries the value.)"""
+
+    WAITING = "waiting"
+    READY = "ready"
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+WAITING, READY, PASSED, FAILED = VerdictState
 
 
 @dataclass(frozen=True)
 class Verdict:
-    state: str
+    state: VerdictState
     message: str
 
     @property

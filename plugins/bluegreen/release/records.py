@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 
 from .model import Plan, ServiceView
 
@@ -41,7 +42,19 @@ CREATED_BY = PREFIX + "created-by"
 SOAK = PREFIX + "soak"
 RETIRING = PREFIX + "retiring"
 
-SWITCHED, SOAKED, COMPLETE, ROLLED_BACK = "switched", "soaked", "complete", "rolled-back"
+
+
+class ReleaseState(StrEnum):
+    """The ``state`` of the release record (bluegreen.io/release), in the order a release goes
+    through them (or rolled back instead).  Stored as the plain value."""
+
+    SWITCHED = "switched"
+    SOAKED = "soaked"
+    COMPLETE = "complete"
+    ROLLED_BACK = "rolled-back"
+
+
+SWITCHED, SOAKED, COMPLETE, ROLLED_BACK = ReleaseState
 
 
 def now_utc(clock) -> dt.datetime:

@@ -30,6 +30,7 @@ import time
 from typing import Callable, TypeVar
 
 from ..apps import manifests as mf
+from ..apps.config import OldColorPolicy
 from . import guards
 from . import records as rec
 from .health import HttpResult
@@ -472,7 +473,7 @@ class Release:
                 return {rec.RETIRING: rec.dump({"color": color, "run_id": self.run_id, "at": rec.iso(self.now())})}
 
             self._change_held(plan, mark, f"marking {name} for removal")
-        scale = self.app.old_color == "scale-to-zero" and color == plan.old_color
+        scale = self.app.old_color_policy == OldColorPolicy.SCALE_TO_ZERO and color == plan.old_color
         if scale:
             self.platform.scale_color(color, 0)
         else:
