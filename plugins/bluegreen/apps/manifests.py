@@ -7,10 +7,21 @@ Pure data, kept free of client libraries: the DAG file imports this at parse tim
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 
 KUBERNETES = "kubernetes"
 BCS_MESOS = "bcs-mesos"
 PLATFORMS = (KUBERNETES, BCS_MESOS)
+
+# Written by each adapter on the workload it applies: the fingerprint of the manifest as applied,
+# so that applying the same manifest again sees that it matches and changes nothing.
+APPLIED = "bluegreen.io/applied-manifest-hash"
+
+
+def manifest_hash(manifest: dict) -> str:
+    """A short, stable fingerprint of a manifest (key order does not matter)."""
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def workload_name(platform: str, manifest: dict) -> str:

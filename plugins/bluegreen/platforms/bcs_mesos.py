@@ -19,19 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import json
 import time
 from functools import cached_property
 from typing import AsyncIterator
 
+from ..apps import manifests as mf
 from ..hooks.bcs import ALREADY_EXISTS, NOT_FOUND, BcsApiError, BcsHook
 from ..release.model import ColorStatus, Conflict, ReleaseError, ServiceView, TransientError
-from ..apps import manifests as mf
 from ..release.ports import Platform
 from .retrying import Budget
 
-APPLIED = "bluegreen.io/applied-manifest-hash"
 # Taskgroup states that mean a member is lost, not merely late (bk-bcs schetypes TaskGroup status).
 FAILED_STATES = ("Failed", "Error", "Lost")
 # Failed polls in a row (answered with an error, not unreachable) a waiting sensor shrugs off
@@ -124,8 +122,6 @@ def mesos_status(deployment: dict | None, application: dict | None, taskgroups: 
     return ColorStatus(**common, progress=progress, complete=complete)
 
 
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class BcsMesosPlatform(Platform):
@@ -170,7 +166,7 @@ class BcsMesosPlatform(Platform):
         annotations = dict((data.get("metadata") or {}).get("annotations") or {})
         return ServiceView(selector=dict((data.get("spec") or {}).get("selector") or {}),
                            annotations=annotations,
-                           version=f"{annotations.get(VERSION, '0')}:{_digest(data)}",
+                           version=f"{annotations.get(VERSION, '0')}:{mf.manifest_hash(data)}",
                            url_fields={"service": (data.get("metadata") or {}).get("name", ""),
                                        "namespace": self.ns, "port": port,
                                        "lb_port": port, "node_port": port, "cluster_ip": ""})
@@ -229,13 +225,13 @@ class BcsMesosPlatform(Platform):
         desired = json.loads(json.dumps(manifest))
         meta = desired.setdefault("metadata", {})
         meta["namespace"] = self.ns
-        wanted = _digest(desired)
-        meta.setdefault("annotations", {})[APPLIED] = wanted
+        wanted = mf.manifest_hash(desired)
+        meta.setdefault("annotations", {})[mf.APPLIED] = wanted
         record = self._call(self.hook.inspect, "deployment", self.ns, name)
         action = "created"
         if record is not None:
             stored = (record["data"].get("raw_json") or {}).get("metadata") or {}
-            if record["data"].get("status") != "Deleting" and (stored.get("annotations") or {}).get(APPLIED) == wanted:
+            if record["data"].get("status") != "Deleting" and (stored.get("annotations") or {}).get(mf.APPLIED) == wanted:
                 return "unchanged"
             # A leftover is deleted and created again, not updated: an update is a rolling
             # update that needs the deployment Running, its application Running or
@@ -397,7 +393,7 @@ class BcsMesosPlatform(Platform):
 def _refuse_if_changed(name: str, current: ServiceView, stored: dict) -> None:
     """Conflict when the stored service is not the one read (BCS has no conditional write: a
     person's change since the read shows in storage)."""
-    if current.version and _digest(stored) != current.version.partition(":")[2]:
+    if current.version and mf.manifest_hash(stored) != current.version.partition(":")[2]:
         raise Conflict(f"the service {name} changed since it was read")
 
 

@@ -16,7 +16,6 @@ again within the step's budget; other errors fail at once with the API's message
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import random
@@ -25,15 +24,14 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import AsyncIterator
 
-from ..release.model import ColorStatus, Conflict, ReleaseError, ServiceView
 from ..apps import manifests as mf
+from ..release.model import ColorStatus, Conflict, ReleaseError, ServiceView
 from ..release.ports import Platform
-from .user_agent import USER_AGENT
 from .retrying import Budget, Transient, raise_if_transient, retrying
+from .user_agent import USER_AGENT
 
 log = logging.getLogger(__name__)
 
-APPLIED = "bluegreen.io/applied-manifest-hash"
 # Watches are re-opened this often (the API server ends them itself too).
 WATCH_SECONDS = 240
 # Longest quiet spell before the watch yields a fresh observation anyway.
@@ -137,8 +135,6 @@ def label_selector(labels: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
-def manifest_hash(manifest: dict) -> str:
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _api_error(e) -> str:
@@ -296,8 +292,8 @@ class KubernetesPlatform(Platform):
         name = self.app.deployment_name(color)
         desired = json.loads(json.dumps(manifest))
         desired.setdefault("metadata", {})["namespace"] = self.ns
-        wanted = manifest_hash(desired)
-        desired["metadata"].setdefault("annotations", {})[APPLIED] = wanted
+        wanted = mf.manifest_hash(desired)
+        desired["metadata"].setdefault("annotations", {})[mf.APPLIED] = wanted
         existing = self._deployment(color)
         if existing is not None and existing["metadata"].get("deletionTimestamp"):
             self._wait_deleted(color)
@@ -305,7 +301,7 @@ class KubernetesPlatform(Platform):
         if existing is None:
             self._call(apps.create_namespaced_deployment, self.ns, desired, exists_is_conflict=True)
             return "created"
-        if (existing["metadata"].get("annotations") or {}).get(APPLIED) == wanted:
+        if (existing["metadata"].get("annotations") or {}).get(mf.APPLIED) == wanted:
             return "unchanged"
         if existing["spec"].get("selector") != desired["spec"].get("selector"):
             # spec.selector is immutable: a leftover with another selector can only be recreated.
