@@ -41,6 +41,8 @@ class ReleaseStepOperator(BaseOperator):
         return AppConfig.from_json(self.app)
 
     def release(self, context):
+        """The release context of this run: the app config parsed, its platform's adapter (which
+        builds its API client on first use).  Each execute builds it once and hands it down."""
         from .platforms import platform_for
         from .release.steps import Release
 
@@ -114,12 +116,11 @@ class PlanReleaseOperator(ReleaseStepOperator):
     def _restoring(self) -> bool:
         return str(self.restore_previous).lower() in ("true", "1")
 
-    def pending_version(self, context) -> str | None:
+    def pending_version(self, context, app) -> str | None:
         """For an app with release windows, a scheduled run (or a manual one with no image)
         releases the version a build pipeline left in the app's Variable."""
         from airflow.sdk import Variable
 
-        app = self.app_config()
         if not app.windows or self._restoring():
             return None
         scheduled = str(getattr(context.get("dag_run"), "run_type", "")).endswith("scheduled")
@@ -133,13 +134,14 @@ class PlanReleaseOperator(ReleaseStepOperator):
         return image
 
     def execute(self, context) -> dict:
-        pending = self.pending_version(context)
+        release = self.release(context)
+        pending = self.pending_version(context, release.app)
         if pending:
             self.image = pending
         try:
             image, replicas, soak = self.inputs()
-            plan = self.release(context).plan(image, replicas, soak, skip_if_live=self.skip_if_live or bool(pending),
-                                               restore_previous=self._restoring())
+            plan = release.plan(image, replicas, soak, skip_if_live=self.skip_if_live or bool(pending),
+                                restore_previous=self._restoring())
         except ReleaseError as e:
             self.fail(context, str(e))
         if plan.noop_reason:

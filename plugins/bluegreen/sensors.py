@@ -17,7 +17,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from .apps.durations import format_duration
 from .operators import PLAN_TASK, ReleaseStepOperator
-from .release.health import FAILED, ReadinessJudge, SoakJudge, Verdict
+from .release.health import FAILED, ReadinessJudge, Verdict
 from .release.model import Plan, ReleaseError
 
 
@@ -70,7 +70,7 @@ class _ReleaseSensor(BaseSensorOperator, ReleaseStepOperator):
 
     def wait(self, context, trigger_factory) -> None:
         """Wait in the worker first, then defer (or poke when not deferrable)."""
-        defer_after = self.app_config().defer_after
+        defer_after = self._context_release(context).app.defer_after
         verdict = self.wait_here(context, defer_after if self.deferrable else 0)
         if verdict is not None:
             return self.execute_complete(context, {"state": verdict.state, "message": verdict.message})
@@ -98,11 +98,23 @@ class _ReleaseSensor(BaseSensorOperator, ReleaseStepOperator):
     def on_success(self, context, plan: Plan, message: str) -> None:
         self.log.info(message)
 
-    def _context_release(self, context):
-        """This task's release context, built once per attempt (sensors judge many times)."""
-        if getattr(self, "_bluegreen_release", None) is None:
+    def _context_release(self, context, fresh: bool = False):
+        """This task's release context (the app config parsed, the API client built), built once
+        per execute (``fresh``) and kept while the sensor judges, which it does many times."""
+        if fresh or getattr(self, "_bluegreen_release", None) is None:
             self._bluegreen_release = self.release(context)
         return self._bluegreen_release
+
+    def _context_plan(self, context) -> Plan:
+        """The run's plan, read once per execute (it does not change while the sensor judges)."""
+        if getattr(self, "_bluegreen_plan", None) is None:
+            self._bluegreen_plan = self._plan(context)
+        return self._bluegreen_plan
+
+    def _start(self, context) -> tuple[Any, Plan]:
+        """At the start of an execute: the plan and a new release context."""
+        self._bluegreen_plan = self._plan(context)
+        return self._context_release(context, fresh=True), self._bluegreen_plan
 
 
 class WaitForReadySensor(_ReleaseSensor):
@@ -110,8 +122,8 @@ class WaitForReadySensor(_ReleaseSensor):
     a failure that waiting cannot cure, and at the app's readiness timeout."""
 
     def execute(self, context) -> None:
-        plan = self._plan(context)
-        app = self.app_config()
+        release, plan = self._start(context)
+        app = release.app
         self._judge = ReadinessJudge(app.deployment_name(plan.new_color), time.time() + app.readiness_timeout,
                                      app.readiness_timeout)
         self._next_keep = 0.0
@@ -124,7 +136,7 @@ class WaitForReadySensor(_ReleaseSensor):
     def judge_once(self, context) -> Verdict:
         from .triggers import keep_every
 
-        plan = self._plan(context)
+        plan = self._context_plan(context)
         release = self._context_release(context)
         if time.time() >= getattr(self, "_next_keep", 0.0):
             release.keep(plan)  # fenced: a run whose lock was taken over stops here
@@ -139,18 +151,16 @@ class SoakSensor(_ReleaseSensor):
     (or a restarted triggerer) goes on with the same end and the same count."""
 
     def execute(self, context) -> None:
-        plan = self._plan(context)
-        app = self.app_config()
-        release = self._context_release(context)
+        release, plan = self._start(context)
+        app = release.app
         try:
-            state = release.start_soak(plan)
+            self._judge = release.soak_judge(plan)
             status = release.readiness(plan)
         except ReleaseError as e:
             self.fail(context, str(e))
-        left = max(0.0, float(state["ends_at"]) - time.time())
+        left = max(0.0, self._judge.ends_at - time.time())
         self.log.info("soaking %s for %s more (of %s; %s)", app.deployment_name(plan.new_color), format_duration(left),
                       format_duration(plan.soak_seconds), status.progress)
-        self._judge = SoakJudge.resume(app.deployment_name(plan.new_color), app.soak_tolerance, state)
         self.interval_here = app.check_interval  # the soak reads the Service and runs its HTTP check this often
         from .triggers import SoakTrigger
 
@@ -158,13 +168,10 @@ class SoakSensor(_ReleaseSensor):
                                                                  not_before=not_before))
 
     def judge_once(self, context) -> Verdict:
-        plan = self._plan(context)
+        plan = self._context_plan(context)
         release = self._context_release(context)
         serving, http = release.soak_probe(plan)
-        before = self._judge.progress()
-        verdict = self._judge.judge(release.readiness(plan), serving, http, time.time())
-        if not verdict.final and self._judge.progress() != before:
-            release.record_soak(plan, self._judge.progress())
+        verdict = release.judge_soak(plan, self._judge, release.readiness(plan), serving, http, time.time())
         if verdict.state == FAILED:
             release.forget_soak(plan)
         return verdict

@@ -25,7 +25,7 @@ from typing import Any, AsyncIterator
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from .apps.durations import format_duration
-from .release.health import FAILED, READY, WAITING, ReadinessJudge, SoakJudge, Verdict
+from .release.health import FAILED, READY, ReadinessJudge, SoakJudge, Verdict
 from .release.model import ColorStatus, Plan, ReleaseError, TransientError
 
 # Longest quiet spell in a soak's log.
@@ -183,8 +183,7 @@ class SoakTrigger(_ReleaseTrigger):
     (when it ends, the unhealthy observations so far) is the one recorded on the Service."""
 
     async def decide(self, release, plan: Plan) -> Verdict:
-        name = release.app.deployment_name(plan.new_color)
-        judge = SoakJudge.resume(name, release.app.soak_tolerance, await in_thread(release.start_soak, plan))
+        judge = await in_thread(release.soak_judge, plan)
         verdict = await self._judge_soak(release, plan, judge)
         if verdict.state == FAILED:
             await in_thread(release.forget_soak, plan)
@@ -224,10 +223,7 @@ class SoakTrigger(_ReleaseTrigger):
                         return Verdict(FAILED, f"could not confirm {name}'s health at the end of the soak: {e}")
                     self.log.warning("soak of %s: could not read the Service (%s); trying again", name, e)
                     continue
-                before = judge.progress()
-                verdict = judge.judge(status, serving, http, now)
-                if verdict.state == WAITING and judge.progress() != before:
-                    await in_thread(release.record_soak, plan, judge.progress())
+                verdict = await in_thread(release.judge_soak, plan, judge, status, serving, http, now)
                 # A line when the picture changes, and otherwise one every LOG_EVERY seconds (not one
                 # per check: a soak can last hours).
                 gist = verdict.message.split(",")[0]

@@ -33,7 +33,7 @@ from ..apps import manifests as mf
 from ..apps.config import OldColorPolicy
 from . import guards
 from . import records as rec
-from .health import HttpResult
+from .health import WAITING, HttpResult, SoakJudge, Verdict
 from .http_check import http_check
 from .model import (FIRST_COLOR, SELECTS_NOTHING, ColorStatus, Conflict, Plan, ReleaseError, ServiceView,
                     TransientError, other, selects_nothing)
@@ -375,6 +375,22 @@ class Release:
 
         self._change(plan, start, "starting the soak")
         return dict(state)
+
+    def soak_judge(self, plan: Plan) -> SoakJudge:
+        """The judge of this run's soak, going on from its recorded progress (see start_soak)."""
+        return SoakJudge.resume(self.app.deployment_name(plan.new_color), self.app.soak_tolerance,
+                                self.start_soak(plan))
+
+    def judge_soak(self, plan: Plan, judge: SoakJudge, status: ColorStatus, serving: bool,
+                   http: HttpResult | None, now: float) -> Verdict:
+        """One observation of the soak (the workload, and the soak_probe of the Service) judged;
+        when the count of unhealthy observations moved, it is recorded on the Service, so that
+        whoever judges next goes on from it."""
+        before = judge.progress()
+        verdict = judge.judge(status, serving, http, now)
+        if verdict.state == WAITING and judge.progress() != before:
+            self.record_soak(plan, judge.progress())
+        return verdict
 
     def record_soak(self, plan: Plan, progress: dict) -> None:
         """Keep the soak's progress (unhealthy observations so far, the restart baseline) on the
