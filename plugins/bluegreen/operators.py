@@ -179,7 +179,7 @@ class SwitchTrafficOperator(ReleaseStepOperator):
                 from .triggers import HoldUntilTrigger
 
                 self.log.info("outside the release windows: waiting for the next one, at %s", next_open.isoformat())
-                self.defer(trigger=HoldUntilTrigger(self.app, plan.to_json(), release.run_id,
+                self.defer(trigger=HoldUntilTrigger(release.app.to_json(), plan.to_json(), release.run_id,
                                                     moment=next_open.timestamp()), method_name="resume")
             self.fail(context, f"the release window closed before the switch (next window opens at "
                                f"{next_open.isoformat() if next_open else 'never'}); rolling back")

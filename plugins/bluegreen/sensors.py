@@ -130,7 +130,7 @@ class WaitForReadySensor(_ReleaseSensor):
         from .triggers import ReadinessTrigger
 
         return self.wait(context, lambda not_before: ReadinessTrigger(
-            self.app, plan.to_json(), context["run_id"], self._judge.deadline, app.readiness_timeout,
+            app.to_json(), plan.to_json(), context["run_id"], self._judge.deadline, app.readiness_timeout,
             not_before=not_before))
 
     def judge_once(self, context) -> Verdict:
@@ -164,7 +164,7 @@ class SoakSensor(_ReleaseSensor):
         self.interval_here = app.check_interval  # the soak reads the Service and runs its HTTP check this often
         from .triggers import SoakTrigger
 
-        return self.wait(context, lambda not_before: SoakTrigger(self.app, plan.to_json(), context["run_id"],
+        return self.wait(context, lambda not_before: SoakTrigger(app.to_json(), plan.to_json(), context["run_id"],
                                                                  not_before=not_before))
 
     def judge_once(self, context) -> Verdict:

@@ -12,7 +12,9 @@ observations on the Service, so that a restarted triggerer goes on from it.  The
 deadlines hold even when the API hangs: observations are awaited with a timeout.
 
 They live in the plugins package, not under dags/, so the triggerer can import them;
-their classpath is ``bluegreen.triggers.*``.
+their classpath is ``bluegreen.triggers.*``.  They carry identifiers, not objects: the app's
+name, config file and digest (the triggerer reads the app configs, as every Airflow component
+does), the run's plan and id, deadlines.
 """
 
 from __future__ import annotations
@@ -35,13 +37,34 @@ LOG_EVERY = 30.0
 CALL_TIMEOUT = 120.0
 
 
+APP_REFERENCE = ("name", "source", "digest")
+
+
+def app_reference(app: dict) -> dict:
+    """What a trigger keeps of its app: the name, the config file and the digest of the config as
+    its task ran with it.  Given the config itself (``AppConfig.to_json()``, what a task holds),
+    it is reduced to that; given a reference, it is kept."""
+    from .apps.config import config_digest
+
+    if set(app) == set(APP_REFERENCE):
+        return dict(app)
+    return {"name": app["name"], "source": app["source"], "digest": config_digest(app)}
+
+
 def release_for(app: dict, run_id: str):
-    """The release context a trigger works with, rebuilt in the triggerer."""
-    from .apps.config import AppConfig
+    """The release context a trigger works with, rebuilt in the triggerer from the app's config
+    file.  A config that changed under the running release is refused: the release goes on only
+    with the config its tasks ran with."""
+    from .apps.config import config_digest, load_app
     from .platforms import platform_for
     from .release.steps import Release
 
-    config = AppConfig.from_json(app)
+    reference = app_reference(app)
+    config = load_app(reference["source"])
+    if config_digest(config.to_json()) != reference["digest"]:
+        raise ReleaseError(f"{reference['source']}: the app config of {reference['name']} changed while this release "
+                           "was running; the release goes on only with the config it started with: put the file "
+                           "back as it was and clear this task, or mark it failed to roll back")
     return Release(config, platform_for(config), run_id)
 
 
@@ -107,13 +130,13 @@ class Observations:
 
 
 class _ReleaseTrigger(BaseTrigger):
-    """One waiting step of one run: serializes names and numbers (the app config, the run's plan
-    and id), rebuilds its clients in ``run``, fires once with its verdict (held until
-    ``not_before``)."""
+    """One waiting step of one run: serializes names and numbers (the app's name, config file and
+    digest, the run's plan and id, deadlines), rebuilds its release context from the config file
+    in ``run``, fires once with its verdict (held until ``not_before``)."""
 
     def __init__(self, app: dict, plan: dict, run_id: str, not_before: float = 0.0):
         super().__init__()
-        self.app, self.plan, self.run_id, self.not_before = app, plan, run_id, not_before
+        self.app, self.plan, self.run_id, self.not_before = app_reference(app), plan, run_id, not_before
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (f"bluegreen.triggers.{type(self).__name__}",

@@ -77,3 +77,30 @@ def test_a_deadline_holds_when_the_watch_never_answers(app, platform, monkeypatc
     event = run_trigger(ReadinessTrigger(app.to_json(), plan.to_json(), "run2", deadline=started + 1.0, timeout=1.0))
     assert event["state"] == "failed" and "did not answer" in event["message"], event
     assert time.time() - started < 5
+
+
+def test_a_trigger_carries_identifiers_and_refuses_a_config_changed_under_it(tmp_path):
+    """Triggers serialize the app's name, config file and digest (not the config, manifests
+    included) and rebuild from the file; a file that changed under a running release is refused,
+    naming the file."""
+    import shutil
+    from pathlib import Path
+
+    import pytest
+
+    from bluegreen import triggers
+    from bluegreen.apps.config import load_app
+    from bluegreen.release.model import ReleaseError
+
+    apps = tmp_path / "apps"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "dags" / "apps", apps)
+    app = load_app(apps / "test.yaml")
+    _, kwargs = SoakTrigger(app.to_json(), PLAN, "run2").serialize()
+    assert set(kwargs["app"]) == {"name", "source", "digest"} and kwargs["app"]["source"] == str(apps / "test.yaml")
+
+    assert triggers.release_for(kwargs["app"], "run2").app == app
+    (apps / "test.yaml").write_text((apps / "test.yaml").read_text().replace("replicas: 3", "replicas: 4"))
+    with pytest.raises(ReleaseError, match=f"{apps / 'test.yaml'}: the app config of test changed"):
+        triggers.release_for(kwargs["app"], "run2")
+    event = run_trigger(SoakTrigger(**kwargs))
+    assert event["state"] == "failed" and str(apps / "test.yaml") in event["message"], event

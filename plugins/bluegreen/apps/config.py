@@ -180,6 +180,12 @@ class AppConfig:
         return cls(**data)
 
 
+def config_digest(app_json: dict) -> str:
+    """The fingerprint of an app config as the tasks carry it (``AppConfig.to_json()``): a trigger
+    that rebuilds the config from its file checks with it that the file still says the same."""
+    return mf.fingerprint(app_json)
+
+
 def load_app(path: Path) -> AppConfig:
     """Read and validate one app config; raises ConfigError naming the file, field and value."""
     path = Path(path)

@@ -19,9 +19,9 @@ PLATFORMS = (KUBERNETES, BCS_MESOS)
 APPLIED = "bluegreen.io/applied-manifest-hash"
 
 
-def manifest_hash(manifest: dict) -> str:
-    """A short, stable fingerprint of a manifest (key order does not matter)."""
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+def fingerprint(data: dict) -> str:
+    """A short, stable fingerprint of a manifest (or of any JSON data; key order does not matter)."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def workload_name(platform: str, manifest: dict) -> str:

@@ -166,7 +166,7 @@ class BcsMesosPlatform(Platform):
         annotations = dict((data.get("metadata") or {}).get("annotations") or {})
         return ServiceView(selector=dict((data.get("spec") or {}).get("selector") or {}),
                            annotations=annotations,
-                           version=f"{annotations.get(VERSION, '0')}:{mf.manifest_hash(data)}",
+                           version=f"{annotations.get(VERSION, '0')}:{mf.fingerprint(data)}",
                            url_fields={"service": (data.get("metadata") or {}).get("name", ""),
                                        "namespace": self.ns, "port": port,
                                        "lb_port": port, "node_port": port, "cluster_ip": ""})
@@ -225,7 +225,7 @@ class BcsMesosPlatform(Platform):
         desired = json.loads(json.dumps(manifest))
         meta = desired.setdefault("metadata", {})
         meta["namespace"] = self.ns
-        wanted = mf.manifest_hash(desired)
+        wanted = mf.fingerprint(desired)
         meta.setdefault("annotations", {})[mf.APPLIED] = wanted
         record = self._call(self.hook.inspect, "deployment", self.ns, name)
         action = "created"
@@ -393,7 +393,7 @@ class BcsMesosPlatform(Platform):
 def _refuse_if_changed(name: str, current: ServiceView, stored: dict) -> None:
     """Conflict when the stored service is not the one read (BCS has no conditional write: a
     person's change since the read shows in storage)."""
-    if current.version and mf.manifest_hash(stored) != current.version.partition(":")[2]:
+    if current.version and mf.fingerprint(stored) != current.version.partition(":")[2]:
         raise Conflict(f"the service {name} changed since it was read")
 
 

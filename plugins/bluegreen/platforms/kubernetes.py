@@ -292,7 +292,7 @@ class KubernetesPlatform(Platform):
         name = self.app.deployment_name(color)
         desired = json.loads(json.dumps(manifest))
         desired.setdefault("metadata", {})["namespace"] = self.ns
-        wanted = mf.manifest_hash(desired)
+        wanted = mf.fingerprint(desired)
         desired["metadata"].setdefault("annotations", {})[mf.APPLIED] = wanted
         existing = self._deployment(color)
         if existing is not None and existing["metadata"].get("deletionTimestamp"):
