@@ -49,7 +49,8 @@ class Subject:
     other_client: Callable[[], object]
     # BCS refuses a scale below one instance (bcs-scheduler ScaleDeployment)
     scales_to_zero: bool = True
-    cleanups: list = field(default_factory=list)
+    # Services (by manifest) to remove after the test, beside the app's own
+    previews: list = field(default_factory=list)
 
     def manifest(self, color: str, image: str, replicas: int = 2, **annotations: str) -> dict:
         out = mf.with_release(self.app.platform, self.app.manifests[color], image, replicas, self.app.container)
@@ -63,7 +64,19 @@ class Subject:
         out["metadata"]["name"] = f"{self.app.service}-preview"
         if self.app.platform == mf.BCS_MESOS:
             out["spec"]["ports"][0]["servicePort"] = next_service_port()
+        self.previews.append(out)
         return out
+
+    def clean_up(self) -> None:
+        """Remove what the test left (its pods are processes of the worker's sandbox); best effort:
+        a test that failed may have left anything."""
+        for action in ([lambda c=c: self.platform.delete_color(c) for c in ("blue", "green")]
+                       + [lambda m=m: self.platform.delete_service(manifest=m) for m in self.previews]
+                       + [lambda: self.platform.delete_service()]):
+            try:
+                action()
+            except Exception:  # noqa: BLE001 - the test's own outcome is what counts
+                pass
 
 
 def _write_app(tmp_path: Path, name: str, platform: str):
@@ -117,11 +130,18 @@ def _fake_subject(tmp_path, name) -> Subject:
 
 
 @pytest.fixture(params=PLATFORMS)
-def subject(request, tmp_path, unique_name) -> Subject:
+def subject(request, tmp_path, unique_name):
     """The same contract, on the in-memory platform and on each adapter against the sandbox."""
     kind = request.param
     if kind == "fake":
-        return _fake_subject(tmp_path, unique_name)
+        yield _fake_subject(tmp_path, unique_name)
+        return
+    subject = _sandbox_subject(request, tmp_path, unique_name, kind)
+    yield subject
+    subject.clean_up()
+
+
+def _sandbox_subject(request, tmp_path, unique_name, kind) -> Subject:
     request.getfixturevalue("sandbox_connections")
     from conftest import Control
 
