@@ -3,8 +3,8 @@
 (Plugins cannot register connection types; installing this project, as make does, makes it a
 provider too.  Airflow 3's UI builds the connection form from "conn-fields".)"""
 
-
 from bluegreen import __version__
+from bluegreen.hooks import bcs_form
 
 
 def get_provider_info() -> dict:
@@ -18,16 +18,11 @@ def get_provider_info() -> dict:
                 "connection-type": "bcs",
                 "hook-class-name": "bluegreen.hooks.bcs.BcsHook",
                 "hook-name": "Tencent BCS (Mesos)",
-                "conn-fields": {
-                    "cluster_id": {"label": "Cluster ID (BCS-ClusterID)", "schema": {"type": ["string", "null"]}},
-                    "ca_bundle": {"label": "CA bundle (path)", "schema": {"type": ["string", "null"]}},
-                    "verify": {"label": "Verify TLS", "schema": {"type": ["boolean", "null"]}},
-                    "timeout": {"label": "Request timeout (seconds)", "schema": {"type": ["number", "null"]}},
-                },
+                "conn-fields": bcs_form.CONN_FIELDS,
                 "ui-field-behaviour": {
-                    "hidden-fields": ["login", "schema"],
-                    "relabeling": {"host": "API gateway URL", "password": "BCS token"},
-                    "placeholders": {"host": "https://bcs-api.example.com", "cluster_id": "BCS-MESOS-10000"},
+                    "hidden-fields": bcs_form.HIDDEN_FIELDS,
+                    "relabeling": bcs_form.RELABELING,
+                    "placeholders": bcs_form.PLACEHOLDERS,
                 },
             },
         ],

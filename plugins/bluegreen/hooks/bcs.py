@@ -26,8 +26,9 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseHook
 
-from ..platforms.user_agent import USER_AGENT
 from ..platforms.retrying import Budget, Transient, raise_if_transient, retrying
+from ..platforms.user_agent import USER_AGENT
+from . import bcs_form
 
 # bk-bcs bcs-common/common/errorCode.go
 NOT_FOUND = 1405202            # BcsErrMesosSchedNotFound: update/delete of a missing object
@@ -56,11 +57,8 @@ class BcsHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["login", "schema"],
-            "relabeling": {"host": "API gateway URL", "password": "BCS token"},
-            "placeholders": {"host": "https://bcs-api.example.com", "cluster_id": "BCS-MESOS-10000"},
-        }
+        return {"hidden_fields": bcs_form.HIDDEN_FIELDS, "relabeling": bcs_form.RELABELING,
+                "placeholders": bcs_form.PLACEHOLDERS}
 
     def __init__(self, bcs_conn_id: str = default_conn_name, *, connection=None, budget: Budget | None = None,
                  **kwargs):
