@@ -445,7 +445,7 @@ class Release:
         if record.get("run_id") != self.run_id or record.get("state") not in (rec.SOAKED, rec.COMPLETE):
             raise ReleaseError(f"refusing to remove {self.app.deployment_name(old)}: this run's soak has not "
                                "passed (clear the soak task to run it)")
-        self._remove(plan, old, keep=plan.new_color)
+        self._remove(plan, old, keep=plan.new_color, svc=svc)
 
     def _drain(self, svc: ServiceView | None, color: str) -> None:
         """Traffic still on its way: each node applies a switch a moment later, and connections
@@ -463,11 +463,12 @@ class Release:
                           self.app.deployment_name(color), self.app.drain_delay - wait, wait)
             self.sleep(wait)
 
-    def _remove(self, plan: Plan, color: str, keep: str | None) -> None:
+    def _remove(self, plan: Plan, color: str, keep: str | None, svc: ServiceView | None = None) -> None:
         """Delete (or scale to zero) ``color``, which the Service must not point at, while the
-        Service stays on ``keep``."""
+        Service stays on ``keep``.  ``svc``: the Service as the step just read and checked it
+        (else it is read here); the write before the delete re-reads it anyway."""
         name = self.app.deployment_name(color)
-        svc = self._read_held(plan)
+        svc = svc or self._read_held(plan)
         self._drain(svc, color)
         if svc is not None:
             # The re-check, as close to the delete as the API allows: a conditional write that
@@ -584,9 +585,9 @@ class Release:
             raise ReleaseError(f"refusing to remove {self.app.deployment_name(new)}: the Service points at it")
         self.point_preview(old)
         self._remove(plan, new, keep=old)
-        if self.platform.read_service() is not None:
-            self._update_record(plan, rec.ROLLED_BACK, history=f"rolled back: {reason}", release_lock=True,
-                                extra={rec.SOAK: None, rec.RETIRING: None})
+        # (no Service: a first release's rollback removed it; there is nothing to record on)
+        self._update_record(plan, rec.ROLLED_BACK, history=f"rolled back: {reason}", release_lock=True,
+                            extra={rec.SOAK: None, rec.RETIRING: None})
         serving = (f"{self.app.deployment_name(old)} ({plan.old_image or 'its image'}) is serving"
                    if old else "nothing was serving before this first release")
         return f"Release of {plan.image} to {self.app.name} rolled back: {reason}. {serving}."
