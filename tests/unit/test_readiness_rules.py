@@ -352,6 +352,7 @@ def test_bcs_first_check_after_is_grace_or_delay_plus_one_interval():
     raw = copy.deepcopy(BCS_DEPLOYMENT["raw_json"])
     raw["spec"]["template"]["spec"]["containers"][0]["healthChecks"] = [
         dict(HEALTH_CHECK, gracePeriodSeconds=1, delaySeconds=5, intervalSeconds=2), None]
+    assert first_check_after(raw) == 7.0, "the scheduler's delaySeconds is a lower bound too"
     raw["spec"]["template"]["spec"]["containers"].append(
         {"image": "sidecar", "healthChecks": [dict(HEALTH_CHECK, gracePeriodSeconds=10, intervalSeconds=4)]})
     assert first_check_after(raw) == 14.0, "the longest of every container's checks"
@@ -435,7 +436,7 @@ def test_bcs_abnormal_after_the_tolerance_is_a_failure():
 
 
 def test_bcs_a_rolling_update_in_progress_is_not_complete():
-    for deployment_fields in ({"is_in_rolling": True, "status": "Update"},
+    for deployment_fields in ({"is_in_rolling": True, "status": "Update"}, {"is_in_rolling": True},
                               {"application_ext": {"name": "test-blue-v2", "curr_target_instances": 1}}):
         status = mesos_status(bcs_deployment(**deployment_fields), application(), TASKGROUPS, now=LATER)
         assert (status.ready, status.complete, status.failure) == (2, False, None), deployment_fields
