@@ -9,6 +9,7 @@ Where the platforms differ by nature, the test says so and asserts what each one
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 
@@ -100,6 +101,34 @@ def test_observe_is_complete_only_while_every_replica_is_ready(subject):
     status = eventually(one_unready, "blue to lose one ready replica", timeout=10, interval=0.05)
     assert status.desired == 2 and status.ready == 1, status
     ready(subject, "blue")  # and back, once the member passes its checks again
+
+
+def test_watch_yields_observations_until_complete(subject):
+    """What the triggers wait on: a fresh observation whenever the color may have changed, and at
+    least every heartbeat (a missing color is seen as missing, not waited on in silence)."""
+    p = subject.platform
+
+    async def watch(color: str, until) -> list[ColorStatus]:
+        seen: list[ColorStatus] = []
+
+        async def collect():
+            async for status in p.watch(color, heartbeat=0.5):
+                seen.append(status)
+                if until(status):
+                    return
+
+        await asyncio.wait_for(collect(), TIMEOUT)
+        return seen
+
+    missing = asyncio.run(watch("green", lambda s: True))
+    assert missing == [ColorStatus.missing()]
+
+    deploy(subject, "blue")
+    seen = asyncio.run(watch("blue", lambda s: s.complete))
+    for status in seen:
+        assert status.exists and status.failure is None, status
+        assert not status.complete or status.ready == status.desired == 2, status
+    assert seen[-1].complete and seen[-1].image == V1
 
 
 def test_read_manifest_is_the_workload_as_applied_without_bookkeeping(subject):
