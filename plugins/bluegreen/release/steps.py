@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from typing import Callable, TypeVar
+from typing import AsyncIterator, Callable, TypeVar
 
 from ..apps import manifests as mf
 from ..apps.config import OldColorPolicy
@@ -420,7 +420,7 @@ class Release:
         serving = svc.selector == self.app.selector_for(plan.new_color)
         return serving, (self.probe(self.app.http_check, svc.url_fields) if self.app.http_check else None)
 
-    def watch(self, color: str, heartbeat: float):
+    def watch(self, color: str, heartbeat: float) -> AsyncIterator[ColorStatus]:
         """Fresh observations of ``color`` as they change (for the triggers: a watch where the
         platform has one, polling where it does not), at least every ``heartbeat`` seconds."""
         return self.platform.watch(color, heartbeat=heartbeat)
