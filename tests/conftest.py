@@ -178,6 +178,30 @@ def airflow_environment(prefix: str) -> dict[str, str]:
     }
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Make ``--dist loadgroup`` keep each ``xdist_group`` on one worker with pytest 9.2.
+
+    xdist 3.8 marks a grouped test by appending ``@<group>`` to ``item._nodeid`` on the worker;
+    pytest 9.2 keeps the node id in ``item._id`` (a NodeId) and ignores ``_nodeid``, so the
+    grouping is silently lost and every worker that gets a test of a group starts that group's
+    expensive fixtures (an Airflow stack, a compose stack, a fresh venv) again
+    (pytest-dev/pytest-xdist#1386, fix pending in #1388).  Only grouped tests are touched, only
+    on loadgroup workers, and only when xdist's own suffix is missing."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        groups = {str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                  for m in item.iter_markers("xdist_group")}
+        if not groups:
+            continue
+        suffix = "@" + "_".join(sorted(groups))
+        if not item.nodeid.endswith(suffix) and isinstance(getattr(item, "_id", None), NodeId):
+            item._id = NodeId.parse(item.nodeid + suffix)
+
+
 def pytest_configure(config):
     """Give each test process its own Airflow home and SQLite metadata DB, before anything
     imports airflow (its settings are read at import)."""

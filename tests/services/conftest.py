@@ -36,29 +36,6 @@ from .airflow_rest import AirflowRest
 ROOT = Path(__file__).resolve().parents[2]
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-XDIST_GROUP = "airflow-services"
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(config, items):
-    """Make ``--dist loadgroup`` keep this group on one worker with pytest 9.2.
-
-    xdist 3.8 marks a grouped test by appending ``@<group>`` to ``item._nodeid`` on the worker;
-    pytest 9.2 keeps the node id in ``item._id`` (a NodeId) and ignores ``_nodeid``, so the
-    grouping is silently lost and every worker that gets a services test starts its own stack
-    (pytest-dev/pytest-xdist#1386, fix pending in #1388).  Only this group's tests are touched,
-    only on loadgroup workers, and only when xdist's own suffix is missing."""
-    if not getattr(config.option, "loadgroup", False):
-        return
-    from _pytest.nodeid import NodeId
-
-    for item in items:
-        groups = {str(m.args[0] if m.args else m.kwargs.get("name", "default"))
-                  for m in item.iter_markers("xdist_group")}
-        suffix = "@" + "_".join(sorted(groups))
-        if XDIST_GROUP in groups and not item.nodeid.endswith(suffix) and isinstance(
-                getattr(item, "_id", None), NodeId):
-            item._id = NodeId.parse(item.nodeid + suffix)
 
 
 def free_port() -> int:
