@@ -83,7 +83,7 @@ REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
 def required_permissions(app) -> list[Permission]:
     """What a release of ``app`` needs: all of them, but scaling only when the old color is
     scaled to zero rather than deleted."""
-    return [p for p in REQUIRED_PERMISSIONS if p.resource != "deployments/scale" or app.old_color == SCALE_TO_ZERO]
+    return [p for p in REQUIRED_PERMISSIONS if p.resource != "deployments/scale" or app.old_color_policy == SCALE_TO_ZERO]
 
 
 # ----------------------------------------------------------------------------------
