@@ -294,7 +294,7 @@ def check_final(app, final: dict, runs: list, setup_expect: tuple[str, str],
         bad(f"{live} ({mine['image']}) is live, but the runs' outcomes say {expect[0]} ({expect[1]}): "
             f"{[(r.run_id, r.outcome) for r in runs]}", pointing=True)
     leftover = workloads.get(app.workload(gone)) if gone else None
-    kept = released and app.app.old_color == "scale-to-zero" and leftover is not None and leftover["replicas"] == 0
+    kept = released and app.app.old_color_policy == "scale-to-zero" and leftover is not None and leftover["replicas"] == 0
     if leftover is not None and not kept:
         bad(f"{app.workload(gone)} is left over: {leftover}")
     return out

@@ -25,6 +25,7 @@ from functools import cached_property
 from typing import AsyncIterator
 
 from ..apps import manifests as mf
+from ..apps.config import OldColorPolicy
 from ..release.model import ColorStatus, Conflict, ReleaseError, ServiceView
 from ..release.ports import Platform
 from .retrying import Budget, Transient, raise_if_transient, retrying
@@ -46,7 +47,6 @@ DEFAULT_REQUEST_TIMEOUT = 30.0
 # the two equal), and check_permissions asks the API for each before a release writes.
 # ----------------------------------------------------------------------------------
 RBAC_MANIFEST = "deploy/kubernetes/rbac.yaml"
-SCALE_TO_ZERO = "scale-to-zero"
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,8 @@ REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
 def required_permissions(app) -> list[Permission]:
     """What a release of ``app`` needs: all of them, but scaling only when the old color is
     scaled to zero rather than deleted."""
-    return [p for p in REQUIRED_PERMISSIONS if p.resource != "deployments/scale" or app.old_color_policy == SCALE_TO_ZERO]
+    scales = app.old_color_policy == OldColorPolicy.SCALE_TO_ZERO
+    return [p for p in REQUIRED_PERMISSIONS if p.resource != "deployments/scale" or scales]
 
 
 # ----------------------------------------------------------------------------------
