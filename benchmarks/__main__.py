@@ -44,9 +44,9 @@ def main() -> None:
 async def one_round(endpoints, round_no: int) -> dict:
     import kubernetes
 
+    from bluegreen.apps import manifests as mf
     from bluegreen.apps.config import load_app
     from bluegreen.platforms.kubernetes import KubernetesPlatform
-    from bluegreen.apps import manifests as mf
 
     api = kubernetes.config.new_client_from_config(config_file=str(endpoints.kubeconfig))
     core = kubernetes.client.CoreV1Api(api)
@@ -77,16 +77,24 @@ async def one_round(endpoints, round_no: int) -> dict:
 
     seen = dict(await asyncio.gather(*(await_ready(n, platforms[n], i) for n, i in methods.items())))
     counts = control.get(f"{endpoints.control_url}/requests", timeout=10).json()["requests"]
-    requests_by = {name: sum(r["count"] for r in counts if f"/namespaces/{platforms[name].app.namespace}/" in r["path"]
-                             and not (r["method"] == "POST" and r["path"].endswith("/deployments")))
-                   for name in methods}
+    requests_by = {
+        name: sum(
+            r["count"]
+            for r in counts
+            if f"/namespaces/{platforms[name].app.namespace}/" in r["path"]
+            and not (r["method"] == "POST" and r["path"].endswith("/deployments"))
+        )
+        for name in methods
+    }
     return {"seen": seen, "requests": requests_by}
 
 
 def report(results: list[dict]) -> None:
     methods = list(results[0]["seen"])
-    print(f"readiness of a 3-replica deployment whose pods are ready {READY_AFTER:g}s after they start "
-          f"({len(results)} rounds, medians)")
+    print(
+        f"readiness of a 3-replica deployment whose pods are ready {READY_AFTER:g}s after they start "
+        f"({len(results)} rounds, medians)"
+    )
     print(f"{'method':<10} {'seen ready after':>18} {'API requests':>13}")
     med = {}
     for m in methods:

@@ -19,8 +19,12 @@ def parse(argv=None):
     p.add_argument("--concurrency", type=int, default=8, help="direct runs at a time (default 8)")
     p.add_argument("--airflow-lanes", type=int, default=2, help="Airflow runs at a time (default 2)")
     p.add_argument("--direct-only", action="store_true", help="drive every run directly (no Airflow services)")
-    p.add_argument("--slot", type=int, default=int(os.environ.get("CHAOS_SLOT", 6)),
-                   help="the sandbox's port and loopback slot (tests/conftest.py SandboxProcess; default 6)")
+    p.add_argument(
+        "--slot",
+        type=int,
+        default=int(os.environ.get("CHAOS_SLOT", 6)),
+        help="the sandbox's port and loopback slot (tests/conftest.py SandboxProcess; default 6)",
+    )
     p.add_argument("--work-dir", type=Path, default=None, help="where run logs and records go (default .chaos/<seed>)")
     return p.parse_args(argv)
 
@@ -38,8 +42,13 @@ def main(argv=None) -> int:
     print(f"chaos: {args.runs} runs from seed {seed}; logs and records in {work}", flush=True)
     started = time.time()
     with Session(work, slot=args.slot) as session:
-        results = session.run(seed, args.runs, concurrency=args.concurrency, airflow_lanes=args.airflow_lanes,
-                              direct_only=args.direct_only)
+        results = session.run(
+            seed,
+            args.runs,
+            concurrency=args.concurrency,
+            airflow_lanes=args.airflow_lanes,
+            direct_only=args.direct_only,
+        )
     from .report import render
 
     print(render(results, seed, time.time() - started), flush=True)

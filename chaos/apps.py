@@ -63,8 +63,9 @@ class ChaosApp:
 
     def __post_init__(self):
         importable()
-        from bluegreen.apps.config import load_app
         from e2e.harness import write_app
+
+        from bluegreen.apps.config import load_app
 
         self.name = f"c{self.seed}"
         self.namespace = f"chaos-{self.seed}"
@@ -77,8 +78,9 @@ class ChaosApp:
             fields.update(connection_id=K8S_CONN, http_check={"url": "http://127.0.0.1:{node_port}/", "timeout": "2s"})
         else:
             self.lb_port = self.service_port + self.endpoints.lb_port_offset
-            fields.update(connection_id=BCS_CONN, http_check={"url": f"http://127.0.0.1:{self.lb_port}/",
-                                                              "timeout": "2s"})
+            fields.update(
+                connection_id=BCS_CONN, http_check={"url": f"http://127.0.0.1:{self.lb_port}/", "timeout": "2s"}
+            )
         self.path = write_app(self.directory, self.name, self.platform, namespace=self.namespace, **fields)
         if self.platform == "bcs-mesos":
             svc = self.path.parent / self.name / "test-svc.json"
@@ -88,8 +90,13 @@ class ChaosApp:
         self.http.trust_env = False
         if self.platform == "bcs-mesos":
             self.http.verify = str(self.endpoints.ca_file)
-            self.http.headers.update({"Authorization": f"Bearer {self.endpoints.token}",
-                                      "BCS-ClusterID": self.endpoints.bcs_cluster_id, "User-Agent": CHECKER_AGENT})
+            self.http.headers.update(
+                {
+                    "Authorization": f"Bearer {self.endpoints.token}",
+                    "BCS-ClusterID": self.endpoints.bcs_cluster_id,
+                    "User-Agent": CHECKER_AGENT,
+                }
+            )
 
     # -- names ----------------------------------------------------------------------------------
     @property
@@ -118,7 +125,8 @@ class ChaosApp:
             from kubernetes import client
 
             client.CoreV1Api(kube_client(self.endpoints.kubeconfig, CHECKER_AGENT)).create_namespace(
-                {"metadata": {"name": self.namespace}})
+                {"metadata": {"name": self.namespace}}
+            )
 
     def cleanup(self) -> None:
         """Remove what the run left (best effort: the sandbox is shared by the runs after it), and its
@@ -129,17 +137,24 @@ class ChaosApp:
                 from kubernetes import client
 
                 client.CoreV1Api(kube_client(self.endpoints.kubeconfig, CLEANUP_AGENT)).delete_namespace(
-                    self.namespace, _request_timeout=10)
+                    self.namespace, _request_timeout=10
+                )
                 return
             headers = {"User-Agent": CLEANUP_AGENT}
             base = f"{self.endpoints.bcs_url}/bcsapi/v4/scheduler/mesos/namespaces/{self.namespace}"
             for color in ("blue", "green"):
-                self.http.delete(f"{base}/deployments/{self.workload(color)}", params={"enforce": "1"},
-                                 headers=headers, timeout=10, verify=self.http.verify)
+                self.http.delete(
+                    f"{base}/deployments/{self.workload(color)}",
+                    params={"enforce": "1"},
+                    headers=headers,
+                    timeout=10,
+                    verify=self.http.verify,
+                )
             self.http.delete(f"{base}/services/{self.service}", headers=headers, timeout=10, verify=self.http.verify)
             for cm in self._storage("configmap"):
-                self.http.delete(f"{base}/configmaps/{cm['metadata']['name']}", headers=headers, timeout=10,
-                                 verify=self.http.verify)
+                self.http.delete(
+                    f"{base}/configmaps/{cm['metadata']['name']}", headers=headers, timeout=10, verify=self.http.verify
+                )
         except Exception:  # noqa: BLE001 - cleanup never fails a run
             pass
 
@@ -155,10 +170,13 @@ class ChaosApp:
         return client.AppsV1Api(kube_client(self.endpoints.kubeconfig, agent))
 
     def _storage(self, kind: str, **filters) -> list[dict]:
-        url = (f"{self.endpoints.bcs_url}/bcsapi/v4/storage/query/mesos/dynamic/clusters/"
-               f"{self.endpoints.bcs_cluster_id}/{kind}")
-        body = self.http.post(url, json={"namespace": self.namespace, **filters}, timeout=10,
-                              verify=self.http.verify).json()
+        url = (
+            f"{self.endpoints.bcs_url}/bcsapi/v4/storage/query/mesos/dynamic/clusters/"
+            f"{self.endpoints.bcs_cluster_id}/{kind}"
+        )
+        body = self.http.post(
+            url, json={"namespace": self.namespace, **filters}, timeout=10, verify=self.http.verify
+        ).json()
         if body.get("code") != 0:
             raise RuntimeError(f"bcs-storage {kind}: {body}")
         return [r["data"] for r in body.get("data") or []]
@@ -174,13 +192,19 @@ class ChaosApp:
                 if e.status == 404:
                     return None
                 raise
-            return {"selector": dict(svc.spec.selector or {}), "annotations": dict(svc.metadata.annotations or {}),
-                    "node_port": svc.spec.ports[0].node_port}
+            return {
+                "selector": dict(svc.spec.selector or {}),
+                "annotations": dict(svc.metadata.annotations or {}),
+                "node_port": svc.spec.ports[0].node_port,
+            }
         found = [s for s in self._storage("service", name=self.service)]
         if not found:
             return None
-        return {"selector": dict(found[0]["spec"].get("selector") or {}),
-                "annotations": dict(found[0]["metadata"].get("annotations") or {}), "node_port": None}
+        return {
+            "selector": dict(found[0]["spec"].get("selector") or {}),
+            "annotations": dict(found[0]["metadata"].get("annotations") or {}),
+            "node_port": None,
+        }
 
     def read_workloads(self) -> dict[str, dict]:
         """Each workload of the namespace: {image, replicas, complete}.  Complete: kubectl rollout
@@ -190,22 +214,36 @@ class ChaosApp:
         if self.platform == "kubernetes":
             for d in self._apps().list_namespaced_deployment(self.namespace, _request_timeout=10).items:
                 st, replicas = d.status, d.spec.replicas
-                complete = (not d.metadata.deletion_timestamp
-                            and (d.status.observed_generation or 0) >= (d.metadata.generation or 0)
-                            and (st.updated_replicas or 0) == replicas and (st.replicas or 0) == replicas
-                            and (st.available_replicas or 0) == replicas and (st.ready_replicas or 0) == replicas)
-                out[d.metadata.name] = {"image": d.spec.template.spec.containers[0].image, "replicas": replicas,
-                                        "complete": bool(complete)}
+                complete = (
+                    not d.metadata.deletion_timestamp
+                    and (d.status.observed_generation or 0) >= (d.metadata.generation or 0)
+                    and (st.updated_replicas or 0) == replicas
+                    and (st.replicas or 0) == replicas
+                    and (st.available_replicas or 0) == replicas
+                    and (st.ready_replicas or 0) == replicas
+                )
+                out[d.metadata.name] = {
+                    "image": d.spec.template.spec.containers[0].image,
+                    "replicas": replicas,
+                    "complete": bool(complete),
+                }
             return out
         apps = {a["metadata"]["name"]: a for a in self._storage("application")}
         for d in self._storage("deployment"):
             name = d["metadata"]["name"]
             app = apps.get((d.get("application") or {}).get("name") or name) or {}
             replicas = int(app.get("instance") or 0)
-            complete = (d.get("status") == "Running" and app.get("status") == "Running"
-                        and int(app.get("runningInstance") or 0) == replicas and replicas > 0)
-            out[name] = {"image": d["raw_json"]["spec"]["template"]["spec"]["containers"][0]["image"],
-                         "replicas": replicas, "complete": complete}
+            complete = (
+                d.get("status") == "Running"
+                and app.get("status") == "Running"
+                and int(app.get("runningInstance") or 0) == replicas
+                and replicas > 0
+            )
+            out[name] = {
+                "image": d["raw_json"]["spec"]["template"]["spec"]["containers"][0]["image"],
+                "replicas": replicas,
+                "complete": complete,
+            }
         return out
 
     def traffic_url(self) -> str:
@@ -218,18 +256,23 @@ class ChaosApp:
     def _kubectl(self, *args: str) -> str:
         home = self.directory / ".person"  # kubectl's discovery cache goes here, not into the checkout
         home.mkdir(exist_ok=True)
-        proc = subprocess.run([str(KUBECTL), "--request-timeout=3s", "-n", self.namespace, *args],
-                              capture_output=True, text=True, timeout=20, cwd=home,
-                              env={"KUBECONFIG": str(self.endpoints.kubeconfig), "PATH": "/usr/bin:/bin",
-                                   "HOME": str(home)})
+        proc = subprocess.run(
+            [str(KUBECTL), "--request-timeout=3s", "-n", self.namespace, *args],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            cwd=home,
+            env={"KUBECONFIG": str(self.endpoints.kubeconfig), "PATH": "/usr/bin:/bin", "HOME": str(home)},
+        )
         if proc.returncode != 0:
             raise PersonError(f"kubectl {' '.join(args)}: {proc.stderr.strip()[:300]}")
         return proc.stdout
 
     def _bcs(self, method: str, path: str, **kwargs):
         url = f"{self.endpoints.bcs_url}/bcsapi/v4/scheduler/mesos{path}"
-        resp = self.http.request(method, url, headers={"User-Agent": PERSON_AGENT}, timeout=3,
-                                 verify=self.http.verify, **kwargs)
+        resp = self.http.request(
+            method, url, headers={"User-Agent": PERSON_AGENT}, timeout=3, verify=self.http.verify, **kwargs
+        )
         try:
             body = resp.json()
         except ValueError:
@@ -271,8 +314,7 @@ class ChaosApp:
             return json.dumps(self._bcs("PUT", f"/namespaces/{ns}/services", data=json.dumps(svc)))
         if action == "delete":
             try:
-                return json.dumps(self._bcs("DELETE", f"/namespaces/{ns}/deployments/{name}",
-                                            params={"enforce": "0"}))
+                return json.dumps(self._bcs("DELETE", f"/namespaces/{ns}/deployments/{name}", params={"enforce": "0"}))
             except PersonError as e:
                 if "1405202" in str(e):  # not found: nothing to delete
                     return "not found"

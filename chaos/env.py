@@ -64,8 +64,9 @@ def chaos_connections(endpoints, timeout: float = REQUEST_TIMEOUT) -> dict[str, 
 
 def connection_env(endpoints, timeout: float = REQUEST_TIMEOUT) -> dict[str, str]:
     env = dict(endpoints.environment())
-    env.update({f"AIRFLOW_CONN_{cid.upper()}": json.dumps(doc)
-                for cid, doc in chaos_connections(endpoints, timeout).items()})
+    env.update(
+        {f"AIRFLOW_CONN_{cid.upper()}": json.dumps(doc) for cid, doc in chaos_connections(endpoints, timeout).items()}
+    )
     return env
 
 

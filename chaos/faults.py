@@ -31,12 +31,12 @@ from .apps import PersonError
 @dataclass
 class Happening:
     kind: str
-    t0: float            # when it started
-    t1: float            # when it was done (a command's answer; a pod fault's effect is over later)
+    t0: float  # when it started
+    t1: float  # when it was done (a command's answer; a pod fault's effect is over later)
     detail: str = ""
     applied: bool = True
     color: str | None = None
-    lasts: float = 0.0   # seconds its effect lasts after t1 (a pod down, unready)
+    lasts: float = 0.0  # seconds its effect lasts after t1 (a pod down, unready)
 
 
 @dataclass
@@ -66,8 +66,15 @@ def api_fault_specs(app, fault: dict) -> list[dict]:
     first = max(1, (times + 1) // 2)
     specs = [{"api": "bcs", "path": f"/{ns}(/|$)", **spec, "times": first}]
     if times - first > 0:
-        specs.append({"api": "bcs", "path": "^/bcsapi/v4/storage/query/",
-                      "request_body": f'"namespace": "{ns}"', **spec, "times": times - first})
+        specs.append(
+            {
+                "api": "bcs",
+                "path": "^/bcsapi/v4/storage/query/",
+                "request_body": f'"namespace": "{ns}"',
+                **spec,
+                "times": times - first,
+            }
+        )
     return specs
 
 
@@ -88,8 +95,8 @@ class Injector:
         self._busy = 0
         self._pod_fault_armed = scenario.pod_fault is not None
         # the driver's hands
-        self.mark_failed = None      # (task or None) -> task marked, or None when no sensor runs now
-        self.second_release = None   # () -> None: start the second run
+        self.mark_failed = None  # (task or None) -> task marked, or None when no sensor runs now
+        self.second_release = None  # () -> None: start the second run
         self.new_color = "green"
         # the airflow driver's: chaos.drivers.airflow.Stack, and the environment a restarted triggerer gets
         self.stack = None
@@ -137,6 +144,7 @@ class Injector:
             finally:
                 with self._lock:
                     self._busy -= 1
+
         return run
 
     def stop(self) -> list[dict]:
@@ -152,15 +160,26 @@ class Injector:
         now = time.time()
         kinds = {h.kind for h in self.timeline.happenings}
         if self.scn.person and self.scn.person["kind"] not in kinds:
-            self.timeline.add(Happening(self.scn.person["kind"], now, now, "the release had ended before its "
-                                        f"moment (+{self.scn.person['at']:g}s)", applied=False))
+            self.timeline.add(
+                Happening(
+                    self.scn.person["kind"],
+                    now,
+                    now,
+                    f"the release had ended before its moment (+{self.scn.person['at']:g}s)",
+                    applied=False,
+                )
+            )
         if self.scn.kill and self.scn.kill["kind"] not in kinds:
-            what = (f"the release had ended before its moment (+{self.scn.kill['at']:g}s)" if "at" in self.scn.kill
-                    else f"no {self.scn.kill['task']} process was running at its moment")
+            what = (
+                f"the release had ended before its moment (+{self.scn.kill['at']:g}s)"
+                if "at" in self.scn.kill
+                else f"no {self.scn.kill['task']} process was running at its moment"
+            )
             self.timeline.add(Happening(self.scn.kill["kind"], now, now, what, applied=False))
         if self.scn.pod_fault and self.scn.pod_fault["kind"] not in kinds:
-            self.timeline.add(Happening(self.scn.pod_fault["kind"], now, now, "the soak did not run long enough",
-                                        applied=False))
+            self.timeline.add(
+                Happening(self.scn.pod_fault["kind"], now, now, "the soak did not run long enough", applied=False)
+            )
         left = []
         try:
             active = {f["id"]: f for f in self.control.faults()}
@@ -193,15 +212,27 @@ class Injector:
                 task = self.mark_failed(None) if self.mark_failed else None
                 if task is None:
                     time.sleep(0.1)
-            self.timeline.add(Happening(kind, t0, time.time(), f"marked {task} failed" if task else
-                                        "no task was running to mark failed", applied=task is not None))
+            self.timeline.add(
+                Happening(
+                    kind,
+                    t0,
+                    time.time(),
+                    f"marked {task} failed" if task else "no task was running to mark failed",
+                    applied=task is not None,
+                )
+            )
             return
-        action, color = {"person-scale": ("scale", person.get("color")), "person-switch": ("switch", person.get("color")),
-                         "person-delete-green": ("delete", "green")}[kind]
+        action, color = {
+            "person-scale": ("scale", person.get("color")),
+            "person-switch": ("switch", person.get("color")),
+            "person-delete-green": ("delete", "green"),
+        }[kind]
         try:
             out = self.app.person(action, color, person.get("replicas"))
-            applied, detail = True, f"{action} {color}{' to ' + str(person['replicas']) if action == 'scale' else ''}: " \
-                                    f"{out.strip()[:120]}"
+            applied, detail = (
+                True,
+                f"{action} {color}{' to ' + str(person['replicas']) if action == 'scale' else ''}: {out.strip()[:120]}",
+            )
         except PersonError as e:
             applied, detail = False, f"{action} {color}: {e}"
         self.timeline.add(Happening(kind, t0, time.time(), detail, applied=applied, color=color))
@@ -249,14 +280,21 @@ class Injector:
                     name, victim = latest
                 if victim.kill():
                     self._kill_armed = False
-                    self.timeline.add(Happening(kill["kind"], time.time(), time.time(),
-                                                f"SIGKILL {victim.action} ({name}) {time.time() - victim.started:.2f}s in"))
+                    self.timeline.add(
+                        Happening(
+                            kill["kind"],
+                            time.time(),
+                            time.time(),
+                            f"SIGKILL {victim.action} ({name}) {time.time() - victim.started:.2f}s in",
+                        )
+                    )
                 else:
                     self._kill_passed = True
 
         # a fallback (the target ended before its moment) is killed as soon as it started
-        timer = threading.Timer(kill["delay"] if task == target and not getattr(self, "_kill_passed", False)
-                                else 0.05, fire)
+        timer = threading.Timer(
+            kill["delay"] if task == target and not getattr(self, "_kill_passed", False) else 0.05, fire
+        )
         timer.daemon = True
         self._timers.append(timer)
         timer.start()
@@ -271,8 +309,16 @@ class Injector:
         if not self._kill_armed or kill is None or self._stopped.is_set():
             return
         if kill["kind"] == "kill-worker":
-            order = ["plan", "deploy_new_color", "wait_until_ready", "switch_traffic", "soak", "retire_old_color",
-                     "finish", "rollback"]
+            order = [
+                "plan",
+                "deploy_new_color",
+                "wait_until_ready",
+                "switch_traffic",
+                "soak",
+                "retire_old_color",
+                "finish",
+                "rollback",
+            ]
             passed = getattr(self, "_kill_passed", False)
             for name in order:
                 ti = tis.get(name) or {}
@@ -326,8 +372,13 @@ class Injector:
         color = color or self.new_color
         selector = self.app.selector_for(color)
         t0 = time.time()
-        members = [p for p in self.control.pods() if p["image"].startswith(self.app.image_prefix)
-                   and p["ready"] and all(p["labels"].get(k) == v for k, v in selector.items())]
+        members = [
+            p
+            for p in self.control.pods()
+            if p["image"].startswith(self.app.image_prefix)
+            and p["ready"]
+            and all(p["labels"].get(k) == v for k, v in selector.items())
+        ]
         if not members:
             self.timeline.add(Happening(fault["kind"], t0, time.time(), f"no ready member of {color}", applied=False))
             return
@@ -347,5 +398,14 @@ class Injector:
         except requests.HTTPError as e:
             applied, lasts = False, 0.0
             pod = f"{pod}: {e}"
-        self.timeline.add(Happening(fault["kind"], t0, time.time(), f"{fault['kind']} {pod} ({color})",
-                                    applied=applied, color=color, lasts=lasts))
+        self.timeline.add(
+            Happening(
+                fault["kind"],
+                t0,
+                time.time(),
+                f"{fault['kind']} {pod} ({color})",
+                applied=applied,
+                color=color,
+                lasts=lasts,
+            )
+        )

@@ -49,4 +49,3 @@ def follow_up(run, scenario, app, control) -> list[str]:
             run.roll_back_by_hand("soak")
             done.append("marked soak failed to roll back")
     return done
-

@@ -91,12 +91,21 @@ def excuse_windows(app, timeline, events: list[dict], snapshots, end: float) -> 
         elif h.kind in ("person-switch", "person-delete-green"):
             # a race: bluegreen switched to the color a person had just deleted (within 1 s; bluegreen had
             # checked it before): the person's delete harmed what went live, until bluegreen switched again
-            raced = [e["time"] for e in writes if h.t0 <= e["time"] <= h.t1 + 1.0 and h.kind == "person-delete-green"
-                     and app.color_of(e.get("new_selector") or {}) == h.color]
+            raced = [
+                e["time"]
+                for e in writes
+                if h.t0 <= e["time"] <= h.t1 + 1.0
+                and h.kind == "person-delete-green"
+                and app.color_of(e.get("new_selector") or {}) == h.color
+            ]
             if h.kind == "person-switch":
                 # to a color that had a ready member, and that nobody had just started to delete
-                deleting = any(e["kind"] == "workload_delete" and e.get("name") == app.workload(h.color)
-                               and h.t0 - 10.0 <= e["time"] <= h.t1 for e in events)
+                deleting = any(
+                    e["kind"] == "workload_delete"
+                    and e.get("name") == app.workload(h.color)
+                    and h.t0 - 10.0 <= e["time"] <= h.t1
+                    for e in events
+                )
                 harmless = _ready_in(snapshots, app.selector_for(h.color), h.t0) is True and not deleting
             else:
                 selected = selector_at(app, events, h.t0) or {}
@@ -132,12 +141,24 @@ def check_switches(app, events: list[dict], timeline) -> list[Violation]:
         workload = next((w for w in matched.get("workloads") or [] if w.get("name") == name), None)
         if workload and workload.get("rolled_out") and workload.get("ready", 0) >= 1 and matched.get("ready", 0) >= 1:
             continue
-        cause = [h for h in timeline.happenings if h.applied and h.color == color and e["time"] - 1.0 <= h.t1
-                 and h.t0 <= e["time"] and (h.kind.startswith("pod-") or h.kind in ("person-scale", "person-delete-green"))]
+        cause = [
+            h
+            for h in timeline.happenings
+            if h.applied
+            and h.color == color
+            and e["time"] - 1.0 <= h.t1
+            and h.t0 <= e["time"]
+            and (h.kind.startswith("pod-") or h.kind in ("person-scale", "person-delete-green"))
+        ]
         if cause:
             continue
-        out.append(Violation("switched-unready", f"bluegreen switched {app.service} to {e['new_selector']} at "
-                                                 f"{e['time']:.3f} (audit seq {e['seq']}) when it matched {matched}"))
+        out.append(
+            Violation(
+                "switched-unready",
+                f"bluegreen switched {app.service} to {e['new_selector']} at "
+                f"{e['time']:.3f} (audit seq {e['seq']}) when it matched {matched}",
+            )
+        )
     return out
 
 
@@ -155,23 +176,40 @@ def check_deletes(app, events: list[dict], messages: list[str]) -> list[Violatio
                 changed = entry.get("selector_changed_at") or 0.0
                 age = e["time"] - changed
                 if age > 1.0:
-                    out.append(Violation("deleted-live", f"{what}: the Service {app.service} had selected it "
-                                                         f"({entry.get('selector')}) for {age:.1f}s"))
+                    out.append(
+                        Violation(
+                            "deleted-live",
+                            f"{what}: the Service {app.service} had selected it "
+                            f"({entry.get('selector')}) for {age:.1f}s",
+                        )
+                    )
                     continue
-                put_back = any(is_bluegreen(s) and s["time"] > e["time"] and s.get("old_selector") == entry.get("selector")
-                               for s in sel_events)
+                put_back = any(
+                    is_bluegreen(s) and s["time"] > e["time"] and s.get("old_selector") == entry.get("selector")
+                    for s in sel_events
+                )
                 said = any("nothing may be serving" in m for m in messages)
                 if not (put_back or said):
-                    out.append(Violation("deleted-live", f"{what}: the Service was switched to it {age:.2f}s before "
-                                                         "(a race), and bluegreen neither put the Service back nor "
-                                                         "said it could not"))
+                    out.append(
+                        Violation(
+                            "deleted-live",
+                            f"{what}: the Service was switched to it {age:.2f}s before "
+                            "(a race), and bluegreen neither put the Service back nor "
+                            "said it could not",
+                        )
+                    )
             elif entry.get("routes"):
                 before = [s for s in sel_events if s["time"] <= e["time"]]
                 if before and is_bluegreen(before[-1]):
-                    out.append(Violation("deleted-live", f"{what}: the proxies still routed "
-                                                         f"{entry.get('routed_selector')} to it after bluegreen's own "
-                                                         f"switch away {e['time'] - before[-1]['time']:.2f}s before "
-                                                         "(not drained)"))
+                    out.append(
+                        Violation(
+                            "deleted-live",
+                            f"{what}: the proxies still routed "
+                            f"{entry.get('routed_selector')} to it after bluegreen's own "
+                            f"switch away {e['time'] - before[-1]['time']:.2f}s before "
+                            "(not drained)",
+                        )
+                    )
     return out
 
 
@@ -192,8 +230,13 @@ def check_ready_member(app, events: list[dict], snapshots, windows) -> list[Viol
             episode = None
     if episode is not None:
         out.append(episode)
-    return [Violation("no-ready-member", f"the Service selected {sel} and none of its {n} pod(s) was ready from "
-                                         f"{t0:.3f} to {t1:.3f}") for t0, t1, sel, n in out]
+    return [
+        Violation(
+            "no-ready-member",
+            f"the Service selected {sel} and none of its {n} pod(s) was ready from {t0:.3f} to {t1:.3f}",
+        )
+        for t0, t1, sel, n in out
+    ]
 
 
 def check_traffic(requests_, windows) -> tuple[list[Violation], int]:
@@ -202,9 +245,14 @@ def check_traffic(requests_, windows) -> tuple[list[Violation], int]:
     if not blamed:
         return [], len(failed)
     details = sorted({r.detail for r in blamed})
-    return [Violation("client-failure", f"{len(blamed)} of {len(requests_)} requests failed outside any person's "
-                                        f"or pod fault's window, from {blamed[0].t0:.3f} to {blamed[-1].t1:.3f}: "
-                                        f"{', '.join(details)}")], len(failed) - len(blamed)
+    return [
+        Violation(
+            "client-failure",
+            f"{len(blamed)} of {len(requests_)} requests failed outside any person's "
+            f"or pod fault's window, from {blamed[0].t0:.3f} to {blamed[-1].t1:.3f}: "
+            f"{', '.join(details)}",
+        )
+    ], len(failed) - len(blamed)
 
 
 def persons_last_switch(app, events: list[dict]) -> dict | None:
@@ -224,14 +272,20 @@ def persons_final_word(app, events: list[dict]) -> str | None:
         return None
     live = app.color_of(changes[-1].get("new_selector") or {})
     for e in events:
-        if e["kind"] == "workload_delete" and not is_bluegreen(e) and e["time"] >= changes[-1]["time"] \
-                and live is not None and e.get("name") == app.workload(live):
+        if (
+            e["kind"] == "workload_delete"
+            and not is_bluegreen(e)
+            and e["time"] >= changes[-1]["time"]
+            and live is not None
+            and e.get("name") == app.workload(live)
+        ):
             return f"a person ({e['actor'][:20]}) deleted {e['name']}, the color the Service points at"
     return None
 
 
-def check_final(app, final: dict, runs: list, setup_expect: tuple[str, str],
-                persons_word: str | None = None) -> list[Violation]:
+def check_final(
+    app, final: dict, runs: list, setup_expect: tuple[str, str], persons_word: str | None = None
+) -> list[Violation]:
     """``final``: {"service", "workloads", "pods", "probes"}; ``runs``: the run handles, in the order they
     ended; ``setup_expect``: (color, image) live before the chaos run; ``persons_word``: why what the
     Service points at is a person's doing (``persons_final_word``): then what follows from it is not
@@ -265,12 +319,18 @@ def check_final(app, final: dict, runs: list, setup_expect: tuple[str, str],
         bad(f"{app.workload(live)} is not fully rolled out: {mine}", pointing=True)
     pods = [p for p in final["pods"] if _labels_match(svc["selector"], p["labels"])]
     if not pods or not all(p["ready"] for p in pods) or len(pods) != mine["replicas"]:
-        bad(f"{app.workload(live)}'s pods are not all ready: "
-            f"{[(p['name'], p['ready'], p['state']) for p in pods]} of {mine['replicas']} replicas", pointing=True)
+        bad(
+            f"{app.workload(live)}'s pods are not all ready: "
+            f"{[(p['name'], p['ready'], p['state']) for p in pods]} of {mine['replicas']} replicas",
+            pointing=True,
+        )
     wrong = [p for p in final["probes"] if not p.ok or p.detail != mine["image"]]
     if wrong:
-        bad(f"requests through the Service were not all answered by {mine['image']}: "
-            f"{[(p.ok, p.detail) for p in wrong][:5]}", pointing=True)
+        bad(
+            f"requests through the Service were not all answered by {mine['image']}: "
+            f"{[(p.ok, p.detail) for p in wrong][:5]}",
+            pointing=True,
+        )
 
     # what is live is what the runs' outcomes say: the last run that released or rolled back
     record = rec.release_record(_view(svc)) or {}
@@ -284,17 +344,25 @@ def check_final(app, final: dict, runs: list, setup_expect: tuple[str, str],
         # the release record is the last switch's: a run that rolled back before its switch left the
         # previous one in place; one that had switched records its rollback
         state = rec.COMPLETE if released else rec.ROLLED_BACK
-        if (released or record.get("run_id") == last.run_id) and \
-                (record.get("run_id") != last.run_id or record.get("state") != state):
-            bad(f"run {last.run_id} {last.outcome}, but the Service's release record is "
-                f"{ {k: record.get(k) for k in ('run_id', 'state')} }")
+        if (released or record.get("run_id") == last.run_id) and (
+            record.get("run_id") != last.run_id or record.get("state") != state
+        ):
+            bad(
+                f"run {last.run_id} {last.outcome}, but the Service's release record is "
+                f"{ {k: record.get(k) for k in ('run_id', 'state')} }"
+            )
     else:
         released, expect, gone = False, setup_expect, OTHER[setup_expect[0]]
     if (live, mine["image"]) != tuple(expect):
-        bad(f"{live} ({mine['image']}) is live, but the runs' outcomes say {expect[0]} ({expect[1]}): "
-            f"{[(r.run_id, r.outcome) for r in runs]}", pointing=True)
+        bad(
+            f"{live} ({mine['image']}) is live, but the runs' outcomes say {expect[0]} ({expect[1]}): "
+            f"{[(r.run_id, r.outcome) for r in runs]}",
+            pointing=True,
+        )
     leftover = workloads.get(app.workload(gone)) if gone else None
-    kept = released and app.app.old_color_policy == "scale-to-zero" and leftover is not None and leftover["replicas"] == 0
+    kept = (
+        released and app.app.old_color_policy == "scale-to-zero" and leftover is not None and leftover["replicas"] == 0
+    )
     if leftover is not None and not kept:
         bad(f"{app.workload(gone)} is left over: {leftover}")
     return out
@@ -308,8 +376,10 @@ def _check_runs(runs: list, svc: dict, bad) -> None:
     history = {h.get("run_id"): h for h in rec.history(_view(svc))}
     for r in runs:
         if r.outcome == "failed":
-            bad(f"run {r.run_id} ended failed after what a person does next ({', '.join(r.followed_up) or '-'}): "
-                f"{r.failure_summary}")
+            bad(
+                f"run {r.run_id} ended failed after what a person does next ({', '.join(r.followed_up) or '-'}): "
+                f"{r.failure_summary}"
+            )
         elif r.outcome in ("released", "rolled back"):
             entry = history.get(r.run_id)
             if entry is None or not str(entry.get("outcome", "")).startswith(r.outcome):

@@ -1,14 +1,14 @@
 """What the chaos watches while a run goes on, without going through the APIs it breaks:
 
-  Monitor      one thread per sandbox: every ``interval`` it reads the control endpoint's pod
-               list (``GET /pods``: which pods run, their labels and readiness) and the new
-               audit events (``GET /audit?since=``: every Service selector change, workload
-               delete and scale-down, with the caller's User-Agent), and hands each run what is
-               its own (pods by image, events by namespace)
-  TrafficLoop  a client sending requests through the app's Service port, a new connection
-               each (as new clients do), like tests/e2e/harness.TrafficLoop but timing each
-               request (its start and end) so that a failure can be set against what happened
-               in the cluster at that moment
+Monitor      one thread per sandbox: every ``interval`` it reads the control endpoint's pod
+             list (``GET /pods``: which pods run, their labels and readiness) and the new
+             audit events (``GET /audit?since=``: every Service selector change, workload
+             delete and scale-down, with the caller's User-Agent), and hands each run what is
+             its own (pods by image, events by namespace)
+TrafficLoop  a client sending requests through the app's Service port, a new connection
+             each (as new clients do), like tests/e2e/harness.TrafficLoop but timing each
+             request (its start and end) so that a failure can be set against what happened
+             in the cluster at that moment
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class Monitor:
         self._thread = threading.Thread(target=self._run, name="chaos-monitor", daemon=True)
         self.errors = 0
 
-    def start(self) -> "Monitor":
+    def start(self) -> Monitor:
         events = self.control.audit(0)
         self._seq = events[-1]["seq"] if events else 0
         self._thread.start()
@@ -110,7 +110,7 @@ class TrafficLoop:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chaos-traffic", daemon=True)
 
-    def start(self, wait_ok: float = 10.0) -> "TrafficLoop":
+    def start(self, wait_ok: float = 10.0) -> TrafficLoop:
         self._thread.start()
         deadline = time.monotonic() + wait_ok
         while not any(r.ok for r in self.requests) and time.monotonic() < deadline:

@@ -32,14 +32,18 @@ def render(results, seed: int, wall: float | None = None) -> str:
                 row[r.outcome] += 1
     kinds = [k for k in ALL_KINDS if k in rows]
     groups = [k for k in sorted(rows) if ":" in k]
-    head = f"{'fault kind':<22}{'runs':>6}{'violations':>12}{'released':>10}{'rolled back':>13}{'refused':>9}" \
-           f"{'failed':>8}{'errors':>8}"
+    head = (
+        f"{'fault kind':<22}{'runs':>6}{'violations':>12}{'released':>10}{'rolled back':>13}{'refused':>9}"
+        f"{'failed':>8}{'errors':>8}"
+    )
     rule = "-" * len(head)
 
     def line(kind):
         row = rows[kind]
-        return (f"{kind:<22}{row['runs']:>6}{row['violations']:>12}{row['released']:>10}{row['rolled back']:>13}"
-                f"{row['refused']:>9}{row['failed']:>8}{row['errors']:>8}")
+        return (
+            f"{kind:<22}{row['runs']:>6}{row['violations']:>12}{row['released']:>10}{row['rolled back']:>13}"
+            f"{row['refused']:>9}{row['failed']:>8}{row['errors']:>8}"
+        )
 
     lines = ["", head, rule, *map(line, kinds), rule, *map(line, groups), rule, line("all")]
 
@@ -53,17 +57,30 @@ def render(results, seed: int, wall: float | None = None) -> str:
     injected = [r for r in results if r.scenario.api_faults]
     if injected:
         lines += ["", f"API faults: {sum(r.api_hits for r in injected)} calls hit in {len(injected)} runs"]
-    applied = Counter(h.split(" at ")[0] for r in results for h in r.happenings if "not applied" not in h
-                      and not h.startswith(("api:", "stack:", "excused")))
+    applied = Counter(
+        h.split(" at ")[0]
+        for r in results
+        for h in r.happenings
+        if "not applied" not in h and not h.startswith(("api:", "stack:", "excused"))
+    )
     missed = Counter(h.split(" at ")[0] for r in results for h in r.happenings if "not applied" in h)
     if applied or missed:
-        lines.append("done as drawn: " + ", ".join(f"{k} {n}" for k, n in sorted(applied.items()))
-                     + ("; not done (the run had moved on): " + ", ".join(f"{k} {n}" for k, n in sorted(missed.items()))
-                        if missed else ""))
+        lines.append(
+            "done as drawn: "
+            + ", ".join(f"{k} {n}" for k, n in sorted(applied.items()))
+            + (
+                "; not done (the run had moved on): " + ", ".join(f"{k} {n}" for k, n in sorted(missed.items()))
+                if missed
+                else ""
+            )
+        )
     excused = sum(r.excused_failures for r in results)
     requests = sum(r.requests for r in results)
-    lines += ["", f"client loop: {requests} requests, {excused} failed inside a person's or a pod fault's window "
-                  "(excused), the rest counted as violations"]
+    lines += [
+        "",
+        f"client loop: {requests} requests, {excused} failed inside a person's or a pod fault's window "
+        "(excused), the rest counted as violations",
+    ]
     bad = [r for r in results if r.violations or r.error]
     if bad:
         lines += ["", "VIOLATIONS AND ERRORS (replay one with make chaos SEED=<seed> RUNS=1):"]

@@ -27,8 +27,18 @@ from pathlib import Path
 
 from . import env
 
-FIELDS = dict(soak="3s", readiness_timeout="20s", check_interval="0.5s", switch_timeout="15s", delete_timeout="30s",
-              drain_delay="2s", api_retry_budget="4s", defer_after="0s", retries=3, rollback_retries=8)
+FIELDS = dict(
+    soak="3s",
+    readiness_timeout="20s",
+    check_interval="0.5s",
+    switch_timeout="15s",
+    delete_timeout="30s",
+    drain_delay="2s",
+    api_retry_budget="4s",
+    defer_after="0s",
+    retries=3,
+    rollback_retries=8,
+)
 
 
 class Hooks:
@@ -54,26 +64,34 @@ def drain(app, control):
 
     def on_phase(run, phase):
         if phase == "soak":
+
             def later():
                 time.sleep(1.0)
                 control.fault(app.api, "PUT", service_write(app), delay=3.0, times=1)
                 pod = next(p["name"] for p in control.pods() if p["image"] == app.images["v2"] and p["ready"])
                 control.kill_pod(pod, down=30)  # the soak fails: the rollback switches back
+
             threading.Thread(target=later, daemon=True).start()
+
     return Hooks(on_phase=on_phase)
 
 
 def stale_switch(app, control):
     def on_phase(run, phase):
         if phase == "switch":
-            old = (f"/namespaces/{app.namespace}/deployments/test-blue$" if app.api == "kube"
-                   else f"/definition/deployment/{app.namespace}/test-blue$")
+            old = (
+                f"/namespaces/{app.namespace}/deployments/test-blue$"
+                if app.api == "kube"
+                else f"/definition/deployment/{app.namespace}/test-blue$"
+            )
             control.fault(app.api, "GET", old, delay=3.0, times=1)
 
             def person():
                 time.sleep(1.5)
                 app.person("delete", "green")
+
             threading.Thread(target=person, daemon=True).start()
+
     return Hooks(on_phase=on_phase)
 
 
@@ -90,6 +108,7 @@ def bcs_claim(app, control):
             control.remove_fault(state["fault"])  # the API is fine again for the task's retry
             state["cleared"] = time.time()
             print(f"  the 503s stopped at {state['cleared'] % 1000:.2f} (the soak's retry starts)")
+
     return Hooks(on_phase=on_phase, on_process=on_process)
 
 
@@ -97,8 +116,9 @@ DEFECTS = {"drain": drain, "stale-switch": stale_switch, "bcs-claim": bcs_claim}
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m chaos.repro", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m chaos.repro", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("defect", choices=sorted(DEFECTS))
     p.add_argument("--platform", choices=["kubernetes", "bcs-mesos"], default=None)
     p.add_argument("--slot", type=int, default=6)
@@ -116,8 +136,13 @@ def main(argv=None) -> int:
 
     control = conftest.Control(endpoints)
     try:
-        app = ChaosApp(seed=999000 + list(DEFECTS).index(args.defect), platform=platform, endpoints=endpoints,
-                       directory=work / "apps", fields=FIELDS)
+        app = ChaosApp(
+            seed=999000 + list(DEFECTS).index(args.defect),
+            platform=platform,
+            endpoints=endpoints,
+            directory=work / "apps",
+            fields=FIELDS,
+        )
         app.create_namespace()
         log = str(work / "release.log")
         if DirectRun(app, "v1", app.images["v1"], 2, 0, log).execute().outcome != "released":
@@ -130,8 +155,10 @@ def main(argv=None) -> int:
         time.sleep(2)
         loop.stop()
         control.clear_faults()
-        print(f"{args.defect} on {platform}: the release {run.outcome} in {time.time() - started:.0f}s "
-              f"({run.failure_summary or 'no task failed'})")
+        print(
+            f"{args.defect} on {platform}: the release {run.outcome} in {time.time() - started:.0f}s "
+            f"({run.failure_summary or 'no task failed'})"
+        )
         for t in run.tries:
             print(f"  {t.started % 1000:8.2f} {t.task:<17} try {t.attempt + 1}: {t.result[:150]}")
         print("audit log (time, actor, change):")
@@ -139,14 +166,24 @@ def main(argv=None) -> int:
             if e.get("namespace") != app.namespace:
                 continue
             if e["kind"] == "service_selector":
-                print(f"  {e['time'] % 1000:8.2f} {e['actor'][:16]:<16} selector {e['old_selector']} -> "
-                      f"{e['new_selector']}; matched {e['matched']}")
+                print(
+                    f"  {e['time'] % 1000:8.2f} {e['actor'][:16]:<16} selector {e['old_selector']} -> "
+                    f"{e['new_selector']}; matched {e['matched']}"
+                )
             else:
-                print(f"  {e['time'] % 1000:8.2f} {e['actor'][:16]:<16} {e['kind']} {e['name']}; selected_by "
-                      f"{[(s['service'], 'selects' if s['selects'] else '', 'routes' if s['routes'] else '') for s in e['selected_by']]}")
+                selected_by = [
+                    (s['service'], 'selects' if s['selects'] else '', 'routes' if s['routes'] else '')
+                    for s in e['selected_by']
+                ]
+                print(
+                    f"  {e['time'] % 1000:8.2f} {e['actor'][:16]:<16} {e['kind']} {e['name']};"
+                    f" selected_by {selected_by}"
+                )
         failed = [r for r in loop.requests if not r.ok]
-        print(f"client loop: {len(loop.requests)} requests, {len(failed)} failed"
-              + (f", from {failed[0].t0 % 1000:.2f} to {failed[-1].t1 % 1000:.2f} ({failed[0].detail})" if failed else ""))
+        print(
+            f"client loop: {len(loop.requests)} requests, {len(failed)} failed"
+            + (f", from {failed[0].t0 % 1000:.2f} to {failed[-1].t1 % 1000:.2f} ({failed[0].detail})" if failed else "")
+        )
         print(f"logs: {log}")
     finally:
         control.set_propagation_delay(0.3)

@@ -29,9 +29,18 @@ from .faults import Happening, Injector, Timeline
 from .followup import follow_up
 from .observe import TrafficLoop
 
-BASE_FIELDS = {"readiness_timeout": "15s", "check_interval": "0.5s", "switch_timeout": "15s", "delete_timeout": "30s",
-               "drain_delay": "1s", "api_retry_budget": "4s", "retries": 3, "rollback_retries": 5,
-               "soak_tolerance": 0, "replicas": 3}
+BASE_FIELDS = {
+    "readiness_timeout": "15s",
+    "check_interval": "0.5s",
+    "switch_timeout": "15s",
+    "delete_timeout": "30s",
+    "drain_delay": "1s",
+    "api_retry_budget": "4s",
+    "retries": 3,
+    "rollback_retries": 5,
+    "soak_tolerance": 0,
+    "replicas": 3,
+}
 
 
 @dataclass
@@ -42,7 +51,7 @@ class Context:
     work_dir: Path
     ready_after: float = 0.5
     traffic_interval: float = 0.1
-    services: object = None          # chaos.drivers.airflow.Stack, for the airflow driver
+    services: object = None  # chaos.drivers.airflow.Stack, for the airflow driver
     restart_env: dict | None = None  # what a restarted triggerer gets (a test's stack lacks FAST_DETECTION)
     echo: object = print
 
@@ -74,32 +83,50 @@ class RunResult:
     followed_up: list = field(default_factory=list)
     happenings: list = field(default_factory=list)
     log: str = ""
-    audit: list = field(default_factory=list)   # the namespace's audit events (the evidence)
+    audit: list = field(default_factory=list)  # the namespace's audit events (the evidence)
     diagnostics: dict = field(default_factory=dict)
-    tasks: dict = field(default_factory=dict)   # each run's task tries
-    api_hits: int = 0                            # API calls the injected faults hit
+    tasks: dict = field(default_factory=dict)  # each run's task tries
+    api_hits: int = 0  # API calls the injected faults hit
 
     def to_json(self) -> dict:
-        return {"scenario": self.scenario.to_json(), "outcome": self.outcome, "first_outcome": self.first_outcome,
-                "outcomes": self.outcomes, "api_hits": self.api_hits,
-                "reason": self.reason, "violations": [str(v) for v in self.violations],
-                "excused_failures": self.excused_failures, "requests": self.requests,
-                "duration": round(self.duration, 1), "error": self.error, "followed_up": self.followed_up,
-                "happenings": self.happenings, "log": self.log, "tasks": self.tasks, "audit": self.audit,
-                "diagnostics": self.diagnostics}
+        return {
+            "scenario": self.scenario.to_json(),
+            "outcome": self.outcome,
+            "first_outcome": self.first_outcome,
+            "outcomes": self.outcomes,
+            "api_hits": self.api_hits,
+            "reason": self.reason,
+            "violations": [str(v) for v in self.violations],
+            "excused_failures": self.excused_failures,
+            "requests": self.requests,
+            "duration": round(self.duration, 1),
+            "error": self.error,
+            "followed_up": self.followed_up,
+            "happenings": self.happenings,
+            "log": self.log,
+            "tasks": self.tasks,
+            "audit": self.audit,
+            "diagnostics": self.diagnostics,
+        }
 
     def line(self) -> str:
         status = f"{len(self.violations)} violation(s)" if self.error is None else f"ERROR {self.error.splitlines()[0]}"
         ending = self.outcome
         if self.followed_up:
             ending = f"{self.first_outcome}, then {'; '.join(self.followed_up)} -> {self.outcome}"
-        return (f"seed {self.scenario.seed:>6} {self.scenario.driver:<7} {self.scenario.platform:<10} "
-                f"{','.join(self.scenario.kinds):<40} -> {ending}: {status} ({self.duration:.0f}s)")
+        return (
+            f"seed {self.scenario.seed:>6} {self.scenario.driver:<7} {self.scenario.platform:<10} "
+            f"{','.join(self.scenario.kinds):<40} -> {ending}: {status} ({self.duration:.0f}s)"
+        )
 
 
 def app_fields(scn) -> dict:
-    fields = {**BASE_FIELDS, "soak": f"{scn.soak:g}s", "replicas": scn.replicas,
-              "defer_after": "3s" if scn.driver == "airflow" else "0s"}
+    fields = {
+        **BASE_FIELDS,
+        "soak": f"{scn.soak:g}s",
+        "replicas": scn.replicas,
+        "defer_after": "3s" if scn.driver == "airflow" else "0s",
+    }
     if scn.platform == "bcs-mesos":
         fields["poll_interval"] = "0.3s"
     if scn.old_color != "delete":
@@ -150,25 +177,37 @@ def _run(scn, ctx: Context, app: ChaosApp, result: RunResult) -> None:
     if not all(p.ok for p in final["probes"]):
         # for the diagnosis: what the proxies and pods were doing then, and whether it lasts
         time.sleep(2)
-        result.diagnostics = {"proxies": [p for p in ctx.control.proxies() if app.namespace in p["name"]],
-                              "pods": final["pods"], "probes_2s_later": [vars(traffic.once()) for _ in range(6)]}
+        result.diagnostics = {
+            "proxies": [p for p in ctx.control.proxies() if app.namespace in p["name"]],
+            "pods": final["pods"],
+            "probes_2s_later": [vars(traffic.once()) for _ in range(6)],
+        }
     ctx.monitor.poll()
     _check(app, timeline, watch, requests_, runs, final, result)
     main = runs[0]
     result.outcome, result.outcomes = main.outcome, {r.run_id: r.outcome for r in runs}
     result.reason = main.failure_summary if main.outcome != "released" else ""
     result.followed_up = list(main.followed_up)
-    result.tasks = {r.run_id: [t if isinstance(t, dict) else {"task": t.task, "try": t.attempt, "result": t.result,
-                                                              "start": t.started, "end": t.ended} for t in r.tries]
-                    for r in runs}
+    result.tasks = {
+        r.run_id: [
+            t
+            if isinstance(t, dict)
+            else {"task": t.task, "try": t.attempt, "result": t.result, "start": t.started, "end": t.ended}
+            for t in r.tries
+        ]
+        for r in runs
+    }
     if ctx.services is not None and scn.driver == "airflow":
         mine = {h.detail for h in timeline.happenings}
         for t, what, detail in ctx.services.kills:
             if injector.t0 <= t <= time.time() and detail not in mine:  # another Airflow run's kill, felt here too
                 timeline.add(Happening(f"stack:{what}", t, t, detail))
     result.api_hits = injector.api_hits
-    result.happenings = [f"{h.kind} at +{h.t0 - injector.t0:.1f}s: {h.detail}{'' if h.applied else ' (not applied)'}"
-                         for h in timeline.happenings if h.kind != "api-hits"]
+    result.happenings = [
+        f"{h.kind} at +{h.t0 - injector.t0:.1f}s: {h.detail}{'' if h.applied else ' (not applied)'}"
+        for h in timeline.happenings
+        if h.kind != "api-hits"
+    ]
 
 
 def _settled(app, ctx: Context, timeout: float = 15.0) -> dict:
@@ -177,12 +216,16 @@ def _settled(app, ctx: Context, timeout: float = 15.0) -> dict:
     ``timeout``."""
     deadline = time.time() + timeout
     while True:
-        final = {"service": app.read_service(), "workloads": app.read_workloads(),
-                 "pods": [p for p in ctx.control.pods() if p["image"].startswith(app.image_prefix)]}
+        final = {
+            "service": app.read_service(),
+            "workloads": app.read_workloads(),
+            "pods": [p for p in ctx.control.pods() if p["image"].startswith(app.image_prefix)],
+        }
         live = app.color_of((final["service"] or {}).get("selector"))
         mine = final["workloads"].get(app.workload(live)) if live else None
-        pods = [p for p in final["pods"] if live and all(p["labels"].get(k) == v
-                                                         for k, v in app.selector_for(live).items())]
+        pods = [
+            p for p in final["pods"] if live and all(p["labels"].get(k) == v for k, v in app.selector_for(live).items())
+        ]
         if (mine and mine["complete"] and pods and all(p["ready"] for p in pods)) or time.time() > deadline:
             return final
         time.sleep(0.5)
@@ -191,14 +234,17 @@ def _settled(app, ctx: Context, timeout: float = 15.0) -> dict:
 def _release(scn, ctx: Context, app: ChaosApp, injector: Injector, result: RunResult) -> list:
     """The release of v2 under the faults, what a person does next, and the second release if any:
     the runs, the main one first."""
+
     def make(run_id, image, hooks=None):
         if scn.driver == "airflow":
             from .drivers.airflow import AirflowRun
 
-            return AirflowRun(ctx.services, app, run_id, image, scn.replicas, scn.soak, hooks=hooks,
-                              reason=f"chaos seed {scn.seed}")
-        return DirectRun(app, run_id, image, scn.replicas, scn.soak, result.log, hooks=hooks,
-                         reason=f"chaos seed {scn.seed}")
+            return AirflowRun(
+                ctx.services, app, run_id, image, scn.replicas, scn.soak, hooks=hooks, reason=f"chaos seed {scn.seed}"
+            )
+        return DirectRun(
+            app, run_id, image, scn.replicas, scn.soak, result.log, hooks=hooks, reason=f"chaos seed {scn.seed}"
+        )
 
     main = make(f"{app.name}-v2", release_image(app, scn), hooks=injector)
     runs, threads, second_started = [main], [], threading.Event()
@@ -210,6 +256,7 @@ def _release(scn, ctx: Context, app: ChaosApp, injector: Injector, result: RunRe
         def go():
             second.execute()
             follow_up(second, scn, app, ctx.control)
+
         thread = threading.Thread(target=go, name=f"chaos-{scn.seed}-second", daemon=True)
         threads.append(thread)
         thread.start()
@@ -264,8 +311,10 @@ def run_all(scenarios, ctx: Context, concurrency: int, airflow_lanes: int = 1, o
 
     direct = [s for s in scenarios if s.driver == "direct"]
     airflow = [s for s in scenarios if s.driver == "airflow"]
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="chaos-direct") as pool, \
-            ThreadPoolExecutor(max_workers=max(1, airflow_lanes), thread_name_prefix="chaos-airflow") as lanes:
+    with (
+        ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="chaos-direct") as pool,
+        ThreadPoolExecutor(max_workers=max(1, airflow_lanes), thread_name_prefix="chaos-airflow") as lanes,
+    ):
         futures = [lanes.submit(run_scenario, s, ctx) for s in airflow]
         futures += [pool.submit(run_scenario, s, ctx) for s in direct]
         for future in as_completed(futures):

@@ -25,12 +25,20 @@ import random
 from dataclasses import asdict, dataclass, field
 
 KUBERNETES, BCS = "kubernetes", "bcs-mesos"
-API_KINDS = {KUBERNETES: ["api-5xx", "api-429", "api-delay", "api-hang", "api-reset", "watch-cut", "watch-gone"],
-             BCS: ["api-5xx", "api-429", "api-delay", "api-hang", "api-reset"]}
+API_KINDS = {
+    KUBERNETES: ["api-5xx", "api-429", "api-delay", "api-hang", "api-reset", "watch-cut", "watch-gone"],
+    BCS: ["api-5xx", "api-429", "api-delay", "api-hang", "api-reset"],
+}
 PERSON_KINDS = ["person-scale", "person-switch", "person-delete-green", "person-rollback"]
 POD_KINDS = ["pod-kill", "pod-evict", "pod-unready"]
-ALL_KINDS = (API_KINDS[KUBERNETES] + ["kill-worker", "kill-triggerer", "kill-scheduler"] + PERSON_KINDS
-             + ["second-release"] + POD_KINDS + ["image-never-ready", "none"])
+ALL_KINDS = (
+    API_KINDS[KUBERNETES]
+    + ["kill-worker", "kill-triggerer", "kill-scheduler"]
+    + PERSON_KINDS
+    + ["second-release"]
+    + POD_KINDS
+    + ["image-never-ready", "none"]
+)
 WORKER_TASKS = ["plan", "deploy_new_color", "switch_traffic", "soak", "retire_old_color", "finish"]
 
 
@@ -47,11 +55,11 @@ class Scenario:
     soak: float
     old_color: str = "delete"
     image_tag: str = "v2"
-    api_faults: list[dict] = field(default_factory=list)   # {"kind", "spec"}
-    kill: dict | None = None                                # {"kind", "task"?, "delay"?, "at"?}
-    person: dict | None = None                              # {"kind", "at", "color"?, "replicas"?}
-    second_release: dict | None = None                      # {"at"}
-    pod_fault: dict | None = None                           # {"kind", "after", "seconds"?}
+    api_faults: list[dict] = field(default_factory=list)  # {"kind", "spec"}
+    kill: dict | None = None  # {"kind", "task"?, "delay"?, "at"?}
+    person: dict | None = None  # {"kind", "at", "color"?, "replicas"?}
+    second_release: dict | None = None  # {"at"}
+    pod_fault: dict | None = None  # {"kind", "after", "seconds"?}
     retry_after_rollback: bool = False
 
     @property
@@ -67,9 +75,11 @@ class Scenario:
         return list(dict.fromkeys(kinds)) or ["none"]
 
     def describe(self) -> str:
-        return (f"seed {self.seed} {self.driver} {self.platform} replicas={self.replicas} soak={self.soak:g}s "
-                f"image={self.image_tag}{' old_color=scale-to-zero' if self.old_color != 'delete' else ''}: "
-                + ", ".join(self.kinds))
+        return (
+            f"seed {self.seed} {self.driver} {self.platform} replicas={self.replicas} soak={self.soak:g}s "
+            f"image={self.image_tag}{' old_color=scale-to-zero' if self.old_color != 'delete' else ''}: "
+            + ", ".join(self.kinds)
+        )
 
     def to_json(self) -> dict:
         return {**asdict(self), "kinds": self.kinds}
@@ -79,14 +89,27 @@ def _api_fault(rng: random.Random, kind: str) -> dict:
     method = rng.choice(["*", "*", "*", "GET", "PUT", "POST", "DELETE"])
     spec: dict
     if kind == "api-5xx":
-        spec = {"status": rng.choice([500, 502, 503, 504]), "probability": rng.uniform(0.1, 0.35),
-                "times": rng.randint(2, 8), "method": method}
+        spec = {
+            "status": rng.choice([500, 502, 503, 504]),
+            "probability": rng.uniform(0.1, 0.35),
+            "times": rng.randint(2, 8),
+            "method": method,
+        }
     elif kind == "api-429":
-        spec = {"status": 429, "headers": {"Retry-After": "1"}, "probability": rng.uniform(0.1, 0.3),
-                "times": rng.randint(2, 6), "method": method}
+        spec = {
+            "status": 429,
+            "headers": {"Retry-After": "1"},
+            "probability": rng.uniform(0.1, 0.3),
+            "times": rng.randint(2, 6),
+            "method": method,
+        }
     elif kind == "api-delay":
-        spec = {"delay": round(rng.uniform(0.3, 2.0), 2), "probability": rng.uniform(0.1, 0.4),
-                "times": rng.randint(3, 10), "method": method}
+        spec = {
+            "delay": round(rng.uniform(0.3, 2.0), 2),
+            "probability": rng.uniform(0.1, 0.4),
+            "times": rng.randint(3, 10),
+            "method": method,
+        }
     elif kind == "api-hang":
         spec = {"hang": True, "probability": rng.uniform(0.05, 0.2), "times": rng.randint(1, 2), "method": method}
     elif kind == "api-reset":
@@ -133,9 +156,13 @@ def generate(seed: int, driver: str | None = None) -> Scenario:
                 scn.kill["mode"] = rng.choice(["task", "worker"])
         elif kind == "kill-triggerer":
             task = "soak" if airflow else rng.choice(["wait_until_ready", "soak"])
-            scn.kill = {"kind": kind, "task": task,
-                        "delay": round(rng.uniform(0.1, 1.0) if task == "wait_until_ready"
-                                       else rng.uniform(0.2, 0.6 * soak), 2)}
+            scn.kill = {
+                "kind": kind,
+                "task": task,
+                "delay": round(
+                    rng.uniform(0.1, 1.0) if task == "wait_until_ready" else rng.uniform(0.2, 0.6 * soak), 2
+                ),
+            }
         else:
             scn.kill = {"kind": kind, "at": round(rng.uniform(lead, span), 2)}
     if rng.random() < 0.35:
@@ -150,7 +177,10 @@ def generate(seed: int, driver: str | None = None) -> Scenario:
         scn.second_release = {"at": round(rng.uniform(lead, span + 4), 2)}
     if rng.random() < 0.3 and "never-ready" not in scn.image_tag:
         kind = rng.choice(POD_KINDS)
-        scn.pod_fault = {"kind": kind, "after": round(rng.uniform(0.2, soak * 0.7), 2),
-                         "seconds": round(rng.uniform(1.0, 3.0), 1)}
+        scn.pod_fault = {
+            "kind": kind,
+            "after": round(rng.uniform(0.2, soak * 0.7), 2),
+            "seconds": round(rng.uniform(1.0, 3.0), 1),
+        }
     scn.retry_after_rollback = rng.random() < 0.3
     return scn

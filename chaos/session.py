@@ -13,8 +13,15 @@ from .scenario import generate
 
 
 class Session:
-    def __init__(self, work_dir: Path, slot: int = 6, endpoints=None, airflow_services=None, echo=print,
-                 traffic_interval: float = 0.1):
+    def __init__(
+        self,
+        work_dir: Path,
+        slot: int = 6,
+        endpoints=None,
+        airflow_services=None,
+        echo=print,
+        traffic_interval: float = 0.1,
+    ):
         """``endpoints``: a running sandbox's (else one is started in ``slot``); ``airflow_services``: a
         running tests/services AirflowServices (else one is started when an Airflow run is asked for)."""
         self.work_dir, self.slot = Path(work_dir), slot
@@ -25,7 +32,7 @@ class Session:
         self.restart_env = None
         self._sandbox = self._stack = None
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Session:
         conftest = env.tests_conftest()
         if self.endpoints is None:
             self._sandbox = conftest.SandboxProcess(self.work_dir / "sandbox" / "state", self.slot)
@@ -61,12 +68,27 @@ class Session:
         return self.services
 
     def context(self) -> Context:
-        return Context(self.endpoints, self.control, self.monitor, self.work_dir, ready_after=0.5,
-                       traffic_interval=self.traffic_interval, services=self.services, restart_env=self.restart_env,
-                       echo=self.echo)
+        return Context(
+            self.endpoints,
+            self.control,
+            self.monitor,
+            self.work_dir,
+            ready_after=0.5,
+            traffic_interval=self.traffic_interval,
+            services=self.services,
+            restart_env=self.restart_env,
+            echo=self.echo,
+        )
 
-    def run(self, seed: int, runs: int, concurrency: int = 8, airflow_lanes: int = 2, direct_only: bool = False,
-            scenarios=None):
+    def run(
+        self,
+        seed: int,
+        runs: int,
+        concurrency: int = 8,
+        airflow_lanes: int = 2,
+        direct_only: bool = False,
+        scenarios=None,
+    ):
         scenarios = scenarios or [generate(seed + i, "direct" if direct_only else None) for i in range(runs)]
         if any(s.driver == "airflow" for s in scenarios):
             self.airflow()

@@ -53,21 +53,31 @@ class Demo:
         if marker.exists():
             endpoints = Endpoints.load(SANDBOX_DIR)
             try:
-                requests.get(f"{endpoints.control_url}/requests", timeout=2,
-                             headers={"Authorization": f"Bearer {endpoints.token}"}).raise_for_status()
+                requests.get(
+                    f"{endpoints.control_url}/requests",
+                    timeout=2,
+                    headers={"Authorization": f"Bearer {endpoints.token}"},
+                ).raise_for_status()
                 say(f"using the sandbox already running ({endpoints.kube_url})")
                 return endpoints
             except requests.RequestException:
                 marker.unlink()
         log = open(STATE / "sandbox.log", "w")
-        proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--state-dir", str(SANDBOX_DIR)], cwd=ROOT,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sandbox", "--state-dir", str(SANDBOX_DIR)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs.append(proc)
         deadline = time.monotonic() + 30
         while not marker.exists():
             if proc.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"the sandbox did not start; see {STATE / 'sandbox.log'}:\n"
-                         + (STATE / "sandbox.log").read_text()[-2000:])
+                sys.exit(
+                    f"the sandbox did not start; see {STATE / 'sandbox.log'}:\n"
+                    + (STATE / "sandbox.log").read_text()[-2000:]
+                )
             time.sleep(0.1)
         endpoints = Endpoints.load(SANDBOX_DIR)
         say(f"sandbox: Kubernetes API {endpoints.kube_url}, BCS API {endpoints.bcs_url}")
@@ -81,19 +91,22 @@ class Demo:
         # to the REST API (they write their run's note through it).
         env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(self.passwords_file())
         env["AIRFLOW_CONN_BLUEGREEN_AIRFLOW_API"] = json.dumps(
-            {"conn_type": "http", "host": API, "login": "admin", "password": self.password()})
-        env.update({
-            "AIRFLOW_HOME": str(AIRFLOW_HOME),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            # loopback only: whoever reaches the api-server can log in and release
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(PORT),
-            "AIRFLOW__API__BASE_URL": API,
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
-            "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
-        })
+            {"conn_type": "http", "host": API, "login": "admin", "password": self.password()}
+        )
+        env.update(
+            {
+                "AIRFLOW_HOME": str(AIRFLOW_HOME),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                # loopback only: whoever reaches the api-server can log in and release
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(PORT),
+                "AIRFLOW__API__BASE_URL": API,
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+                "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+            }
+        )
         return env
 
     def start_airflow(self):
@@ -104,8 +117,14 @@ class Demo:
             pass
         AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
         log = open(STATE / "airflow.log", "w")
-        proc = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], cwd=ROOT, env=self.airflow_env(),
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "airflow", "standalone"],
+            cwd=ROOT,
+            env=self.airflow_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs.append(proc)
         deadline = time.monotonic() + 240
         while True:
@@ -147,8 +166,9 @@ class Demo:
         return json.loads(self.passwords_file().read_text())["admin"]
 
     def login(self):
-        token = requests.post(f"{API}/auth/token", json={"username": "admin", "password": self.password()},
-                              timeout=10).json()["access_token"]
+        token = requests.post(
+            f"{API}/auth/token", json={"username": "admin", "password": self.password()}, timeout=10
+        ).json()["access_token"]
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {token}"
 
@@ -166,9 +186,16 @@ class Demo:
 
     def release(self, image: str, note: str) -> dict:
         run_id = f"demo__{time.strftime('%Y%m%dT%H%M%S')}__{image.rsplit(':', 1)[-1]}"
-        self.http.post(f"{API}/api/v2/dags/{DAG_ID}/dagRuns", timeout=10, json={
-            "dag_run_id": run_id, "logical_date": None, "note": note,
-            "conf": {"image": image, "soak": "10s", "reason": note}}).raise_for_status()
+        self.http.post(
+            f"{API}/api/v2/dags/{DAG_ID}/dagRuns",
+            timeout=10,
+            json={
+                "dag_run_id": run_id,
+                "logical_date": None,
+                "note": note,
+                "conf": {"image": image, "soak": "10s", "reason": note},
+            },
+        ).raise_for_status()
         last = None
         while True:
             run = self.http.get(f"{API}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", timeout=10).json()
@@ -237,10 +264,12 @@ class Demo:
         thread.join()
         after = requests.get(url, timeout=5).json()
         say(f"after:  the Service port serves {after['deployment']} ({after['color']}) {after['image']}")
-        flips = [served[0]] + [b for a, b in zip(served, served[1:]) if a != b] if served else []
+        flips = [served[0]] + [b for a, b in zip(served, served[1:], strict=False) if a != b] if served else []
         failed = sum(1 for s in served if s.startswith("FAILED"))
-        say(f"during the release: {len(served)} requests, {failed} failed; what answered, in order: "
-            f"{' -> '.join(flips)}")
+        say(
+            f"during the release: {len(served)} requests, {failed} failed; what answered, in order: "
+            f"{' -> '.join(flips)}"
+        )
         self.report(run)
         self.measure(run, counts)
 
@@ -260,11 +289,13 @@ class Demo:
 
         wall = ts(run["end_date"]) - ts(run["start_date"])
         ready_after = 1.0  # the sandbox's default readiness delay of a pod
-        soak = 10.0        # the soak this demo asks for
+        soak = 10.0  # the soak this demo asks for
         kube = [r for r in counts if r["api"] == "kube"]
         calls = ", ".join("{} {} x{}".format(r["method"], r["path"], r["count"]) for r in kube)
-        say(f"measured: wall time {wall:.1f}s; minus the pods' readiness ({ready_after:g}s) and the soak ({soak:g}s): "
-            f"{wall - ready_after - soak:.1f}s of Airflow overhead")
+        say(
+            f"measured: wall time {wall:.1f}s; minus the pods' readiness ({ready_after:g}s) and the soak ({soak:g}s): "
+            f"{wall - ready_after - soak:.1f}s of Airflow overhead"
+        )
         say(f"          {sum(r['count'] for r in kube)} Kubernetes API requests: {calls}")
 
     def report(self, run: dict) -> None:

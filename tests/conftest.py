@@ -29,13 +29,27 @@ class SandboxProcess:
         self.state_dir = state_dir
         low = 30000 + index * 400
         self.args = [
-            sys.executable, "-m", "sandbox", "--state-dir", str(state_dir),
-            "--kube-port", "0", "--bcs-port", "0", "--control-port", "0",
-            "--node-port-range", f"{low}-{low + 399}",
-            "--lb-port-offset", str(12000 + index * 2000),
-            "--pod-network", f"127.{100 + 2 * index}.0.0/16",
-            "--service-network", f"127.{101 + 2 * index}.0.0/16",
-            "--ready-after", str(ready_after),
+            sys.executable,
+            "-m",
+            "sandbox",
+            "--state-dir",
+            str(state_dir),
+            "--kube-port",
+            "0",
+            "--bcs-port",
+            "0",
+            "--control-port",
+            "0",
+            "--node-port-range",
+            f"{low}-{low + 399}",
+            "--lb-port-offset",
+            str(12000 + index * 2000),
+            "--pod-network",
+            f"127.{100 + 2 * index}.0.0/16",
+            "--service-network",
+            f"127.{101 + 2 * index}.0.0/16",
+            "--ready-after",
+            str(ready_after),
         ]
         self.log_path = state_dir.parent / f"{state_dir.name}.log"
         self.proc: subprocess.Popen | None = None
@@ -83,15 +97,17 @@ class Control:
         self.session.post(f"{self.url}/requests/reset", timeout=10).raise_for_status()
 
     def set_behaviour(self, image_glob: str, behaviour: str) -> None:
-        self.session.post(f"{self.url}/behaviour", json={"image": image_glob, "behaviour": behaviour},
-                          timeout=10).raise_for_status()
+        self.session.post(
+            f"{self.url}/behaviour", json={"image": image_glob, "behaviour": behaviour}, timeout=10
+        ).raise_for_status()
 
     def clear_behaviours(self) -> None:
         self.session.delete(f"{self.url}/behaviour", timeout=10).raise_for_status()
 
     # -- API faults -----------------------------------------------------------------------
-    def inject_fault(self, api: str, method: str, path: str, status: int, body, times: int = 1,
-                     request_body: str | None = None) -> None:
+    def inject_fault(
+        self, api: str, method: str, path: str, status: int, body, times: int = 1, request_body: str | None = None
+    ) -> None:
         """Answer the next ``times`` matching requests with ``status`` and ``body``."""
         self.fault(api, method, path, status=status, body=body, times=times, request_body=request_body)
 
@@ -193,8 +209,9 @@ def pytest_collection_modifyitems(config, items):
     from _pytest.nodeid import NodeId
 
     for item in items:
-        groups = {str(m.args[0] if m.args else m.kwargs.get("name", "default"))
-                  for m in item.iter_markers("xdist_group")}
+        groups = {
+            str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")
+        }
         if not groups:
             continue
         suffix = "@" + "_".join(sorted(groups))

@@ -46,7 +46,7 @@ class Stack:
         self.services, self.endpoints, self.owned = services, endpoints, owned
         self.rest = services.rest
         self.apps_dir = services.apps_dir
-        self.kills: list[tuple[float, str, str]] = []   # (time, what, detail): every kill, for every run
+        self.kills: list[tuple[float, str, str]] = []  # (time, what, detail): every kill, for every run
         self._lock = threading.Lock()
 
     @staticmethod
@@ -57,7 +57,7 @@ class Stack:
         return svc
 
     @classmethod
-    def start(cls, home: Path, endpoints) -> "Stack":
+    def start(cls, home: Path, endpoints) -> Stack:
         """New services, as tests/services/conftest.py's ``airflow_services`` fixture starts them."""
         svc = cls._conftest()
         home.mkdir(parents=True, exist_ok=True)
@@ -69,10 +69,12 @@ class Stack:
         password_file = home / "simple_auth_manager_passwords.json"
         password_file.write_text(json.dumps({"admin": password}))
         svc._pg_admin(f'CREATE DATABASE "{db_name}"')
-        services = svc.AirflowServices(home=home, apps_dir=apps_dir, port=port, db_name=db_name, password=password,
-                                       env={})
-        services.env = svc.services_env(home, apps_dir, port, services.db_url, password_file, password,
-                                        connection_env(endpoints))
+        services = svc.AirflowServices(
+            home=home, apps_dir=apps_dir, port=port, db_name=db_name, password=password, env={}
+        )
+        services.env = svc.services_env(
+            home, apps_dir, port, services.db_url, password_file, password, connection_env(endpoints)
+        )
         services.env.update(FAST_DETECTION)
         try:
             services.start()
@@ -83,15 +85,22 @@ class Stack:
         return cls(services, endpoints, owned=True)
 
     @classmethod
-    def wrap(cls, services, endpoints) -> "Stack":
+    def wrap(cls, services, endpoints) -> Stack:
         """A running stack (a test session's): the chaos connections are added over REST."""
         stack = cls(services, endpoints, owned=False)
         for conn_id, doc in chaos_connections(endpoints).items():
-            body = {"connection_id": conn_id, "conn_type": doc["conn_type"], "host": doc.get("host"),
-                    "port": doc.get("port"), "schema": doc.get("schema"), "password": doc.get("password"),
-                    "extra": json.dumps(doc.get("extra") or {})}
-            stack.rest.request("POST", "/connections", expected=(201, 409),
-                               json={k: v for k, v in body.items() if v is not None})
+            body = {
+                "connection_id": conn_id,
+                "conn_type": doc["conn_type"],
+                "host": doc.get("host"),
+                "port": doc.get("port"),
+                "schema": doc.get("schema"),
+                "password": doc.get("password"),
+                "extra": json.dumps(doc.get("extra") or {}),
+            }
+            stack.rest.request(
+                "POST", "/connections", expected=(201, 409), json={k: v for k, v in body.items() if v is not None}
+            )
         return stack
 
     def stop(self) -> None:
@@ -168,8 +177,18 @@ class Stack:
 class AirflowRun:
     """One DAG run of the app's release DAG, with the same handle as chaos.drivers.direct.DirectRun."""
 
-    def __init__(self, stack: Stack, app, run_id: str, image: str, replicas: int, soak_seconds: float, hooks=None,
-                 reason: str = "", timeout: float = 420.0):
+    def __init__(
+        self,
+        stack: Stack,
+        app,
+        run_id: str,
+        image: str,
+        replicas: int,
+        soak_seconds: float,
+        hooks=None,
+        reason: str = "",
+        timeout: float = 420.0,
+    ):
         self.stack, self.rest, self.app = stack, stack.rest, app
         self.dag_id = stack.dag_id(app.name)
         self.run_id, self.image, self.replicas, self.soak_seconds = run_id, image, replicas, soak_seconds
@@ -185,13 +204,16 @@ class AirflowRun:
     def prepare(self) -> None:
         self.rest.wait_for_dag(self.dag_id, timeout=90)
 
-    def execute(self) -> "AirflowRun":
+    def execute(self) -> AirflowRun:
         self.started = self.started or time.time()
-        self.rest.trigger(self.dag_id, {"image": self.image, "replicas": self.replicas,
-                                        "soak": f"{self.soak_seconds:g}s", "reason": self.reason}, run_id=self.run_id)
+        self.rest.trigger(
+            self.dag_id,
+            {"image": self.image, "replicas": self.replicas, "soak": f"{self.soak_seconds:g}s", "reason": self.reason},
+            run_id=self.run_id,
+        )
         return self._follow()
 
-    def _follow(self, was_finished: bool = False) -> "AirflowRun":
+    def _follow(self, was_finished: bool = False) -> AirflowRun:
         deadline = time.time() + self.timeout
         self._cache.clear()
         while True:
@@ -204,20 +226,24 @@ class AirflowRun:
             if self.run["state"] in FINISHED and not was_finished:
                 break
             if time.time() > deadline:
-                raise TimeoutError(f"{self.dag_id}/{self.run_id} did not finish within {self.timeout:g}s: "
-                                   f"{ {t: ti['state'] for t, ti in self.tis.items()} }")
+                raise TimeoutError(
+                    f"{self.dag_id}/{self.run_id} did not finish within {self.timeout:g}s: "
+                    f"{ {t: ti['state'] for t, ti in self.tis.items()} }"
+                )
             time.sleep(0.5)
         self.ended = time.time()
         self._cache.clear()
-        self.tries = [{"task": t, "try": ti["try_number"], "state": ti["state"], "start": ti["start_date"],
-                       "end": ti["end_date"]} for t, ti in self.tis.items()]
+        self.tries = [
+            {"task": t, "try": ti["try_number"], "state": ti["state"], "start": ti["start_date"], "end": ti["end_date"]}
+            for t, ti in self.tis.items()
+        ]
         return self
 
-    def clear(self, task: str) -> "AirflowRun":
+    def clear(self, task: str) -> AirflowRun:
         self.rest.clear(self.dag_id, self.run_id, [task], include_downstream=task != "rollback")
         return self._follow(was_finished=True)
 
-    def roll_back_by_hand(self, task: str) -> "AirflowRun":
+    def roll_back_by_hand(self, task: str) -> AirflowRun:
         """Mark ``task`` failed, then clear ``rollback`` (its trigger rule then runs it)."""
         self.rest.mark_task(self.dag_id, self.run_id, task, "failed")
         self.rest.clear(self.dag_id, self.run_id, ["rollback"], include_downstream=False)
@@ -226,7 +252,7 @@ class AirflowRun:
     def mark_failed(self, task: str | None = None) -> str | None:
         """The UI's "Mark Task Instance as... Failed" on the running sensor (the README's rollback)."""
         tis = {ti["task_id"]: ti for ti in self.rest.task_instance_list(self.dag_id, self.run_id)}
-        for name in ([task] if task else SENSORS):
+        for name in [task] if task else SENSORS:
             ti = tis.get(name)
             if ti and ti["state"] in ("running", "deferred"):
                 self.rest.mark_task(self.dag_id, self.run_id, name, "failed")

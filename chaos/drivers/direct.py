@@ -1,4 +1,4 @@
-"""The direct driver: one release run, its tasks in Airflow's order and with Airflow's task
+r"""The direct driver: one release run, its tasks in Airflow's order and with Airflow's task
 semantics, each task in a process of its own (chaos.drivers.processes) that the chaos can kill.
 
     plan -> deploy_new_color -> wait_until_ready -> switch_traffic -> soak -> retire_old_color -> finish
@@ -41,7 +41,7 @@ STEP_TIMEOUT = 180.0
 def backoff(attempt: int) -> float:
     """Airflow's wait before try ``attempt + 2`` (bluegreen/dags.py: retry_delay 5 s, exponential
     backoff 2.0, at most 5 minutes)."""
-    return min(300.0, 5.0 * 2 ** attempt)
+    return min(300.0, 5.0 * 2**attempt)
 
 
 @dataclass
@@ -57,15 +57,24 @@ class DirectRun:
     """One DAG run of one app's release, driven here.  ``hooks`` (the chaos injector) hears of
     every process started, so that it can kill one, and of the phases a run goes through."""
 
-    def __init__(self, app, run_id: str, image: str, replicas: int, soak_seconds: float, log_path: str,
-                 hooks=None, reason: str = ""):
+    def __init__(
+        self,
+        app,
+        run_id: str,
+        image: str,
+        replicas: int,
+        soak_seconds: float,
+        log_path: str,
+        hooks=None,
+        reason: str = "",
+    ):
         self.app, self.run_id, self.image = app, run_id, image
         self.replicas, self.soak_seconds = replicas, soak_seconds
         self.log_path, self.hooks, self.reason = log_path, hooks, reason
         self.config = app.app
         self.app_json = self.config.to_json()
         self.state: dict[str, str | None] = {t: None for t in ALL}
-        self.failure: dict[str, str] = {}       # the XCom "failure" of each task that failed with a reason
+        self.failure: dict[str, str] = {}  # the XCom "failure" of each task that failed with a reason
         self.plan: dict | None = None
         self.note = ""
         self.rollback_summary = ""
@@ -75,7 +84,7 @@ class DirectRun:
         self._marked: str | None = None
         self._lock = threading.Lock()
         self.started = self.ended = 0.0
-        self.followed_up: list[str] = []   # what a person did after the run ended (chaos.followup)
+        self.followed_up: list[str] = []  # what a person did after the run ended (chaos.followup)
 
     # -- what the chaos and the checks read ------------------------------------------------------
     @property
@@ -104,8 +113,9 @@ class DirectRun:
 
     @property
     def failure_summary(self) -> str:
-        return "; ".join(f"{t}: {self.failure.get(t, 'failed without a reason (see its log)')}"
-                         for t in self.failed_tasks)
+        return "; ".join(
+            f"{t}: {self.failure.get(t, 'failed without a reason (see its log)')}" for t in self.failed_tasks
+        )
 
     def messages(self) -> list[str]:
         return [t.result for t in self.tries]
@@ -125,7 +135,7 @@ class DirectRun:
             return running
 
     # -- running ---------------------------------------------------------------------------------
-    def execute(self) -> "DirectRun":
+    def execute(self) -> DirectRun:
         """Run every task that is not done yet, in order (the scheduler's loop)."""
         self.started = self.started or time.time()
         for task in ORDER:
@@ -143,7 +153,7 @@ class DirectRun:
         self.ended = time.time()
         return self
 
-    def clear(self, task: str, downstream: bool = True) -> "DirectRun":
+    def clear(self, task: str, downstream: bool = True) -> DirectRun:
         """The UI's Clear on ``task`` (keep Downstream checked); the run goes on."""
         if task == "rollback":
             cleared = ["rollback"]
@@ -161,7 +171,7 @@ class DirectRun:
             return self
         return self.execute()
 
-    def roll_back_by_hand(self, task: str) -> "DirectRun":
+    def roll_back_by_hand(self, task: str) -> DirectRun:
         """A person marks ``task`` failed after the fact and clears ``rollback``: the rollback runs
         with the reason a task marked failed gets."""
         self.state[task] = FAILED
@@ -232,13 +242,22 @@ class DirectRun:
     def _attempt(self, task: str, attempt: int) -> Outcome:
         plan = {"plan": self.plan} if self.plan else {}
         if task == "plan":
-            return self._process(task, "plan", {"image": self.image, "replicas": self.replicas,
-                                                "soak_seconds": self.soak_seconds}, attempt, "worker")
+            return self._process(
+                task,
+                "plan",
+                {"image": self.image, "replicas": self.replicas, "soak_seconds": self.soak_seconds},
+                attempt,
+                "worker",
+            )
         if task == "wait_until_ready":
             deadline = time.time() + self.config.readiness_timeout
             self._phase("readiness")
-            return self._trigger(task, "readiness_trigger", {**plan, "deadline": deadline,
-                                                             "timeout": self.config.readiness_timeout}, attempt)
+            return self._trigger(
+                task,
+                "readiness_trigger",
+                {**plan, "deadline": deadline, "timeout": self.config.readiness_timeout},
+                attempt,
+            )
         if task == "soak":
             started = self._process(task, "soak_start", plan, attempt, "worker")
             if not started.ok:
@@ -248,8 +267,12 @@ class DirectRun:
             if not event.ok:
                 return event
             return self._process(task, "mark_soaked", plan, attempt, "worker")
-        action = {"deploy_new_color": "deploy", "switch_traffic": "switch", "retire_old_color": "retire_old",
-                  "finish": "finish"}[task]
+        action = {
+            "deploy_new_color": "deploy",
+            "switch_traffic": "switch",
+            "retire_old_color": "retire_old",
+            "finish": "finish",
+        }[task]
         if task == "switch_traffic":
             self._phase("switch")
         return self._process(task, action, plan, attempt, "worker")
@@ -265,8 +288,9 @@ class DirectRun:
                 return outcome
             event = outcome.value or {}
             if event.get("state") == "failed":
-                return Outcome(ok=False, error="TriggerEvent", message=event.get("message", "failed"),
-                               release_error=True)
+                return Outcome(
+                    ok=False, error="TriggerEvent", message=event.get("message", "failed"), release_error=True
+                )
             return Outcome(ok=True, value=event)
 
     def _is_marked(self, task: str) -> bool:

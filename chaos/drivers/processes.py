@@ -24,9 +24,18 @@ import sys
 import time
 from dataclasses import dataclass
 
-PRELOAD = ["chaos.drivers.processes", "bluegreen.release.steps", "bluegreen.triggers",
-           "bluegreen.platforms.kubernetes", "bluegreen.platforms.bcs_mesos", "bluegreen.run_notes",
-           "airflow.providers.cncf.kubernetes.hooks.kubernetes", "kubernetes_asyncio.client", "aiohttp", "requests"]
+PRELOAD = [
+    "chaos.drivers.processes",
+    "bluegreen.release.steps",
+    "bluegreen.triggers",
+    "bluegreen.platforms.kubernetes",
+    "bluegreen.platforms.bcs_mesos",
+    "bluegreen.run_notes",
+    "airflow.providers.cncf.kubernetes.hooks.kubernetes",
+    "kubernetes_asyncio.client",
+    "aiohttp",
+    "requests",
+]
 
 _context = None
 
@@ -66,8 +75,9 @@ def _act(action: str, app_json: dict, run_id: str, args: dict):
     if action == "readiness_trigger":
         from bluegreen.triggers import ReadinessTrigger
 
-        return asyncio.run(_first_event(ReadinessTrigger(app_json, args["plan"], run_id, args["deadline"],
-                                                         args["timeout"])))
+        return asyncio.run(
+            _first_event(ReadinessTrigger(app_json, args["plan"], run_id, args["deadline"], args["timeout"]))
+        )
     if action == "soak_trigger":
         from bluegreen.triggers import SoakTrigger
 
@@ -82,8 +92,13 @@ def _act(action: str, app_json: dict, run_id: str, args: dict):
         state = release.start_soak(plan)
         release.readiness(plan)
         return state
-    step = {"deploy": release.deploy, "switch": release.switch, "mark_soaked": release.mark_soaked,
-            "retire_old": release.retire_old, "finish": release.finish}[action]
+    step = {
+        "deploy": release.deploy,
+        "switch": release.switch,
+        "mark_soaked": release.mark_soaked,
+        "retire_old": release.retire_old,
+        "finish": release.finish,
+    }[action]
     return step(plan)
 
 
@@ -99,8 +114,9 @@ def child_main(conn, action: str, app_json: dict, run_id: str, args: dict, log_p
     for handler in list(root.handlers):
         root.removeHandler(handler)
     handler = logging.FileHandler(log_path)
-    handler.setFormatter(logging.Formatter(f"%(asctime)s {run_id} {action} [{os.getpid()}] %(levelname)s "
-                                           "%(name)s: %(message)s"))
+    handler.setFormatter(
+        logging.Formatter(f"%(asctime)s {run_id} {action} [{os.getpid()}] %(levelname)s %(name)s: %(message)s")
+    )
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     for noisy in ("kubernetes", "urllib3", "asyncio", "aiohttp", "airflow"):
@@ -109,11 +125,15 @@ def child_main(conn, action: str, app_json: dict, run_id: str, args: dict, log_p
         value = _act(action, app_json, run_id, args)
         message = {"ok": True, "value": value}
     except ReleaseError as e:
-        message = {"ok": False, "error": type(e).__name__, "message": str(e), "release_error": True,
-                   "fenced": isinstance(e, Fenced)}
+        message = {
+            "ok": False,
+            "error": type(e).__name__,
+            "message": str(e),
+            "release_error": True,
+            "fenced": isinstance(e, Fenced),
+        }
     except BaseException as e:  # noqa: BLE001 - whatever it is, the task failed with it
-        message = {"ok": False, "error": type(e).__name__, "message": str(e), "release_error": False,
-                   "fenced": False}
+        message = {"ok": False, "error": type(e).__name__, "message": str(e), "release_error": False, "fenced": False}
     logging.getLogger("chaos").info("%s: %s", action, message if not message["ok"] else "ok")
     handler.flush()
     for stream in (sys.stdout, sys.stderr):
@@ -152,8 +172,7 @@ class StepProcess:
         ctx = context()
         self.action = action
         self._recv, send = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(target=child_main, args=(send, action, app_json, run_id, args, log_path),
-                                daemon=True)
+        self.proc = ctx.Process(target=child_main, args=(send, action, app_json, run_id, args, log_path), daemon=True)
         self.started = time.time()
         self.proc.start()
         send.close()
@@ -190,6 +209,11 @@ class StepProcess:
         self._recv.close()
         if message is None:
             return Outcome(ok=False, error="Killed", message=f"exit code {self.proc.exitcode}", killed=True)
-        return Outcome(ok=message["ok"], value=message.get("value"), error=message.get("error", ""),
-                       message=message.get("message", ""), release_error=message.get("release_error", False),
-                       fenced=message.get("fenced", False))
+        return Outcome(
+            ok=message["ok"],
+            value=message.get("value"),
+            error=message.get("error", ""),
+            message=message.get("message", ""),
+            release_error=message.get("release_error", False),
+            fenced=message.get("fenced", False),
+        )

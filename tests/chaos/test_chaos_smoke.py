@@ -31,17 +31,35 @@ SEEDS = {
 
 def run(sandbox, tmp_path, seeds) -> list:
     with Session(tmp_path, endpoints=sandbox, echo=print) as session:
-        results = session.run(seeds[0], len(seeds), concurrency=len(seeds),
-                              scenarios=[generate(s, "direct") for s in seeds])
+        results = session.run(
+            seeds[0], len(seeds), concurrency=len(seeds), scenarios=[generate(s, "direct") for s in seeds]
+        )
     print(render(results, seeds[0]))
     return results
 
 
 def test_the_seeds_cover_every_kind_of_a_direct_run():
     kinds = {k for group in SEEDS.values() for s in group for k in generate(s, "direct").kinds}
-    expected = {"api-5xx", "api-429", "api-delay", "api-hang", "api-reset", "watch-cut", "watch-gone",
-                "kill-worker", "kill-triggerer", "person-scale", "person-switch", "person-delete-green",
-                "person-rollback", "second-release", "pod-kill", "pod-evict", "pod-unready", "image-never-ready"}
+    expected = {
+        "api-5xx",
+        "api-429",
+        "api-delay",
+        "api-hang",
+        "api-reset",
+        "watch-cut",
+        "watch-gone",
+        "kill-worker",
+        "kill-triggerer",
+        "person-scale",
+        "person-switch",
+        "person-delete-green",
+        "person-rollback",
+        "second-release",
+        "pod-kill",
+        "pod-evict",
+        "pod-unready",
+        "image-never-ready",
+    }
     assert expected <= kinds, expected - kinds
     platforms = [generate(s, "direct").platform for group in SEEDS.values() for s in group]
     assert sum(len(g) for g in SEEDS.values()) >= 18 and {"kubernetes", "bcs-mesos"} == set(platforms)

@@ -45,19 +45,47 @@ class App:
 
 def switch(seq, t, old, new, actor=BG, rolled_out=True, ready=3):
     name = {"test-blue": "test-blue", "test-green": "test-green"}[new["app"]] if new else None
-    workloads = [{"kind": "Deployment", "name": name, "replicas": 3, "rolled_out": rolled_out, "pods": 3,
-                  "ready": ready}] if new else []
-    return {"seq": seq, "time": t, "kind": "service_selector", "actor": actor, "api": "kube", "namespace": "chaos-1",
-            "service": "test", "verb": "update", "old_selector": old, "new_selector": new,
-            "matched": {"pods": 3 if new else 0, "ready": ready if new else 0, "workloads": workloads}}
+    workloads = (
+        [{"kind": "Deployment", "name": name, "replicas": 3, "rolled_out": rolled_out, "pods": 3, "ready": ready}]
+        if new
+        else []
+    )
+    return {
+        "seq": seq,
+        "time": t,
+        "kind": "service_selector",
+        "actor": actor,
+        "api": "kube",
+        "namespace": "chaos-1",
+        "service": "test",
+        "verb": "update",
+        "old_selector": old,
+        "new_selector": new,
+        "matched": {"pods": 3 if new else 0, "ready": ready if new else 0, "workloads": workloads},
+    }
 
 
 def delete(seq, t, name, selects=False, routes=False, changed_at=0.0, selector=None, actor=BG):
-    entry = {"service": "test", "selector": selector, "routed_selector": selector, "selects": selects,
-             "routes": routes, "selector_changed_at": changed_at}
-    return {"seq": seq, "time": t, "kind": "workload_delete", "actor": actor, "api": "kube", "namespace": "chaos-1",
-            "name": name, "workload_kind": "Deployment", "replicas": 3,
-            "selected_by": [entry] if (selects or routes) else []}
+    entry = {
+        "service": "test",
+        "selector": selector,
+        "routed_selector": selector,
+        "selects": selects,
+        "routes": routes,
+        "selector_changed_at": changed_at,
+    }
+    return {
+        "seq": seq,
+        "time": t,
+        "kind": "workload_delete",
+        "actor": actor,
+        "api": "kube",
+        "namespace": "chaos-1",
+        "name": name,
+        "workload_kind": "Deployment",
+        "replicas": 3,
+        "selected_by": [entry] if (selects or routes) else [],
+    }
 
 
 def pod(name, labels, ready=True, image=V2):
@@ -87,7 +115,9 @@ def test_api_faults_are_scoped_to_the_runs_namespace():
 
     specs = api_fault_specs(Bcs(), {"kind": "api-5xx", "spec": {"status": 503, "times": 5, "probability": 0.5}})
     assert [(s["path"], s.get("request_body"), s["times"]) for s in specs] == [
-        ("/chaos\\-7(/|$)", None, 3), ("^/bcsapi/v4/storage/query/", '"namespace": "chaos\\-7"', 2)]
+        ("/chaos\\-7(/|$)", None, 3),
+        ("^/bcsapi/v4/storage/query/", '"namespace": "chaos\\-7"', 2),
+    ]
 
 
 # -- switched-unready -------------------------------------------------------------------------------
@@ -111,15 +141,19 @@ def test_a_switch_right_after_a_persons_scale_of_that_color_is_excused():
 
 # -- deleted-live -----------------------------------------------------------------------------------
 def test_deleting_the_color_the_service_selected_for_long_is_a_violation():
-    events = [switch(1, 10.0, BLUE, GREEN), delete(2, 20.0, "test-green", selects=True, changed_at=10.0,
-                                                    selector=GREEN)]
+    events = [
+        switch(1, 10.0, BLUE, GREEN),
+        delete(2, 20.0, "test-green", selects=True, changed_at=10.0, selector=GREEN),
+    ]
     found = inv.check_deletes(App(), events, [])
     assert [v.invariant for v in found] == ["deleted-live"] and "for 10.0s" in found[0].detail
 
 
 def test_a_persons_last_second_switch_must_be_put_back():
-    race = [switch(1, 10.0, GREEN, BLUE, actor=KUBECTL),
-            delete(2, 10.4, "test-blue", selects=True, changed_at=10.0, selector=BLUE)]
+    race = [
+        switch(1, 10.0, GREEN, BLUE, actor=KUBECTL),
+        delete(2, 10.4, "test-blue", selects=True, changed_at=10.0, selector=BLUE),
+    ]
     assert [v.invariant for v in inv.check_deletes(App(), race, [])] == ["deleted-live"]
     put_back = race + [switch(3, 11.0, BLUE, GREEN)]
     assert inv.check_deletes(App(), put_back, []) == []
@@ -127,17 +161,20 @@ def test_a_persons_last_second_switch_must_be_put_back():
 
 
 def test_removing_a_color_before_bluegreens_own_switch_away_reached_the_proxies_is_a_violation():
-    own = [switch(1, 10.0, GREEN, BLUE), delete(2, 10.05, "test-green", routes=True, changed_at=10.0,
-                                                  selector=BLUE)]
+    own = [switch(1, 10.0, GREEN, BLUE), delete(2, 10.05, "test-green", routes=True, changed_at=10.0, selector=BLUE)]
     assert [v.invariant for v in inv.check_deletes(App(), own, [])] == ["deleted-live"]
-    persons = [switch(1, 10.0, GREEN, BLUE, actor=KUBECTL),
-               delete(2, 10.05, "test-green", routes=True, changed_at=10.0, selector=BLUE)]
+    persons = [
+        switch(1, 10.0, GREEN, BLUE, actor=KUBECTL),
+        delete(2, 10.05, "test-green", routes=True, changed_at=10.0, selector=BLUE),
+    ]
     assert inv.check_deletes(App(), persons, []) == []
 
 
 def test_a_persons_delete_is_not_bluegreens():
-    events = [switch(1, 10.0, BLUE, GREEN), delete(2, 20.0, "test-green", selects=True, changed_at=10.0,
-                                                    selector=GREEN, actor=KUBECTL)]
+    events = [
+        switch(1, 10.0, BLUE, GREEN),
+        delete(2, 20.0, "test-green", selects=True, changed_at=10.0, selector=GREEN, actor=KUBECTL),
+    ]
     assert inv.check_deletes(App(), events, []) == []
 
 
@@ -145,8 +182,9 @@ def test_a_persons_delete_is_not_bluegreens():
 def test_no_ready_member_of_the_selected_color_is_a_violation_outside_a_window():
     app = App()
     events = [switch(1, 1.0, None, BLUE)]
-    samples = [Snapshot(t, t + 0.01, [pod("b1", BLUE, ready=t < 5, image=V1), pod("g1", GREEN)])
-               for t in (2.0, 4.0, 6.0, 8.0)]
+    samples = [
+        Snapshot(t, t + 0.01, [pod("b1", BLUE, ready=t < 5, image=V1), pod("g1", GREEN)]) for t in (2.0, 4.0, 6.0, 8.0)
+    ]
     found = inv.check_ready_member(app, events, samples, [])
     assert [v.invariant for v in found] == ["no-ready-member"] and "from 6.000 to 8.010" in found[0].detail
     assert inv.check_ready_member(app, events, samples, [(5.5, 9.0, "pod-kill")]) == []
@@ -156,8 +194,11 @@ def test_no_ready_member_of_the_selected_color_is_a_violation_outside_a_window()
 
 
 def test_failed_requests_are_violations_unless_a_person_or_a_pod_fault_caused_them():
-    requests_ = [Request(1.0, 1.01, True, V1), Request(2.0, 2.1, False, "ConnectionResetError"),
-                 Request(9.0, 9.2, False, "HTTP 503")]
+    requests_ = [
+        Request(1.0, 1.01, True, V1),
+        Request(2.0, 2.1, False, "ConnectionResetError"),
+        Request(9.0, 9.2, False, "HTTP 503"),
+    ]
     found, excused = inv.check_traffic(requests_, [(1.5, 3.0, "person-switch")])
     assert excused == 1 and len(found) == 1 and "1 of 3 requests failed" in found[0].detail
 
@@ -166,8 +207,11 @@ def test_a_persons_harmful_switch_is_excused_until_bluegreen_switched_again():
     app = App()
     timeline = Timeline()
     timeline.add(Happening("person-switch", 5.0, 5.2, "switch green", color="green"))
-    events = [switch(1, 1.0, None, BLUE), switch(2, 5.1, BLUE, GREEN, actor=KUBECTL, rolled_out=False, ready=0),
-              switch(3, 12.0, GREEN, BLUE)]
+    events = [
+        switch(1, 1.0, None, BLUE),
+        switch(2, 5.1, BLUE, GREEN, actor=KUBECTL, rolled_out=False, ready=0),
+        switch(3, 12.0, GREEN, BLUE),
+    ]
     samples = [Snapshot(4.0, 4.01, [pod("b1", BLUE, image=V1), pod("g1", GREEN, ready=False)])]
     windows = inv.excuse_windows(app, timeline, events, samples, end=30.0)
     assert windows == [(4.5, 15.0, "person-switch")]
@@ -189,8 +233,10 @@ PLAN = {"new_color": "green", "old_color": "blue", "image": V2, "old_image": V1}
 def released_service(lock=None, history_outcome="released", state="complete"):
     import json
 
-    annotations = {"bluegreen.io/release": json.dumps({"run_id": "r2", "state": state}),
-                   "bluegreen.io/history": json.dumps([{"run_id": "r2", "outcome": history_outcome}])}
+    annotations = {
+        "bluegreen.io/release": json.dumps({"run_id": "r2", "state": state}),
+        "bluegreen.io/history": json.dumps([{"run_id": "r2", "outcome": history_outcome}]),
+    }
     if lock:
         annotations["bluegreen.io/lock"] = lock
     return {"selector": GREEN, "annotations": annotations}
@@ -208,14 +254,24 @@ def test_a_clean_release_passes_the_final_checks():
     assert inv.check_final(App(), final(released_service()), runs, ("blue", V1)) == []
 
 
-@pytest.mark.parametrize("broken, expected", [
-    (dict(service=released_service(lock='{"run_id": "r2"}')), "the release lock is left"),
-    (dict(workloads={"test-green": {"image": V2, "replicas": 2, "complete": True},
-                     "test-blue": {"image": V1, "replicas": 3, "complete": True}}), "test-blue is left over"),
-    (dict(pods=[pod("g1", GREEN), pod("g2", GREEN, ready=False)]), "pods are not all ready"),
-    (dict(probes=[Request(1, 1, False, "ConnectionResetError")] * 6), "not all answered"),
-    (dict(service=released_service(history_outcome="rolled back: x", state="rolled-back")), "history says"),
-])
+@pytest.mark.parametrize(
+    "broken, expected",
+    [
+        (dict(service=released_service(lock='{"run_id": "r2"}')), "the release lock is left"),
+        (
+            dict(
+                workloads={
+                    "test-green": {"image": V2, "replicas": 2, "complete": True},
+                    "test-blue": {"image": V1, "replicas": 3, "complete": True},
+                }
+            ),
+            "test-blue is left over",
+        ),
+        (dict(pods=[pod("g1", GREEN), pod("g2", GREEN, ready=False)]), "pods are not all ready"),
+        (dict(probes=[Request(1, 1, False, "ConnectionResetError")] * 6), "not all answered"),
+        (dict(service=released_service(history_outcome="rolled back: x", state="rolled-back")), "history says"),
+    ],
+)
 def test_the_final_checks_find_what_is_wrong(broken, expected):
     runs = [Run("r2", "released", PLAN, note="c1: blue (v1) -> green (v2): released")]
     args = {"service": released_service(), **broken}
@@ -225,8 +281,9 @@ def test_the_final_checks_find_what_is_wrong(broken, expected):
 
 def test_a_run_left_failed_or_an_outcome_that_disagrees_with_what_is_live_is_a_violation():
     failed = [Run("r2", "failed", PLAN, followed_up=["cleared retire_old_color"], failure="retire_old_color: ...")]
-    assert any("ended failed" in v.detail for v in inv.check_final(App(), final(released_service()), failed,
-                                                                    ("blue", V1)))
+    assert any(
+        "ended failed" in v.detail for v in inv.check_final(App(), final(released_service()), failed, ("blue", V1))
+    )
     rolled_back = [Run("r2", "rolled back", PLAN, note="...: rolled back (soak: x)")]
     found = inv.check_final(App(), final(released_service()), rolled_back, ("blue", V1))
     assert any("the runs' outcomes say blue" in v.detail for v in found), found
@@ -241,14 +298,19 @@ def test_what_a_persons_last_switch_left_is_theirs_but_a_lock_left_is_not():
     runs = [Run("r2", "rolled back", PLAN, note="...: rolled back (soak: x)")]
     gone = final(released_service(history_outcome="rolled back: soak", state="rolled-back"), workloads={}, pods=[])
     assert [v.detail for v in inv.check_final(app, gone, runs, ("blue", V1))] == [
-        "the Service points at green, whose workload does not exist"]
+        "the Service points at green, whose workload does not exist"
+    ]
     word = inv.persons_final_word(app, events)
     assert word.startswith("the Service's last selector change was a person's")
     assert inv.check_final(app, gone, runs, ("blue", V1), word) == []
-    locked = final(released_service(lock='{"run_id": "r2"}', history_outcome="rolled back: soak", state="rolled-back"),
-                   workloads={}, pods=[])
+    locked = final(
+        released_service(lock='{"run_id": "r2"}', history_outcome="rolled back: soak", state="rolled-back"),
+        workloads={},
+        pods=[],
+    )
     assert [v.detail[:26] for v in inv.check_final(app, locked, runs, ("blue", V1), word)] == [
-        "the release lock is left: "]
+        "the release lock is left: "
+    ]
     # a person who deleted the color the Service points at (after bluegreen switched to it) did it too
     deleted = events[:2] + [delete(4, 40.0, "test-blue", selects=True, changed_at=30.0, selector=BLUE, actor=KUBECTL)]
     assert "deleted test-blue" in inv.persons_final_word(app, deleted)
@@ -262,8 +324,9 @@ def test_a_run_refused_at_its_plan_must_have_changed_nothing():
     import json
 
     svc = released_service()
-    svc["annotations"]["bluegreen.io/history"] = json.dumps([{"run_id": "r2", "outcome": "released"},
-                                                             {"run_id": "r3", "outcome": "released"}])
+    svc["annotations"]["bluegreen.io/history"] = json.dumps(
+        [{"run_id": "r2", "outcome": "released"}, {"run_id": "r3", "outcome": "released"}]
+    )
     found = inv.check_final(App(), final(svc), runs, ("blue", V1))
     assert any("refused at its plan" in v.detail for v in found), found
 
@@ -285,8 +348,11 @@ def test_a_persons_delete_of_the_color_bluegreen_switched_to_within_a_second_is_
     app = App()
     timeline = Timeline()
     timeline.add(Happening("person-delete-green", 5.0, 5.1, "delete green", color="green"))
-    raced = [switch(1, 1.0, None, BLUE), switch(2, 5.6, BLUE, GREEN, rolled_out=False, ready=0),
-             switch(3, 21.0, GREEN, BLUE)]
+    raced = [
+        switch(1, 1.0, None, BLUE),
+        switch(2, 5.6, BLUE, GREEN, rolled_out=False, ready=0),
+        switch(3, 21.0, GREEN, BLUE),
+    ]
     assert inv.excuse_windows(app, timeline, raced, [], end=40.0) == [(4.5, 24.0, "person-delete-green")]
     assert inv.check_switches(app, raced, timeline) == []
     # two seconds later it is no race: bluegreen's check was stale, the switch is bluegreen's
@@ -299,7 +365,11 @@ def test_a_persons_switch_to_a_color_being_deleted_is_theirs_until_bluegreen_swi
     app = App()
     timeline = Timeline()
     timeline.add(Happening("person-switch", 13.3, 13.4, "switch blue", color="blue"))
-    events = [switch(1, 1.0, None, BLUE), switch(2, 10.0, BLUE, GREEN), delete(3, 13.29, "test-blue"),
-              switch(4, 13.35, GREEN, BLUE, actor=KUBECTL, rolled_out=False, ready=0)]
+    events = [
+        switch(1, 1.0, None, BLUE),
+        switch(2, 10.0, BLUE, GREEN),
+        delete(3, 13.29, "test-blue"),
+        switch(4, 13.35, GREEN, BLUE, actor=KUBECTL, rolled_out=False, ready=0),
+    ]
     samples = [Snapshot(13.0, 13.01, [pod("b1", BLUE, image=V1), pod("g1", GREEN)])]  # blue still listed ready
     assert inv.excuse_windows(app, timeline, events, samples, end=30.0) == [(12.8, 30.0, "person-switch")]

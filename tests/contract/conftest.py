@@ -8,17 +8,16 @@ import itertools
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pytest
-
-from bluegreen.apps.config import load_app
-from bluegreen.apps import manifests as mf
-
 from e2e.harness import write_app
 from unit.fakes import FakePlatform
+
+from bluegreen.apps import manifests as mf
+from bluegreen.apps.config import load_app
 
 PLATFORMS = ("fake", "kubernetes", "bcs-mesos")
 
@@ -70,9 +69,11 @@ class Subject:
     def clean_up(self) -> None:
         """Remove what the test left (its pods are processes of the worker's sandbox); best effort:
         a test that failed may have left anything."""
-        for action in ([lambda c=c: self.platform.delete_color(c) for c in ("blue", "green")]
-                       + [lambda m=m: self.platform.delete_service(manifest=m) for m in self.previews]
-                       + [lambda: self.platform.delete_service()]):
+        for action in (
+            [lambda c=c: self.platform.delete_color(c) for c in ("blue", "green")]
+            + [lambda m=m: self.platform.delete_service(manifest=m) for m in self.previews]
+            + [lambda: self.platform.delete_service()]
+        ):
             try:
                 action()
             except Exception:  # noqa: BLE001 - the test's own outcome is what counts
@@ -153,12 +154,21 @@ def _sandbox_subject(request, tmp_path, unique_name, kind) -> Subject:
 
         client.CoreV1Api(request.getfixturevalue("kube_client")).create_namespace({"metadata": {"name": unique_name}})
         app = _write_app(tmp_path, unique_name, mf.KUBERNETES)
-        return Subject(kind, app, KubernetesPlatform(app),
-                       make_unready=lambda member, seconds: control.unready_pod(member, seconds),
-                       other_client=lambda: KubernetesPlatform(app))
+        return Subject(
+            kind,
+            app,
+            KubernetesPlatform(app),
+            make_unready=lambda member, seconds: control.unready_pod(member, seconds),
+            other_client=lambda: KubernetesPlatform(app),
+        )
     from bluegreen.platforms.bcs_mesos import BcsMesosPlatform
 
     app = _write_app(tmp_path, unique_name, mf.BCS_MESOS)
-    return Subject(kind, app, BcsMesosPlatform(app),
-                   make_unready=lambda member, seconds: control.unready_pod(member, seconds),
-                   other_client=lambda: BcsMesosPlatform(app), scales_to_zero=False)
+    return Subject(
+        kind,
+        app,
+        BcsMesosPlatform(app),
+        make_unready=lambda member, seconds: control.unready_pod(member, seconds),
+        other_client=lambda: BcsMesosPlatform(app),
+        scales_to_zero=False,
+    )

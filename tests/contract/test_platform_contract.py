@@ -213,8 +213,12 @@ def test_create_service_and_conflict_when_it_exists(subject):
     assert view.url_fields["port"]
 
     read = p.read_service()
-    assert (read.selector, read.annotations, read.version, read.url_fields) == \
-        (view.selector, view.annotations, view.version, view.url_fields)
+    assert (read.selector, read.annotations, read.version, read.url_fields) == (
+        view.selector,
+        view.annotations,
+        view.version,
+        view.url_fields,
+    )
 
     with pytest.raises(Conflict):
         p.create_service(app.selector_for("blue"), {"b": "2"})

@@ -19,10 +19,16 @@ from bluegreen.dags import release_dag
 from .harness import TrafficLoop, run_dag, write_app
 
 # defer_after 0: the sensors defer at once, so that dag.test() runs the triggers (inline).
-BASE = {"soak": "2s", "readiness_timeout": "30s", "check_interval": "0.5s", "delete_timeout": "30s",
-        "switch_timeout": "20s", "defer_after": "0s",
-        # the sandbox's proxies apply a switch 0.3 s after it (its --propagation-delay)
-        "drain_delay": "1s"}
+BASE = {
+    "soak": "2s",
+    "readiness_timeout": "30s",
+    "check_interval": "0.5s",
+    "delete_timeout": "30s",
+    "switch_timeout": "20s",
+    "defer_after": "0s",
+    # the sandbox's proxies apply a switch 0.3 s after it (its --propagation-delay)
+    "drain_delay": "1s",
+}
 
 
 class TestApp:
@@ -30,8 +36,9 @@ class TestApp:
 
     def __init__(self, tmp_path, namespace, **fields):
         self.ns = namespace
-        self.path = write_app(tmp_path, namespace, self.platform, namespace=namespace,
-                              **{**BASE, **self.defaults(), **fields})
+        self.path = write_app(
+            tmp_path, namespace, self.platform, namespace=namespace, **{**BASE, **self.defaults(), **fields}
+        )
         self.app = load_app(self.path)
 
     def defaults(self) -> dict:
@@ -61,8 +68,10 @@ class TestApp:
         return TrafficLoop(self.service_url())
 
     def serves(self, image) -> bool:
-        answers = {requests.get(self.service_url(), timeout=5, headers={"Connection": "close"}).json()["image"]
-                   for _ in range(6)}
+        answers = {
+            requests.get(self.service_url(), timeout=5, headers={"Connection": "close"}).json()["image"]
+            for _ in range(6)
+        }
         return answers == {image}
 
     # each platform answers these
@@ -105,21 +114,29 @@ class K8sApp(TestApp):
         return f"http://127.0.0.1:{self.service().spec.ports[0].node_port}/"
 
     def deployments(self):
-        return {d.metadata.name: d.spec.template.spec.containers[0].image
-                for d in self.apps_api.list_namespaced_deployment(self.ns).items}
+        return {
+            d.metadata.name: d.spec.template.spec.containers[0].image
+            for d in self.apps_api.list_namespaced_deployment(self.ns).items
+        }
 
     def members(self, color):
         return self.core.list_namespaced_pod(self.ns, label_selector=f"app=test-{color}").items
 
     def member_name(self, color) -> str:
         """A ready member of the color, by the name the sandbox's control endpoint knows it by."""
-        return next(p.metadata.name for p in self.members(color)
-                    if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or []))
+        return next(
+            p.metadata.name
+            for p in self.members(color)
+            if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+        )
 
     def break_selector(self, selector=None):
         """Point the Service elsewhere by hand (default: at pods of somebody else's)."""
-        self.core.patch_namespaced_service("test", self.ns, [{"op": "replace", "path": "/spec/selector",
-                                                             "value": selector or {"app": "somebody-else"}}])
+        self.core.patch_namespaced_service(
+            "test",
+            self.ns,
+            [{"op": "replace", "path": "/spec/selector", "value": selector or {"app": "somebody-else"}}],
+        )
 
     def service_version(self):
         return self.service().metadata.resource_version
@@ -154,7 +171,8 @@ class MesosApp(TestApp):
         return self.path.parent / self.ns / f"test-{color}.json"
 
     def _storage(self, kind, **filters):
-        url = f"{self.sandbox.bcs_url}/bcsapi/v4/storage/query/mesos/dynamic/clusters/{self.sandbox.bcs_cluster_id}/{kind}"
+        storage = f"{self.sandbox.bcs_url}/bcsapi/v4/storage/query/mesos/dynamic"
+        url = f"{storage}/clusters/{self.sandbox.bcs_cluster_id}/{kind}"
         body = self.http.post(url, json={"namespace": self.ns, **filters}, timeout=10).json()
         assert body["code"] == 0, body
         return [r["data"] for r in body["data"]]

@@ -73,8 +73,10 @@ class TrafficLog:
         return out
 
     def summary(self) -> str:
-        return f"{len(self.ok)} ok, {len(self.failures)} failed, versions {self.versions()}, " \
-               f"counts {dict(Counter(i for _, i in self.ok))}, first failures {self.failures[:3]}"
+        return (
+            f"{len(self.ok)} ok, {len(self.failures)} failed, versions {self.versions()}, "
+            f"counts {dict(Counter(i for _, i in self.ok))}, first failures {self.failures[:3]}"
+        )
 
 
 class TrafficLoop:
@@ -129,12 +131,19 @@ def clear_and_resume(dag, dag_run, task_ids: list[str], include_downstream: bool
     from airflow.utils.state import DagRunState, TaskInstanceState
     from sqlalchemy import select
 
-    wanted = set(dag.partial_subset(task_ids, include_downstream=include_downstream,
-                                    include_upstream=False).task_ids) if include_downstream else set(task_ids)
+    wanted = (
+        set(dag.partial_subset(task_ids, include_downstream=include_downstream, include_upstream=False).task_ids)
+        if include_downstream
+        else set(task_ids)
+    )
     with create_session() as session:
-        tis = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag.dag_id,
-                                                         TaskInstance.run_id == dag_run.run_id,
-                                                         TaskInstance.task_id.in_(wanted))).all()
+        tis = session.scalars(
+            select(TaskInstance).where(
+                TaskInstance.dag_id == dag.dag_id,
+                TaskInstance.run_id == dag_run.run_id,
+                TaskInstance.task_id.in_(wanted),
+            )
+        ).all()
         clear_task_instances(list(tis), session, dag_run_state=DagRunState.RUNNING)
     deadline = _time.monotonic() + 300
     with create_session() as session:
@@ -149,8 +158,7 @@ def clear_and_resume(dag, dag_run, task_ids: list[str], include_downstream: bool
                 ti.try_number += 1
                 ti.state = TaskInstanceState.SCHEDULED
             session.commit()
-            scheduled = [ti for ti in dr.get_task_instances(session=session)
-                         if ti.state == TaskInstanceState.SCHEDULED]
+            scheduled = [ti for ti in dr.get_task_instances(session=session) if ti.state == TaskInstanceState.SCHEDULED]
             if not scheduled:
                 _time.sleep(0.2)
             for ti in scheduled:
@@ -176,7 +184,12 @@ def xcom(dag_run, task_id: str, key: str = "return_value"):
     from sqlalchemy import select
 
     with create_session() as session:
-        row = session.scalar(select(XComModel).where(XComModel.dag_id == dag_run.dag_id,
-                                                     XComModel.run_id == dag_run.run_id,
-                                                     XComModel.task_id == task_id, XComModel.key == key))
+        row = session.scalar(
+            select(XComModel).where(
+                XComModel.dag_id == dag_run.dag_id,
+                XComModel.run_id == dag_run.run_id,
+                XComModel.task_id == task_id,
+                XComModel.key == key,
+            )
+        )
         return XComModel.deserialize_value(row) if row is not None else None

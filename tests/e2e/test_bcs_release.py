@@ -26,11 +26,15 @@ def with_connection(monkeypatch, sandbox, conn_id, **changes):
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
 
 
-@pytest.mark.parametrize("conn, expected", [
-    ({"password": "not-the-token"}, "HTTP 401, code 401): Resource is Unauthorized"),
-    ({"extra": {"cluster_id": "BCS-MESOS-99999"}}, "HTTP 400, code 1405234"),
-    ({"extra": {"cluster_id": None}}, "extra cluster_id is not set"),
-], ids=["wrong-token", "wrong-cluster-id", "missing-cluster-id"])
+@pytest.mark.parametrize(
+    "conn, expected",
+    [
+        ({"password": "not-the-token"}, "HTTP 401, code 401): Resource is Unauthorized"),
+        ({"extra": {"cluster_id": "BCS-MESOS-99999"}}, "HTTP 400, code 1405234"),
+        ({"extra": {"cluster_id": None}}, "extra cluster_id is not set"),
+    ],
+    ids=["wrong-token", "wrong-cluster-id", "missing-cluster-id"],
+)
 def test_gateway_refusals_fail_the_release_before_anything_changes(mesos_app, sandbox, monkeypatch, conn, expected):
     app = mesos_app()
     assert app.release(V1).state == "success"
@@ -58,14 +62,22 @@ CALLS = [
 
 
 @pytest.mark.parametrize("task_id, method, path, request_body", CALLS, ids=[c[0] for c in CALLS])
-def test_an_envelope_error_fails_the_task_with_the_bcs_code_and_message(mesos_app, control, task_id, method, path,
-                                                                         request_body):
+def test_an_envelope_error_fails_the_task_with_the_bcs_code_and_message(
+    mesos_app, control, task_id, method, path, request_body
+):
     app = mesos_app()
     assert app.release(V1).state == "success"
     message = f"(bcs-scheduler):injected failure for {task_id}"
     # HTTP 200 with a non-zero code: BCS's way of failing.  Enough times to outlast retries.
-    control.inject_fault("bcs", method, path.replace("namespaces/[^/]+", f"namespaces/{app.ns}"), 200, {"result": False, "code": 1405200, "message": message, "data": None}, times=20,
-                         request_body=request_body)
+    control.inject_fault(
+        "bcs",
+        method,
+        path.replace("namespaces/[^/]+", f"namespaces/{app.ns}"),
+        200,
+        {"result": False, "code": 1405200, "message": message, "data": None},
+        times=20,
+        request_body=request_body,
+    )
     try:
         run = app.release(V2)
     finally:

@@ -18,8 +18,10 @@ pytestmark = [pytest.mark.e2e]
 V1, V2 = "registry.local/test:v1", "registry.local/test:v2"
 
 # The switch's write of the Service, per platform: (method, path regex for the app's namespace)
-SERVICE_WRITE = {"kubernetes": ("PUT", "/api/v1/namespaces/{ns}/services/test$"),
-                 "bcs-mesos": ("PUT", "/bcsapi/v4/scheduler/mesos/namespaces/{ns}/services$")}
+SERVICE_WRITE = {
+    "kubernetes": ("PUT", "/api/v1/namespaces/{ns}/services/test$"),
+    "bcs-mesos": ("PUT", "/bcsapi/v4/scheduler/mesos/namespaces/{ns}/services$"),
+}
 API = {"kubernetes": "kube", "bcs-mesos": "bcs"}
 
 
@@ -29,8 +31,14 @@ def test_one_transient_answer_to_the_switch_is_retried_not_rolled_back(release_a
     app = release_app()
     assert app.release(V1).state == "success"
     method, path = SERVICE_WRITE[app.platform]
-    control.fault(API[app.platform], method, path.format(ns=app.ns), status=status, times=1,
-                  **({"headers": {"Retry-After": "1"}} if status == 429 else {}))
+    control.fault(
+        API[app.platform],
+        method,
+        path.format(ns=app.ns),
+        status=status,
+        times=1,
+        **({"headers": {"Retry-After": "1"}} if status == 429 else {}),
+    )
     try:
         run = app.release(V2)
     finally:
@@ -62,8 +70,10 @@ def test_a_rollback_that_meets_a_blip_is_retried_and_finishes(release_app, contr
     app = release_app(readiness_timeout="10s")  # v1's readiness takes seconds on a busy machine
     assert app.release(V1).state == "success"
     api = API[app.platform]
-    delete = {"kube": f"/apis/apps/v1/namespaces/{app.ns}/deployments/test-green$",
-              "bcs": f"/scheduler/mesos/namespaces/{app.ns}/deployments/test-green$"}[api]
+    delete = {
+        "kube": f"/apis/apps/v1/namespaces/{app.ns}/deployments/test-green$",
+        "bcs": f"/scheduler/mesos/namespaces/{app.ns}/deployments/test-green$",
+    }[api]
     control.fault(api, "DELETE", delete, status=502, times=2)
     try:
         run = app.release("registry.local/test:v2-never-ready")

@@ -16,8 +16,9 @@ V1 = "registry.local/test:v1"
 def test_a_progress_deadline_fails_fast_well_before_the_timeout(k8s_app):
     app = k8s_app(readiness_timeout="120s")
     assert app.release(V1).state == "success"
-    app.edit_manifest("green", lambda text: text.replace("spec:\n  replicas: 3",
-                                                         "spec:\n  progressDeadlineSeconds: 2\n  replicas: 3"))
+    app.edit_manifest(
+        "green", lambda text: text.replace("spec:\n  replicas: 3", "spec:\n  progressDeadlineSeconds: 2\n  replicas: 3")
+    )
     started = time.monotonic()
     run = app.release("registry.local/test:v2-never-ready")
     elapsed = time.monotonic() - started
@@ -31,10 +32,17 @@ def test_the_switch_replaces_the_selector_exactly_and_keeps_the_rest_of_the_serv
     assert app.release(V1).state == "success"
     before = app.service()
     # a key the release does not know about must not survive the switch (a merge patch would keep it)
-    app.core.patch_namespaced_service("test", app.ns, {"spec": {"selector": {"app": "test-blue", "tier": "web"}},
-                                                       "metadata": {"labels": {"team": "shop"}}})
-    app.edit_manifest("blue", lambda t: t.replace("      labels:\n        app: test-blue",
-                                                  "      labels:\n        app: test-blue\n        tier: web"))
+    app.core.patch_namespaced_service(
+        "test",
+        app.ns,
+        {"spec": {"selector": {"app": "test-blue", "tier": "web"}}, "metadata": {"labels": {"team": "shop"}}},
+    )
+    app.edit_manifest(
+        "blue",
+        lambda t: t.replace(
+            "      labels:\n        app: test-blue", "      labels:\n        app: test-blue\n        tier: web"
+        ),
+    )
     assert app.release("registry.local/test:v2").state == "success"
     after = app.service()
     assert after.spec.selector == {"app": "test-green"}
@@ -54,7 +62,11 @@ def test_the_preview_service_follows_the_new_color_and_returns_on_rollback(k8s_a
     preview = app.manifest_path("blue").parent / "test-preview.yaml"
     doc = yaml.safe_load((app.manifest_path("blue").parent / "test-svc.yaml").read_text())
     doc["metadata"]["name"] = "test-preview"
-    doc["spec"] = {"type": "ClusterIP", "ports": [{"port": 18002, "targetPort": 8000}], "selector": {"app": "test-blue"}}
+    doc["spec"] = {
+        "type": "ClusterIP",
+        "ports": [{"port": 18002, "targetPort": 8000}],
+        "selector": {"app": "test-blue"},
+    }
     preview.write_text(yaml.safe_dump(doc))
     config = yaml.safe_load(app.path.read_text())
     config["manifests"]["preview"] = f"{app.ns}/test-preview.yaml"

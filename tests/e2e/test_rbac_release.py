@@ -38,8 +38,13 @@ def apply_rbac(sandbox, ns: str, rules: list[dict] | None = None) -> None:
     docs = manifest_docs()
     if rules is not None:
         next(d for d in docs if d["kind"] == "Role")["rules"] = rules
-    proc = subprocess.run([str(KUBECTL), "--kubeconfig", str(sandbox.kubeconfig), "-n", ns, "apply", "-f", "-"],
-                          input=yaml.safe_dump_all(docs), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(KUBECTL), "--kubeconfig", str(sandbox.kubeconfig), "-n", ns, "apply", "-f", "-"],
+        input=yaml.safe_dump_all(docs),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -56,30 +61,44 @@ def without(verb: str, group: str, resource: str) -> list[dict]:
 @pytest.fixture
 def sa_connection(sandbox, kube, unique_name, tmp_path, monkeypatch, airflow_env):
     """An Airflow connection whose kubeconfig holds the ServiceAccount bluegreen's token."""
+
     def make(ns: str) -> str:
-        token = client.CoreV1Api(kube).create_namespaced_service_account_token(
-            "bluegreen", ns, {"spec": {"expirationSeconds": 3600}}).status.token
+        token = (
+            client.CoreV1Api(kube)
+            .create_namespaced_service_account_token("bluegreen", ns, {"spec": {"expirationSeconds": 3600}})
+            .status.token
+        )
         config = yaml.safe_load(sandbox.kubeconfig.read_text())
         config["users"] = [{"name": "bluegreen", "user": {"token": token}}]
         config["contexts"][0]["context"].update(user="bluegreen", namespace=ns)
         path = tmp_path / "kubeconfig-bluegreen"
         path.write_text(yaml.safe_dump(config))
         conn_id = "k8s_bluegreen_sa"
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(
-            {"conn_type": "kubernetes", "extra": {"kube_config_path": str(path), "namespace": ns}}))
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{conn_id.upper()}",
+            json.dumps({"conn_type": "kubernetes", "extra": {"kube_config_path": str(path), "namespace": ns}}),
+        )
         return conn_id
+
     return make
 
 
 def test_the_shipped_role_grants_exactly_what_the_adapter_requires():
-    granted = {(verb, group, resource) for rule in shipped_rules()
-               for group in rule["apiGroups"] for resource in rule["resources"] for verb in rule["verbs"]}
+    granted = {
+        (verb, group, resource)
+        for rule in shipped_rules()
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
     required = {(p.verb, p.group, p.resource) for p in REQUIRED_PERMISSIONS}
     assert granted == required, f"only in the Role: {granted - required}; only required: {required - granted}"
-    assert all(set(rule) == {"apiGroups", "resources", "verbs"} for rule in shipped_rules()), \
+    assert all(set(rule) == {"apiGroups", "resources", "verbs"} for rule in shipped_rules()), (
         "no resourceNames or nonResourceURLs: the adapter's names come from each app's config"
-    assert len(granted) == sum(len(r["apiGroups"]) * len(r["resources"]) * len(r["verbs"]) for r in shipped_rules()), \
+    )
+    assert len(granted) == sum(len(r["apiGroups"]) * len(r["resources"]) * len(r["verbs"]) for r in shipped_rules()), (
         "no permission granted twice"
+    )
 
 
 def test_a_release_with_exactly_the_shipped_role_goes_blue_to_green(k8s_app, sandbox, sa_connection, unique_name):
@@ -95,10 +114,14 @@ def test_a_release_with_exactly_the_shipped_role_goes_blue_to_green(k8s_app, san
     assert app.serves(V2)
 
 
-@pytest.mark.parametrize("missing", [("delete", "apps", "deployments"), ("update", "", "services")],
-                         ids=["no-delete-deployments", "no-update-services"])
+@pytest.mark.parametrize(
+    "missing",
+    [("delete", "apps", "deployments"), ("update", "", "services")],
+    ids=["no-delete-deployments", "no-update-services"],
+)
 def test_a_role_lacking_one_verb_stops_the_release_at_plan_and_nothing_changes(
-        k8s_app, sandbox, control, sa_connection, unique_name, missing):
+    k8s_app, sandbox, control, sa_connection, unique_name, missing
+):
     apply_rbac(sandbox, unique_name)
     app = k8s_app(connection_id=sa_connection(unique_name))
     assert app.release(V1).state == "success"
@@ -118,9 +141,11 @@ def test_a_role_lacking_one_verb_stops_the_release_at_plan_and_nothing_changes(
         f"the Kubernetes connection 'k8s_bluegreen_sa' may not do what a release needs in the namespace "
         f"'{unique_name}': {named} (RBAC; nothing was changed).  Grant them with deploy/kubernetes/rbac.yaml: "
         f"kubectl -n {unique_name} apply -f deploy/kubernetes/rbac.yaml (and bind its Role to the connection's "
-        f"account), then start a new run")
-    assert [e for e in control.audit(since=seq) if e.get("namespace") == unique_name] == [], \
+        f"account), then start a new run"
+    )
+    assert [e for e in control.audit(since=seq) if e.get("namespace") == unique_name] == [], (
         "no selector change, delete or scale-down"
+    )
     after = app.service()
     assert after.metadata.resource_version == service_before.metadata.resource_version, "not even the lock"
     assert after.metadata.annotations == service_before.metadata.annotations

@@ -44,8 +44,8 @@ def test_three_releases_alternate_colors_without_dropping_a_request(release_app)
         assert len(traffic.versions()) == 2, f"the version flips exactly once: {traffic.summary()}"
     annotations = app.annotations()
     assert "bluegreen.io/lock" not in annotations
-    assert annotations["bluegreen.io/previous-selector"].replace(" ", "") == \
-        '{"%s":"test-green"}' % next(iter(selects(app, "green")))
+    label = next(iter(selects(app, "green")))
+    assert annotations["bluegreen.io/previous-selector"].replace(" ", "") == f'{{"{label}":"test-green"}}'
 
 
 def test_readiness_that_never_comes_removes_green_and_leaves_blue_serving(release_app):
@@ -129,8 +129,12 @@ def test_clearing_each_task_of_a_finished_run_converges_on_the_same_state(releas
 
     def end_state():
         annotations = app.annotations()
-        return (app.selector(), app.deployments(), annotations.get("bluegreen.io/run-id"),
-                annotations.get("bluegreen.io/previous-selector"))
+        return (
+            app.selector(),
+            app.deployments(),
+            annotations.get("bluegreen.io/run-id"),
+            annotations.get("bluegreen.io/previous-selector"),
+        )
 
     expected = end_state()
     assert expected[:2] == (selects(app, "green"), {"test-green": V2})

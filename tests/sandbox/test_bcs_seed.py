@@ -17,16 +17,16 @@ from test_bcs_client import SEED, bcs, ok, seed, wait_for  # noqa: F401  (bcs is
 
 def lb_address(control, bcs, service: str, port: int) -> tuple[str, int]:
     key = f"bcs/{bcs.cluster}/{bcs.ns}/{service}/{port}"
-    proxy = wait_for(lambda: next((p for p in control.proxies() if p["name"] == key), None),
-                     what=f"load balancer {key}")
+    proxy = wait_for(
+        lambda: next((p for p in control.proxies() if p["name"] == key), None), what=f"load balancer {key}"
+    )
     return proxy["host"], proxy["port"]
 
 
 def colors(address: tuple[str, int], n: int = 6) -> collections.Counter:
     seen = collections.Counter()
     for _ in range(n):
-        answer = requests.get(f"http://{address[0]}:{address[1]}/", timeout=5,
-                              headers={"Connection": "close"}).json()
+        answer = requests.get(f"http://{address[0]}:{address[1]}/", timeout=5, headers={"Connection": "close"}).json()
         seen[(answer["deployment"], answer["color"])] += 1
     return seen
 
@@ -38,15 +38,23 @@ def running(bcs, app: str, instances: int) -> bool:
 
 def test_seed_blue_green_release(bcs, control):
     # The seed as published is not JSON: the driver's CheckKind rejects it, nothing is created.
-    broken = (SEED / "test-blue.json").read_text().replace('"memory": "2048"\n                            }\n'
-                                                          '                        }\n',
-                                                          '"memory": "2048"\n                            }\n'
-                                                          '                        },\n')
+    broken = (
+        (SEED / "test-blue.json")
+        .read_text()
+        .replace(
+            '"memory": "2048"\n                            }\n                        }\n',
+            '"memory": "2048"\n                            }\n                        },\n',
+        )
+    )
     assert '},\n                    }' in broken
     reply = bcs.create("deployment", broken)
-    assert reply.json() == {"result": False, "code": 1405008, "data": {},
-                            "message": "(bcs-mesos-driver):Unmarshal TypeMeta failed: invalid character '}' "
-                                       "looking for beginning of object key string"}
+    assert reply.json() == {
+        "result": False,
+        "code": 1405008,
+        "data": {},
+        "message": "(bcs-mesos-driver):Unmarshal TypeMeta failed: invalid character '}' "
+        "looking for beginning of object key string",
+    }
 
     # bcs-client create -t deployment -f test-blue.json
     ok(bcs.create("deployment", seed("test-blue.json", bcs.ns)))
@@ -65,16 +73,25 @@ def test_seed_blue_green_release(bcs, control):
     # once bcs-loadbalance has applied it (the sandbox's propagation delay)
     ok(bcs.update("service", seed("test-svc-green.json", bcs.ns)))
     wait_for(lambda: colors(lb) == {("test-green", "green"): 6}, what="traffic on green", timeout=5)
-    stored = wait_for(lambda: (s := bcs.one("service", name="test")) and
-                      s["spec"]["selector"] == {"appname": "test-green"} and s, what="the updated service")
+    stored = wait_for(
+        lambda: (s := bcs.one("service", name="test")) and s["spec"]["selector"] == {"appname": "test-green"} and s,
+        what="the updated service",
+    )
     assert stored["metadata"]["labels"] == {"BCSGROUP": "test-lb"}
     assert stored["spec"]["ports"] == [{"name": "test-port", "path": "", "protocol": "HTTP", "servicePort": 8080}]
-    endpoint = wait_for(lambda: (e := bcs.inspect("endpoint", "test")["data"]["data"]) and e["eps"] and
-                        {ep["targetRef"]["name"].rsplit("-", 1)[0] for ep in e["eps"]} == {"test-green"} and e,
-                        what="endpoints on test-green")
+    endpoint = wait_for(
+        lambda: (
+            (e := bcs.inspect("endpoint", "test")["data"]["data"])
+            and e["eps"]
+            and {ep["targetRef"]["name"].rsplit("-", 1)[0] for ep in e["eps"]} == {"test-green"}
+            and e
+        ),
+        what="endpoints on test-green",
+    )
     assert len(endpoint["eps"]) == 3
-    assert all(ep["ports"][0]["name"] == "test-port" and ep["ports"][0]["containerPort"] == 8000
-               for ep in endpoint["eps"])
+    assert all(
+        ep["ports"][0]["name"] == "test-port" and ep["ports"][0]["containerPort"] == 8000 for ep in endpoint["eps"]
+    )
 
     # bcs-client delete -t deployment -ns NS -n test-blue
     ok(bcs.delete("deployment", "test-blue"))
@@ -84,6 +101,8 @@ def test_seed_blue_green_release(bcs, control):
 
     # tidy up: deleting the service closes its load balancer port
     ok(bcs.delete("service", "test"))
-    wait_for(lambda: all(p["name"] != f"bcs/{bcs.cluster}/{bcs.ns}/test/8080" for p in control.proxies()),
-             what="the load balancer closed")
+    wait_for(
+        lambda: all(p["name"] != f"bcs/{bcs.cluster}/{bcs.ns}/test/8080" for p in control.proxies()),
+        what="the load balancer closed",
+    )
     ok(bcs.delete("deployment", "test-green"))

@@ -34,8 +34,16 @@ def test_filters_get_and_post(bcs):
 
     # records: the watcher's documents with the object under data
     (doc,) = bcs.query("application", name="web")
-    assert set(doc) == {"_id", "clusterId", "namespace", "resourceName", "resourceType", "data", "createTime",
-                        "updateTime"}
+    assert set(doc) == {
+        "_id",
+        "clusterId",
+        "namespace",
+        "resourceName",
+        "resourceType",
+        "data",
+        "createTime",
+        "updateTime",
+    }
     assert (doc["clusterId"], doc["namespace"], doc["resourceType"]) == (bcs.cluster, bcs.ns, "application")
     assert doc["data"]["kind"] == "application" and "reportTime" in doc["data"]
     # inspect returns the same single document
@@ -51,8 +59,12 @@ def test_filters_get_and_post(bcs):
     # POST values are decoded into the filter's string fields: a number fails the whole query
     path = f"{STORAGE}/query/mesos/dynamic/clusters/{bcs.cluster}/application"
     reply = bcs.request("POST", path, {"namespace": bcs.ns, "runningInstance": 2})
-    assert reply.json() == {"result": False, "code": 1405085, "message": "(bcs-storage):list resource failed.",
-                            "data": []}
+    assert reply.json() == {
+        "result": False,
+        "code": 1405085,
+        "message": "(bcs-storage):list resource failed.",
+        "data": [],
+    }
     # the namespaces in use
     reply = bcs.request("GET", f"{STORAGE}/query/mesos/dynamic/clusters/{bcs.cluster}/namespace").json()
     assert bcs.ns in reply["data"]
@@ -62,23 +74,45 @@ def test_services_and_endpoints_in_storage(bcs):
     obj = deployment("web", bcs.ns, 2, labels={"app": "web"})
     obj["spec"]["template"]["metadata"] = {"labels": {"only-in-template": "yes"}}
     ok(bcs.create("deployment", obj))
-    svc = {"apiVersion": "v4", "kind": "service", "metadata": {"name": "web", "namespace": bcs.ns},
-           "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "protocol": "TCP", "servicePort": 7100},
-                                                          {"name": "metrics", "servicePort": 7101}]}}
+    svc = {
+        "apiVersion": "v4",
+        "kind": "service",
+        "metadata": {"name": "web", "namespace": bcs.ns},
+        "spec": {
+            "selector": {"app": "web"},
+            "ports": [
+                {"name": "http", "protocol": "TCP", "servicePort": 7100},
+                {"name": "metrics", "servicePort": 7101},
+            ],
+        },
+    }
     ok(bcs.create("service", svc))
-    other = dict(svc, metadata={"name": "template-only", "namespace": bcs.ns},
-                 spec=dict(svc["spec"], selector={"only-in-template": "yes"}))
+    other = dict(
+        svc,
+        metadata={"name": "template-only", "namespace": bcs.ns},
+        spec=dict(svc["spec"], selector={"only-in-template": "yes"}),
+    )
     ok(bcs.create("service", other))
     wait_for(lambda: running(bcs, "web"), what="running")
     stored = wait_for(lambda: bcs.one("service", name="web"), what="the service")
     # stored as the scheduler's Go struct marshals it
-    assert stored == {"apiVersion": "v4", "kind": "service",
-                      "metadata": {"name": "web", "namespace": bcs.ns, "creationTimestamp": "0001-01-01T00:00:00Z"},
-                      "spec": {"selector": {"app": "web"}, "clusterIP": None, "ports": [
-                          {"name": "http", "path": "", "protocol": "TCP", "servicePort": 7100},
-                          {"name": "metrics", "path": "", "protocol": "", "servicePort": 7101}]}}
-    endpoint = wait_for(lambda: (e := bcs.inspect("endpoint", "web")["data"]["data"]) and
-                        len(e["eps"] or []) == 2 and e, what="two endpoints")
+    assert stored == {
+        "apiVersion": "v4",
+        "kind": "service",
+        "metadata": {"name": "web", "namespace": bcs.ns, "creationTimestamp": "0001-01-01T00:00:00Z"},
+        "spec": {
+            "selector": {"app": "web"},
+            "clusterIP": None,
+            "ports": [
+                {"name": "http", "path": "", "protocol": "TCP", "servicePort": 7100},
+                {"name": "metrics", "path": "", "protocol": "", "servicePort": 7101},
+            ],
+        },
+    }
+    endpoint = wait_for(
+        lambda: (e := bcs.inspect("endpoint", "web")["data"]["data"]) and len(e["eps"] or []) == 2 and e,
+        what="two endpoints",
+    )
     for ep in endpoint["eps"]:
         assert ep["targetRef"]["kind"] == "taskgroup" and ep["nodeIP"] == ep["containerIP"]
         # ports matched by name: "metrics" matches no container port

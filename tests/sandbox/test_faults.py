@@ -38,22 +38,31 @@ def services_path(ns: str) -> str:
 
 # -- status faults ---------------------------------------------------------------------------
 
+
 def test_kube_status_fault_with_the_apiservers_own_bodies(core, kube, ns, control):
     control.fault("kube", "GET", services_path(ns) + "$", status=503, watch=False)
     with pytest.raises(ApiException) as info:
         core.list_namespaced_service(ns)
     assert info.value.status == 503
     assert json.loads(info.value.body) == {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": "the server is currently unable to handle the request", "reason": "ServiceUnavailable",
-        "code": 503}
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "the server is currently unable to handle the request",
+        "reason": "ServiceUnavailable",
+        "code": 503,
+    }
     core.list_namespaced_service(ns)  # times defaults to 1: the next call is served
 
     # the max-in-flight / priority-and-fairness filters answer 429 with http.Error and Retry-After
     control.fault("kube", "GET", services_path(ns), status=429)
     reply = kube.get(kube.base + services_path(ns), timeout=10)
     assert (reply.status_code, reply.text, reply.headers["Retry-After"]) == (
-        429, "Too many requests, please try again later.\n", "1")
+        429,
+        "Too many requests, please try again later.\n",
+        "1",
+    )
     assert reply.headers["Content-Type"].startswith("text/plain")
     # a Retry-After of the test's choosing
     control.fault("kube", "GET", services_path(ns), status=429, headers={"Retry-After": "2"})
@@ -76,15 +85,24 @@ def test_bcs_status_faults_keep_the_envelope(bcs, control):
     control.fault("bcs", "POST", "/deployment$", status=200)
     reply = bcs.request("POST", path, {"namespace": bcs.ns})
     assert reply.status_code == 200 and reply.headers["Content-Type"].startswith("text/plain")
-    assert reply.json() == {"result": False, "code": 1405200, "data": {},
-                            "message": "(bcs-scheduler):sandbox: injected fault"}
+    assert reply.json() == {
+        "result": False,
+        "code": 1405200,
+        "data": {},
+        "message": "(bcs-scheduler):sandbox: injected fault",
+    }
     control.fault("bcs", "POST", "/deployment$", status=502)
     reply = bcs.request("POST", path, {"namespace": bcs.ns})
     assert reply.status_code == 502
     assert reply.json() == {"result": False, "code": 502, "message": "Bad Gateway", "data": None}
     # the old form (status and body), as the e2e tests use it, still works
-    control.inject_fault("bcs", "PUT", "/services$", 200, {"result": False, "code": 1405202, "data": None,
-                                                           "message": "(bcs-scheduler):service not exist"})
+    control.inject_fault(
+        "bcs",
+        "PUT",
+        "/services$",
+        200,
+        {"result": False, "code": 1405202, "data": None, "message": "(bcs-scheduler):service not exist"},
+    )
     reply = bcs.request("PUT", f"/bcsapi/v4/scheduler/mesos/namespaces/{bcs.ns}/services", {"kind": "service"})
     assert reply.json()["code"] == 1405202
     assert bcs.query("deployment") == []  # faults used up: served normally
@@ -98,6 +116,7 @@ def test_request_body_match(bcs, control):
 
 
 # -- delay, hang, reset -----------------------------------------------------------------------
+
 
 def test_delay_then_the_normal_answer_or_the_given_status(core, ns, control):
     control.fault("kube", "GET", services_path(ns), delay=0.6)
@@ -148,7 +167,7 @@ def test_reset_drops_the_connection_without_an_answer(bcs, control):
 
 
 def test_a_storm_of_resets_on_a_share_of_the_calls(bcs, control):
-    """"Resets on 30% of calls, 20 times": exactly 20 calls fail, spread among the others."""
+    """ "Resets on 30% of calls, 20 times": exactly 20 calls fail, spread among the others."""
     fault = control.fault("bcs", "POST", "/taskgroup$", reset=True, probability=0.3, times=20)
     assert (fault["times"], fault["probability"], fault["reset"]) == (20, 0.3, True)
     path = f"{STORAGE}/query/mesos/dynamic/clusters/{bcs.cluster}/taskgroup"
@@ -168,6 +187,7 @@ def test_a_storm_of_resets_on_a_share_of_the_calls(bcs, control):
 
 
 # -- watches ------------------------------------------------------------------------------------
+
 
 def _services(core, ns, n):
     for i in range(n):
@@ -212,8 +232,9 @@ def test_watch_gone_is_the_watch_caches_410(core, kube, ns, control):
     rv = core.list_namespaced_service(ns).metadata.resource_version
     control.fault("kube", "GET", services_path(ns), gone=True, times=2)
     assert core.list_namespaced_service(ns).items  # lists pass
-    reply = kube.get(kube.base + services_path(ns), params={"watch": "true", "resourceVersion": rv}, timeout=10,
-                     stream=True)
+    reply = kube.get(
+        kube.base + services_path(ns), params={"watch": "true", "resourceVersion": rv}, timeout=10, stream=True
+    )
     assert reply.status_code == 200
     lines = [json.loads(line) for line in reply.iter_lines() if line]
     assert len(lines) == 1 and lines[0]["type"] == "ERROR"
@@ -229,6 +250,7 @@ def test_watch_gone_is_the_watch_caches_410(core, kube, ns, control):
 
 # -- the control endpoint's side -------------------------------------------------------------------
 
+
 def test_faults_are_listed_and_removed(control):
     a = control.fault("kube", "GET", "/nothing-a", status=500, times=3)
     b = control.fault("bcs", "put", "/nothing-b", delay=1, status=503, body={"x": 1}, headers={"X-Why": "test"})
@@ -236,31 +258,38 @@ def test_faults_are_listed_and_removed(control):
     assert [f["id"] for f in listed] == [a["id"], b["id"]]
     assert listed[0] == {**a, "times": 3, "hits": 0}
     assert (listed[1]["method"], listed[1]["delay"], listed[1]["body"], listed[1]["headers"]) == (
-        "PUT", 1.0, {"x": 1}, {"X-Why": "test"})
+        "PUT",
+        1.0,
+        {"x": 1},
+        {"X-Why": "test"},
+    )
     control.remove_fault(a["id"])
     assert [f["id"] for f in control.faults()] == [b["id"]]
     reply = control.session.delete(f"{control.url}/faults", timeout=10)
     assert reply.json() == {"cleared": 1} and control.faults() == []
 
 
-@pytest.mark.parametrize("spec, field", [
-    ({"method": "GET", "path": "/x", "status": 500}, "api"),
-    ({"api": "k8s", "status": 500}, "api"),
-    ({"api": "kube", "status": 500, "colour": "red"}, "colour"),
-    ({"api": "kube", "path": "(", "status": 500}, "path"),
-    ({"api": "kube", "status": "500"}, "status"),
-    ({"api": "kube", "status": 200}, "body"),
-    ({"api": "kube", "status": 500, "times": 0}, "times"),
-    ({"api": "kube", "status": 500, "probability": 1.5}, "probability"),
-    ({"api": "kube"}, "status"),
-    ({"api": "kube", "reset": True, "hang": True}, "reset"),
-    ({"api": "kube", "delay": -1}, "delay"),
-    ({"api": "bcs", "cut_after": 2}, "cut_after"),
-    ({"api": "bcs", "watch": True, "status": 500}, "watch"),
-    ({"api": "kube", "gone": True, "watch": False}, "watch"),
-    ({"api": "kube", "hang": True, "body": {}}, "body"),
-    ({"api": "kube", "status": 503, "headers": ["Retry-After"]}, "headers"),
-])
+@pytest.mark.parametrize(
+    "spec, field",
+    [
+        ({"method": "GET", "path": "/x", "status": 500}, "api"),
+        ({"api": "k8s", "status": 500}, "api"),
+        ({"api": "kube", "status": 500, "colour": "red"}, "colour"),
+        ({"api": "kube", "path": "(", "status": 500}, "path"),
+        ({"api": "kube", "status": "500"}, "status"),
+        ({"api": "kube", "status": 200}, "body"),
+        ({"api": "kube", "status": 500, "times": 0}, "times"),
+        ({"api": "kube", "status": 500, "probability": 1.5}, "probability"),
+        ({"api": "kube"}, "status"),
+        ({"api": "kube", "reset": True, "hang": True}, "reset"),
+        ({"api": "kube", "delay": -1}, "delay"),
+        ({"api": "bcs", "cut_after": 2}, "cut_after"),
+        ({"api": "bcs", "watch": True, "status": 500}, "watch"),
+        ({"api": "kube", "gone": True, "watch": False}, "watch"),
+        ({"api": "kube", "hang": True, "body": {}}, "body"),
+        ({"api": "kube", "status": 503, "headers": ["Retry-After"]}, "headers"),
+    ],
+)
 def test_a_bad_fault_is_a_400_naming_the_field(control, spec, field):
     reply = control.session.post(f"{control.url}/faults", json=spec, timeout=10)
     assert reply.status_code == 400

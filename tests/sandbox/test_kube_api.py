@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 
-import kubernetes
 import pytest
 import requests
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-
 from polling import wait_for
 
-
 # -- fixtures -------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def http(sandbox):
@@ -31,17 +28,31 @@ def http(sandbox):
 
 def deployment(name="web", replicas=2, image="shop/web:v1", labels=None, **spec):
     labels = labels or {"app": name}
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": dict(labels)},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": dict(labels)},
-                     "template": {"metadata": {"labels": dict(labels)},
-                                  "spec": {"containers": [{"name": "web", "image": image,
-                                                           "ports": [{"containerPort": 8080, "name": "http"}]}]}},
-                     **spec}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": dict(labels)},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": dict(labels)},
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {
+                    "containers": [{"name": "web", "image": image, "ports": [{"containerPort": 8080, "name": "http"}]}]
+                },
+            },
+            **spec,
+        },
+    }
 
 
 def service(name="web", selector=None, **spec):
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
-            "spec": {"selector": selector or {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}], **spec}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"selector": selector or {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}], **spec},
+    }
 
 
 def error_of(call) -> dict:
@@ -59,14 +70,23 @@ def plain(obj) -> dict:
 
 # -- auth and discovery -----------------------------------------------------------------------
 
+
 def test_every_path_wants_the_token(sandbox, http):
     for path in ("/version", "/api", "/apis", "/api/v1/namespaces", "/openapi/v3"):
         r = requests.get(sandbox.kube_url + path, verify=http.verify, timeout=10)
         assert r.status_code == 401, path
-        assert r.json() == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                            "message": "Unauthorized", "reason": "Unauthorized", "code": 401}
-        bad = requests.get(sandbox.kube_url + path, verify=http.verify, timeout=10,
-                           headers={"Authorization": "Bearer nope"})
+        assert r.json() == {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": "Unauthorized",
+            "reason": "Unauthorized",
+            "code": 401,
+        }
+        bad = requests.get(
+            sandbox.kube_url + path, verify=http.verify, timeout=10, headers={"Authorization": "Bearer nope"}
+        )
         assert bad.status_code == 401
     assert http.get(sandbox.kube_url + "/version", timeout=10).json()["major"] == "1"
 
@@ -74,7 +94,9 @@ def test_every_path_wants_the_token(sandbox, http):
 def test_discovery_lists_resources_verbs_and_subresources(api):
     assert client.CoreApi(api).get_api_versions().versions == ["v1"]
     resources = {r.name: r for r in client.CoreV1Api(api).get_api_resources().resources}
-    assert resources["pods"].namespaced and "watch" in resources["pods"].verbs and resources["pods"].short_names == ["po"]
+    assert (
+        resources["pods"].namespaced and "watch" in resources["pods"].verbs and resources["pods"].short_names == ["po"]
+    )
     assert resources["namespaces"].namespaced is False
     assert set(resources["services"].verbs) >= {"create", "delete", "get", "list", "patch", "update", "watch"}
     apps = {r.name: r for r in client.AppsV1Api(api).get_api_resources().resources}
@@ -110,6 +132,7 @@ def test_unknown_paths_and_methods(sandbox, http, ns):
 
 # -- namespaces -------------------------------------------------------------------------------
 
+
 def test_namespaces(core, unique_name):
     names = {n.metadata.name for n in core.list_namespace().items}
     assert {"default", "kube-system", "kube-public", "kube-node-lease"} <= names
@@ -133,6 +156,7 @@ def test_objects_in_a_missing_namespace(apps, unique_name):
 
 # -- create / get / list ---------------------------------------------------------------------
 
+
 def test_create_fills_server_fields_and_defaults(apps, ns):
     d = apps.create_namespaced_deployment(ns, deployment(replicas=None))
     assert d.metadata.uid and d.metadata.creation_timestamp and int(d.metadata.resource_version) > 0
@@ -142,8 +166,11 @@ def test_create_fills_server_fields_and_defaults(apps, ns):
     assert spec.strategy.type == "RollingUpdate"
     assert (spec.strategy.rolling_update.max_surge, spec.strategy.rolling_update.max_unavailable) == ("25%", "25%")
     c = spec.template.spec.containers[0]
-    assert (c.termination_message_path, c.image_pull_policy, c.ports[0].protocol) == \
-        ("/dev/termination-log", "IfNotPresent", "TCP")
+    assert (c.termination_message_path, c.image_pull_policy, c.ports[0].protocol) == (
+        "/dev/termination-log",
+        "IfNotPresent",
+        "TCP",
+    )
     assert spec.template.spec.restart_policy == "Always" and spec.template.spec.dns_policy == "ClusterFirst"
     got = apps.read_namespaced_deployment("web", ns)
     assert got.metadata.uid == d.metadata.uid
@@ -164,10 +191,15 @@ def test_resource_versions_are_one_increasing_counter(apps, core, ns):
 
 
 def test_label_and_field_selectors(core, ns):
-    for name, labels in [("a", {"tier": "web", "env": "prod"}), ("b", {"tier": "web", "env": "dev"}),
-                         ("c", {"tier": "db"}), ("d", {})]:
-        core.create_namespaced_service(ns, {"metadata": {"name": name, "labels": labels},
-                                            "spec": {"ports": [{"port": 80}]}})
+    for name, labels in [
+        ("a", {"tier": "web", "env": "prod"}),
+        ("b", {"tier": "web", "env": "dev"}),
+        ("c", {"tier": "db"}),
+        ("d", {}),
+    ]:
+        core.create_namespaced_service(
+            ns, {"metadata": {"name": name, "labels": labels}, "spec": {"ports": [{"port": 80}]}}
+        )
 
     def names(**kw):
         return sorted(s.metadata.name for s in core.list_namespaced_service(ns, **kw).items)
@@ -200,20 +232,45 @@ def test_list_chunks_with_limit_and_continue(core, ns):
 
 # -- validation errors change nothing ------------------------------------------------------------
 
-@pytest.mark.parametrize("mutate, field, reason, text", [
-    (lambda d: d["spec"]["template"]["metadata"].update(labels={"app": "other"}),
-     "spec.template.metadata.labels", "FieldValueInvalid", "`selector` does not match template `labels`"),
-    (lambda d: d["spec"]["template"]["spec"].update(containers=[]),
-     "spec.template.spec.containers", "FieldValueRequired", "Required value"),
-    (lambda d: d["spec"].update(replicas=-1), "spec.replicas", "FieldValueInvalid",
-     "Invalid value: -1: must be greater than or equal to 0"),
-    (lambda d: d["metadata"].update(name="Web_1"), "metadata.name", "FieldValueInvalid", "RFC 1123 subdomain"),
-    (lambda d: d["metadata"].pop("name"), "metadata.name", "FieldValueRequired",
-     "name or generateName is required"),
-    (lambda d: d["spec"]["template"]["spec"]["containers"].append(
-        copy.deepcopy(d["spec"]["template"]["spec"]["containers"][0])),
-     "spec.template.spec.containers[1].name", "FieldValueDuplicate", 'Duplicate value: "web"'),
-])
+
+@pytest.mark.parametrize(
+    "mutate, field, reason, text",
+    [
+        (
+            lambda d: d["spec"]["template"]["metadata"].update(labels={"app": "other"}),
+            "spec.template.metadata.labels",
+            "FieldValueInvalid",
+            "`selector` does not match template `labels`",
+        ),
+        (
+            lambda d: d["spec"]["template"]["spec"].update(containers=[]),
+            "spec.template.spec.containers",
+            "FieldValueRequired",
+            "Required value",
+        ),
+        (
+            lambda d: d["spec"].update(replicas=-1),
+            "spec.replicas",
+            "FieldValueInvalid",
+            "Invalid value: -1: must be greater than or equal to 0",
+        ),
+        (lambda d: d["metadata"].update(name="Web_1"), "metadata.name", "FieldValueInvalid", "RFC 1123 subdomain"),
+        (
+            lambda d: d["metadata"].pop("name"),
+            "metadata.name",
+            "FieldValueRequired",
+            "name or generateName is required",
+        ),
+        (
+            lambda d: d["spec"]["template"]["spec"]["containers"].append(
+                copy.deepcopy(d["spec"]["template"]["spec"]["containers"][0])
+            ),
+            "spec.template.spec.containers[1].name",
+            "FieldValueDuplicate",
+            'Duplicate value: "web"',
+        ),
+    ],
+)
 def test_invalid_deployments_are_rejected(apps, ns, mutate, field, reason, text):
     body = deployment()
     mutate(body)
@@ -222,7 +279,9 @@ def test_invalid_deployments_are_rejected(apps, ns, mutate, field, reason, text)
     assert err["details"]["kind"] == "Deployment" and err["details"]["group"] == "apps"
     causes = {(c["field"], c["reason"]) for c in err["details"]["causes"]}
     assert (field, reason) in causes
-    assert text in err["message"] and err["message"].startswith(f'Deployment.apps "{body["metadata"].get("name", "")}" is invalid: ')
+    assert text in err["message"] and err["message"].startswith(
+        f'Deployment.apps "{body["metadata"].get("name", "")}" is invalid: '
+    )
     assert apps.list_namespaced_deployment(ns).items == []
 
 
@@ -230,19 +289,32 @@ def test_selector_mismatch_message_is_the_real_one(apps, ns):
     body = deployment()
     body["spec"]["template"]["metadata"]["labels"] = {"app": "other"}
     err = error_of(lambda: apps.create_namespaced_deployment(ns, body))
-    assert err["message"] == ('Deployment.apps "web" is invalid: spec.template.metadata.labels: Invalid value: '
-                              'map[string]string{"app":"other"}: `selector` does not match template `labels`')
+    assert err["message"] == (
+        'Deployment.apps "web" is invalid: spec.template.metadata.labels: Invalid value: '
+        'map[string]string{"app":"other"}: `selector` does not match template `labels`'
+    )
 
 
 def test_updates_that_the_api_rejects_change_nothing(apps, ns):
     apps.create_namespaced_deployment(ns, deployment())
     before = plain(apps.read_namespaced_deployment("web", ns))
-    err = error_of(lambda: apps.patch_namespaced_deployment(
-        "web", ns, {"spec": {"selector": {"matchLabels": {"app": "web", "x": "y"}},
-                             "template": {"metadata": {"labels": {"x": "y"}}}}}))
+    err = error_of(
+        lambda: apps.patch_namespaced_deployment(
+            "web",
+            ns,
+            {
+                "spec": {
+                    "selector": {"matchLabels": {"app": "web", "x": "y"}},
+                    "template": {"metadata": {"labels": {"x": "y"}}},
+                }
+            },
+        )
+    )
     assert err["code"] == 422
-    assert any(c["field"] == "spec.selector" and c["message"].endswith(": field is immutable")
-               for c in err["details"]["causes"])
+    assert any(
+        c["field"] == "spec.selector" and c["message"].endswith(": field is immutable")
+        for c in err["details"]["causes"]
+    )
     err = error_of(lambda: apps.patch_namespaced_deployment("web", ns, {"spec": {"replicas": -3}}))
     assert err["details"]["causes"][0]["field"] == "spec.replicas"
     after = plain(apps.read_namespaced_deployment("web", ns))
@@ -251,6 +323,7 @@ def test_updates_that_the_api_rejects_change_nothing(apps, ns):
 
 
 # -- replace ----------------------------------------------------------------------------------
+
 
 def test_replace_with_stale_resource_version_conflicts(apps, ns):
     apps.create_namespaced_deployment(ns, deployment())
@@ -261,8 +334,10 @@ def test_replace_with_stale_resource_version_conflicts(apps, ns):
     current.spec.replicas = 5  # still carries the old resourceVersion
     err = error_of(lambda: apps.replace_namespaced_deployment("web", ns, current))
     assert err["code"] == 409 and err["reason"] == "Conflict"
-    assert err["message"] == ('Operation cannot be fulfilled on deployments.apps "web": the object has been modified; '
-                              'please apply your changes to the latest version and try again')
+    assert err["message"] == (
+        'Operation cannot be fulfilled on deployments.apps "web": the object has been modified; '
+        'please apply your changes to the latest version and try again'
+    )
     assert apps.read_namespaced_deployment("web", ns).spec.replicas == 3
     # without a resourceVersion the replace is unconditional
     body = deployment(replicas=4)
@@ -286,20 +361,42 @@ def test_generation_follows_spec_changes_not_status(apps, ns):
 
 # -- patch ------------------------------------------------------------------------------------
 
+
 def test_strategic_merge_patch_merges_lists_by_key(apps, ns):
     body = deployment()
-    body["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+    body["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "A", "value": "1"},
+        {"name": "B", "value": "2"},
+    ]
     apps.create_namespaced_deployment(ns, body)
-    patched = apps.patch_namespaced_deployment("web", ns, {"spec": {"template": {"spec": {"containers": [
-        {"name": "web", "image": "shop/web:v2", "env": [{"name": "B", "value": "3"}, {"name": "C", "value": "4"}]},
-        {"name": "sidecar", "image": "shop/log:v1"}]}}}})
+    patched = apps.patch_namespaced_deployment(
+        "web",
+        ns,
+        {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "web",
+                                "image": "shop/web:v2",
+                                "env": [{"name": "B", "value": "3"}, {"name": "C", "value": "4"}],
+                            },
+                            {"name": "sidecar", "image": "shop/log:v1"},
+                        ]
+                    }
+                }
+            }
+        },
+    )
     containers = patched.spec.template.spec.containers
     assert [c.name for c in containers] == ["web", "sidecar"]
     assert containers[0].image == "shop/web:v2" and containers[0].ports[0].container_port == 8080
     assert [(e.name, e.value) for e in containers[0].env] == [("A", "1"), ("B", "3"), ("C", "4")]
     # $patch: delete removes one item by its merge key
-    patched = apps.patch_namespaced_deployment("web", ns, {"spec": {"template": {"spec": {"containers": [
-        {"name": "sidecar", "$patch": "delete"}]}}}})
+    patched = apps.patch_namespaced_deployment(
+        "web", ns, {"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "$patch": "delete"}]}}}}
+    )
     assert [c.name for c in patched.spec.template.spec.containers] == ["web"]
 
 
@@ -307,8 +404,9 @@ def test_service_selector_patches_merge_keys(core, ns):
     core.create_namespaced_service(ns, service(selector={"app": "web", "color": "blue"}))
     smp = core.patch_namespaced_service("web", ns, {"spec": {"selector": {"color": "green"}}})
     assert smp.spec.selector == {"app": "web", "color": "green"}
-    merge = core.patch_namespaced_service("web", ns, {"spec": {"selector": {"track": "stable"}}},
-                                          _content_type="application/merge-patch+json")
+    merge = core.patch_namespaced_service(
+        "web", ns, {"spec": {"selector": {"track": "stable"}}}, _content_type="application/merge-patch+json"
+    )
     assert merge.spec.selector == {"app": "web", "color": "green", "track": "stable"}
     # a JSON patch (or null in a merge patch) is what drops a key
     dropped = core.patch_namespaced_service("web", ns, [{"op": "remove", "path": "/spec/selector/track"}])
@@ -319,19 +417,32 @@ def test_service_selector_patches_merge_keys(core, ns):
 
 def test_json_patch_ops_and_failing_test(apps, ns, http, sandbox):
     apps.create_namespaced_deployment(ns, deployment(replicas=1))
-    ok = apps.patch_namespaced_deployment("web", ns, [
-        {"op": "test", "path": "/spec/replicas", "value": 1},
-        {"op": "replace", "path": "/spec/replicas", "value": 2},
-        {"op": "add", "path": "/metadata/labels/extra", "value": "yes"}])
+    ok = apps.patch_namespaced_deployment(
+        "web",
+        ns,
+        [
+            {"op": "test", "path": "/spec/replicas", "value": 1},
+            {"op": "replace", "path": "/spec/replicas", "value": 2},
+            {"op": "add", "path": "/metadata/labels/extra", "value": "yes"},
+        ],
+    )
     assert ok.spec.replicas == 2 and ok.metadata.labels["extra"] == "yes"
     before = apps.read_namespaced_deployment("web", ns).metadata.resource_version
-    err = error_of(lambda: apps.patch_namespaced_deployment("web", ns, [
-        {"op": "replace", "path": "/spec/replicas", "value": 5},
-        {"op": "test", "path": "/spec/replicas", "value": 1}]))
+    err = error_of(
+        lambda: apps.patch_namespaced_deployment(
+            "web",
+            ns,
+            [
+                {"op": "replace", "path": "/spec/replicas", "value": 5},
+                {"op": "test", "path": "/spec/replicas", "value": 1},
+            ],
+        )
+    )
     assert err["code"] == 422 and err["reason"] == "Invalid"
     assert err["details"]["causes"][0]["message"] == "testing value /spec/replicas failed: test failed"
-    err = error_of(lambda: apps.patch_namespaced_deployment("web", ns, [
-        {"op": "remove", "path": "/metadata/labels/nothing"}]))
+    err = error_of(
+        lambda: apps.patch_namespaced_deployment("web", ns, [{"op": "remove", "path": "/metadata/labels/nothing"}])
+    )
     assert err["code"] == 422
     assert apps.read_namespaced_deployment("web", ns).metadata.resource_version == before
     url = f"{sandbox.kube_url}/apis/apps/v1/namespaces/{ns}/deployments/web"
@@ -340,8 +451,9 @@ def test_json_patch_ops_and_failing_test(apps, ns, http, sandbox):
     r = http.patch(url, data="{not json", headers={"Content-Type": "application/merge-patch+json"}, timeout=10)
     assert r.status_code == 400 and r.json()["reason"] == "BadRequest"
     # server-side apply is not implemented by the sandbox: it says so with a 415
-    r = http.patch(url, data="spec: {replicas: 3}", headers={"Content-Type": "application/apply-patch+yaml"},
-                   timeout=10)
+    r = http.patch(
+        url, data="spec: {replicas: 3}", headers={"Content-Type": "application/apply-patch+yaml"}, timeout=10
+    )
     assert r.status_code == 415
     assert apps.read_namespaced_deployment("web", ns).metadata.resource_version == before
 
@@ -349,8 +461,11 @@ def test_json_patch_ops_and_failing_test(apps, ns, http, sandbox):
 def test_patch_with_resource_version_is_conditional(apps, ns):
     d = apps.create_namespaced_deployment(ns, deployment())
     apps.patch_namespaced_deployment("web", ns, {"metadata": {"labels": {"x": "1"}}})
-    err = error_of(lambda: apps.patch_namespaced_deployment(
-        "web", ns, {"metadata": {"resourceVersion": d.metadata.resource_version}, "spec": {"replicas": 9}}))
+    err = error_of(
+        lambda: apps.patch_namespaced_deployment(
+            "web", ns, {"metadata": {"resourceVersion": d.metadata.resource_version}, "spec": {"replicas": 9}}
+        )
+    )
     assert err["code"] == 409 and err["reason"] == "Conflict"
     assert apps.read_namespaced_deployment("web", ns).spec.replicas == 2
 
@@ -362,12 +477,18 @@ def test_field_validation_strict_warn_ignore(sandbox, http, apps, ns):
     body["spec"]["template"]["spec"]["containers"][0]["bogus"] = True
     strict = http.post(url + "?fieldValidation=Strict", json=body, timeout=10)
     assert strict.status_code == 400 and strict.json()["reason"] == "BadRequest"
-    assert strict.json()["message"] == ('Deployment in version "v1" cannot be handled as a Deployment: strict decoding '
-                                        'error: unknown field "spec.template.spec.containers[0].bogus", '
-                                        'unknown field "spec.foo"')
+    assert strict.json()["message"] == (
+        'Deployment in version "v1" cannot be handled as a Deployment: strict decoding '
+        'error: unknown field "spec.template.spec.containers[0].bogus", '
+        'unknown field "spec.foo"'
+    )
     assert apps.list_namespaced_deployment(ns).items == []
-    dup = http.post(url + "?fieldValidation=Strict", timeout=10, headers={"Content-Type": "application/json"},
-                    data=json.dumps(deployment("dup"))[:-1] + ', "kind": "Deployment"}')
+    dup = http.post(
+        url + "?fieldValidation=Strict",
+        timeout=10,
+        headers={"Content-Type": "application/json"},
+        data=json.dumps(deployment("dup"))[:-1] + ', "kind": "Deployment"}',
+    )
     assert dup.status_code == 400 and 'duplicate field "kind"' in dup.json()["message"]
     warn = http.post(url + "?fieldValidation=Warn", json=body, timeout=10)
     assert warn.status_code == 201 and "foo" not in warn.json()["spec"]
@@ -375,19 +496,27 @@ def test_field_validation_strict_warn_ignore(sandbox, http, apps, ns):
     body["metadata"]["name"] = "ignored"
     ignore = http.post(url + "?fieldValidation=Ignore", json=body, timeout=10)
     assert ignore.status_code == 201 and "Warning" not in ignore.headers
-    patch = http.patch(url + "/web?fieldValidation=Strict", json={"spec": {"foo": 1}},
-                       headers={"Content-Type": "application/merge-patch+json"}, timeout=10)
+    patch = http.patch(
+        url + "/web?fieldValidation=Strict",
+        json={"spec": {"foo": 1}},
+        headers={"Content-Type": "application/merge-patch+json"},
+        timeout=10,
+    )
     assert patch.status_code == 422 and 'strict decoding error: unknown field "spec.foo"' in patch.json()["message"]
-    wrong_type = http.post(url, json={**deployment("typed"), "spec": {**deployment()["spec"], "replicas": "3"}},
-                           timeout=10)
+    wrong_type = http.post(
+        url, json={**deployment("typed"), "spec": {**deployment()["spec"], "replicas": "3"}}, timeout=10
+    )
     assert wrong_type.status_code == 400
-    assert "cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32" in \
-        wrong_type.json()["message"]
+    assert (
+        "cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32"
+        in wrong_type.json()["message"]
+    )
     garbage = http.post(url, data="{", headers={"Content-Type": "application/json"}, timeout=10)
     assert garbage.status_code == 400
 
 
 # -- scale subresource ----------------------------------------------------------------------------
+
 
 def test_scale_subresource(apps, ns):
     apps.create_namespaced_deployment(ns, deployment(replicas=1))
@@ -400,6 +529,7 @@ def test_scale_subresource(apps, ns):
 
 
 # -- services ---------------------------------------------------------------------------------
+
 
 def test_service_defaults_and_allocation(core, ns, sandbox):
     import ipaddress
@@ -414,13 +544,20 @@ def test_service_defaults_and_allocation(core, ns, sandbox):
     np = core.create_namespaced_service(ns, service("np", type="NodePort"))
     port = np.spec.ports[0].node_port
     assert port and port != Settings().node_port_range[0] - 1
-    clash = error_of(lambda: core.create_namespaced_service(
-        ns, service("np2", type="NodePort", ports=[{"port": 80, "nodePort": port}])))
+    clash = error_of(
+        lambda: core.create_namespaced_service(
+            ns, service("np2", type="NodePort", ports=[{"port": 80, "nodePort": port}])
+        )
+    )
     assert clash["code"] == 422
-    assert clash["message"] == (f'Service "np2" is invalid: spec.ports[0].nodePort: Invalid value: {port}: '
-                                'provided port is already allocated')
-    out = error_of(lambda: core.create_namespaced_service(
-        ns, service("np3", type="NodePort", ports=[{"port": 80, "nodePort": 80}])))
+    assert clash["message"] == (
+        f'Service "np2" is invalid: spec.ports[0].nodePort: Invalid value: {port}: provided port is already allocated'
+    )
+    out = error_of(
+        lambda: core.create_namespaced_service(
+            ns, service("np3", type="NodePort", ports=[{"port": 80, "nodePort": 80}])
+        )
+    )
     assert "provided port is not in the valid range. The range of valid ports is" in out["message"]
     err = error_of(lambda: core.patch_namespaced_service("web", ns, {"spec": {"clusterIP": "127.1.2.3"}}))
     assert err["code"] == 422 and err["details"]["causes"][0]["field"].startswith("spec.clusterIP")
@@ -431,15 +568,18 @@ def test_service_defaults_and_allocation(core, ns, sandbox):
     assert core.replace_namespaced_service("np", ns, body).spec.ports[0].node_port == port
 
 
-@pytest.mark.parametrize("spec, field", [
-    ({"ports": [{"port": 0}]}, "spec.ports[0].port"),
-    ({"ports": [{"port": 80, "protocol": "ICMP"}]}, "spec.ports[0].protocol"),
-    ({"ports": [{"port": 80, "name": "a"}, {"port": 81}]}, "spec.ports[1].name"),
-    ({"ports": []}, "spec.ports"),
-    ({"ports": [{"port": 80}], "selector": {"app": "no spaces"}}, "spec.selector"),
-    ({"ports": [{"port": 80}], "type": "Weird"}, "spec.type"),
-    ({"ports": [{"port": 80, "targetPort": "8080"}]}, "spec.ports[0].targetPort"),
-])
+@pytest.mark.parametrize(
+    "spec, field",
+    [
+        ({"ports": [{"port": 0}]}, "spec.ports[0].port"),
+        ({"ports": [{"port": 80, "protocol": "ICMP"}]}, "spec.ports[0].protocol"),
+        ({"ports": [{"port": 80, "name": "a"}, {"port": 81}]}, "spec.ports[1].name"),
+        ({"ports": []}, "spec.ports"),
+        ({"ports": [{"port": 80}], "selector": {"app": "no spaces"}}, "spec.selector"),
+        ({"ports": [{"port": 80}], "type": "Weird"}, "spec.type"),
+        ({"ports": [{"port": 80, "targetPort": "8080"}]}, "spec.ports[0].targetPort"),
+    ],
+)
 def test_invalid_services(core, ns, spec, field):
     err = error_of(lambda: core.create_namespaced_service(ns, {"metadata": {"name": "bad"}, "spec": spec}))
     assert err["code"] == 422 and field in {c["field"] for c in err["details"]["causes"]}
@@ -452,6 +592,7 @@ def test_service_name_is_a_dns1035_label(core, ns):
 
 
 # -- delete -----------------------------------------------------------------------------------
+
 
 def test_delete_answers_like_the_real_server(apps, core, ns):
     apps.create_namespaced_deployment(ns, deployment(replicas=1))
@@ -469,12 +610,12 @@ def test_delete_answers_like_the_real_server(apps, core, ns):
 
 def test_watch_on_the_legacy_watch_path(sandbox, http, core, ns):
     core.create_namespaced_service(ns, service("a"))
-    r = http.get(f"{sandbox.kube_url}/api/v1/watch/namespaces/{ns}/services?timeoutSeconds=1", stream=True,
-                 timeout=10)
+    r = http.get(f"{sandbox.kube_url}/api/v1/watch/namespaces/{ns}/services?timeoutSeconds=1", stream=True, timeout=10)
     assert r.status_code == 200 and r.headers["Content-Type"] == "application/json"
     events = [json.loads(line) for line in r.iter_lines() if line]
-    assert [(e["type"], e["object"]["metadata"]["name"], e["object"]["kind"]) for e in events] == \
-        [("ADDED", "a", "Service")]
+    assert [(e["type"], e["object"]["metadata"]["name"], e["object"]["kind"]) for e in events] == [
+        ("ADDED", "a", "Service")
+    ]
 
 
 def test_v1_endpoints_carry_the_deprecation_warning(sandbox, http, core, ns):

@@ -10,31 +10,42 @@ import json
 import socket
 import time
 
-import kubernetes
 import pytest
 import requests
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
-
 from polling import wait_for
 
 
 def deployment(name="web", replicas=2, image="shop/web:v1", **spec):
     labels = {"app": name}
-    return {"metadata": {"name": name},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": dict(labels)},
-                     "template": {"metadata": {"labels": dict(labels)},
-                                  "spec": {"containers": [{"name": "web", "image": image,
-                                                           "ports": [{"containerPort": 8080, "name": "http"}]}]}},
-                     **spec}}
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": dict(labels)},
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {
+                    "containers": [{"name": "web", "image": image, "ports": [{"containerPort": 8080, "name": "http"}]}]
+                },
+            },
+            **spec,
+        },
+    }
 
 
 def rolled_out(apps, ns, name):
     def check():
         d = apps.read_namespaced_deployment(name, ns)
         s = d.status
-        return (s.observed_generation == d.metadata.generation and s.updated_replicas == d.spec.replicas
-                and s.replicas == d.spec.replicas and s.available_replicas == d.spec.replicas) and d
+        return (
+            s.observed_generation == d.metadata.generation
+            and s.updated_replicas == d.spec.replicas
+            and s.replicas == d.spec.replicas
+            and s.available_replicas == d.spec.replicas
+        ) and d
+
     return check
 
 
@@ -47,6 +58,7 @@ def ready(pod) -> bool:
 
 
 # -- deployments ------------------------------------------------------------------------------
+
 
 def test_replica_sets_pods_and_status_as_the_controller_writes_them(apps, core, ns):
     apps.create_namespaced_deployment(ns, deployment(replicas=3))
@@ -78,8 +90,12 @@ def test_replica_sets_pods_and_status_as_the_controller_writes_them(apps, core, 
         assert (ref.kind, ref.name, ref.controller) == ("ReplicaSet", rs.metadata.name, True)
         assert p.spec.node_name == "sandbox" and p.status.phase == "Running"
         assert {c.type: c.status for c in p.status.conditions} == {
-            "PodReadyToStartContainers": "True", "Initialized": "True", "Ready": "True",
-            "ContainersReady": "True", "PodScheduled": "True"}
+            "PodReadyToStartContainers": "True",
+            "Initialized": "True",
+            "Ready": "True",
+            "ContainersReady": "True",
+            "PodScheduled": "True",
+        }
         cs = p.status.container_statuses[0]
         assert (cs.name, cs.ready, cs.started, cs.restart_count) == ("web", True, True, 0)
         assert cs.state.running.started_at
@@ -93,11 +109,13 @@ def test_pod_template_hash_is_stable_per_template(apps, ns):
     apps.create_namespaced_deployment(ns, deployment("a"))
     wait_for(rolled_out(apps, ns, "a"))
     first = apps.list_namespaced_replica_set(ns).items[0].metadata.name
-    apps.patch_namespaced_deployment("a", ns, {"spec": {"template": {"spec": {"containers": [
-        {"name": "web", "image": "shop/web:v2"}]}}}})
+    apps.patch_namespaced_deployment(
+        "a", ns, {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "shop/web:v2"}]}}}}
+    )
     wait_for(rolled_out(apps, ns, "a"))
-    apps.patch_namespaced_deployment("a", ns, {"spec": {"template": {"spec": {"containers": [
-        {"name": "web", "image": "shop/web:v1"}]}}}})
+    apps.patch_namespaced_deployment(
+        "a", ns, {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "shop/web:v1"}]}}}}
+    )
     d = wait_for(rolled_out(apps, ns, "a"))
     names = {rs.metadata.name: rs for rs in apps.list_namespaced_replica_set(ns).items}
     assert len(names) == 2 and names[first].spec.replicas == 2  # back on the first template's RS
@@ -106,11 +124,18 @@ def test_pod_template_hash_is_stable_per_template(apps, ns):
 
 
 def test_rolling_update_stays_within_surge_and_unavailability(apps, core, ns):
-    apps.create_namespaced_deployment(ns, deployment(replicas=4, strategy={
-        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}))
+    apps.create_namespaced_deployment(
+        ns,
+        deployment(
+            replicas=4, strategy={"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+        ),
+    )
     wait_for(rolled_out(apps, ns, "web"))
-    apps.patch_namespaced_deployment("web", ns, {"spec": {"template": {"spec": {"containers": [
-        {"name": "web", "image": "shop/web:v2-ready-after-0.3s"}]}}}})
+    apps.patch_namespaced_deployment(
+        "web",
+        ns,
+        {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "shop/web:v2-ready-after-0.3s"}]}}}},
+    )
     seen_total, seen_ready, images = [], [], set()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -118,13 +143,14 @@ def test_rolling_update_stays_within_surge_and_unavailability(apps, core, ns):
         seen_total.append(len(pods))
         seen_ready.append(sum(1 for p in pods if ready(p)))
         images |= {p.spec.containers[0].image for p in pods}
-        if rolled_out(apps, ns, "web")() and all(p.spec.containers[0].image.endswith("v2-ready-after-0.3s")
-                                                 for p in pods):
+        if rolled_out(apps, ns, "web")() and all(
+            p.spec.containers[0].image.endswith("v2-ready-after-0.3s") for p in pods
+        ):
             break
         time.sleep(0.02)
     else:
         raise AssertionError("rollout did not finish")
-    assert max(seen_total) <= 5, seen_total          # replicas + maxSurge
+    assert max(seen_total) <= 5, seen_total  # replicas + maxSurge
     assert min(seen_ready) >= 4 - 0 - 1, seen_ready  # old pods go only once a new one is available
     assert images == {"shop/web:v1", "shop/web:v2-ready-after-0.3s"}
     rs = {r.spec.template.spec.containers[0].image: r.spec.replicas for r in apps.list_namespaced_replica_set(ns).items}
@@ -135,15 +161,25 @@ def test_scaling_mid_rollout_is_proportional(apps, ns):
     """The example of the Deployment docs: 10 replicas, maxSurge 3, maxUnavailable 2, a new
     image that never gets ready (the rollout stalls at 8 old + 5 new), then a scale to 15:
     the 5 extra replicas go 3 to the old ReplicaSet and 2 to the new one."""
-    apps.create_namespaced_deployment(ns, deployment(replicas=10, strategy={
-        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 2}}))
+    apps.create_namespaced_deployment(
+        ns,
+        deployment(
+            replicas=10, strategy={"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 2}}
+        ),
+    )
     wait_for(rolled_out(apps, ns, "web"))
-    apps.patch_namespaced_deployment("web", ns, {"spec": {"template": {"spec": {"containers": [
-        {"name": "web", "image": "shop/web:v2-never-ready"}]}}}})
+    apps.patch_namespaced_deployment(
+        "web",
+        ns,
+        {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "shop/web:v2-never-ready"}]}}}},
+    )
 
     def sizes():
-        return sorted((rs.spec.template.spec.containers[0].image, rs.spec.replicas)
-                      for rs in apps.list_namespaced_replica_set(ns).items)
+        return sorted(
+            (rs.spec.template.spec.containers[0].image, rs.spec.replicas)
+            for rs in apps.list_namespaced_replica_set(ns).items
+        )
+
     stalled = [("shop/web:v1", 8), ("shop/web:v2-never-ready", 5)]
     wait_for(lambda: sizes() == stalled)
     time.sleep(0.3)
@@ -153,11 +189,13 @@ def test_scaling_mid_rollout_is_proportional(apps, ns):
 
 
 def test_recreate_stops_every_old_pod_first(apps, core, ns):
-    apps.create_namespaced_deployment(ns, deployment(replicas=2, image="shop/web:v1-slow-stop-0.5s",
-                                                     strategy={"type": "Recreate"}))
+    apps.create_namespaced_deployment(
+        ns, deployment(replicas=2, image="shop/web:v1-slow-stop-0.5s", strategy={"type": "Recreate"})
+    )
     wait_for(rolled_out(apps, ns, "web"))
-    apps.patch_namespaced_deployment("web", ns, {"spec": {"template": {"spec": {"containers": [
-        {"name": "web", "image": "shop/web:v2"}]}}}})
+    apps.patch_namespaced_deployment(
+        "web", ns, {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "shop/web:v2"}]}}}}
+    )
     overlap = False
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -203,8 +241,12 @@ def test_deleted_pod_is_replaced_and_terminates_for_its_stop_delay(apps, core, n
     pods = {p.metadata.name: p for p in core.list_namespaced_pod(ns).items}
     assert pods[victim].metadata.deletion_timestamp is not None
     assert not ready(pods[victim])
-    wait_for(lambda: len(live_pods(core, ns, "app=web")) == 2 and victim not in
-             {p.metadata.name for p in live_pods(core, ns, "app=web")})
+    wait_for(
+        lambda: (
+            len(live_pods(core, ns, "app=web")) == 2
+            and victim not in {p.metadata.name for p in live_pods(core, ns, "app=web")}
+        )
+    )
     assert victim in {p.metadata.name for p in core.list_namespaced_pod(ns).items}  # still stopping
     wait_for(lambda: victim not in {p.metadata.name for p in core.list_namespaced_pod(ns).items}, timeout=10)
     with pytest.raises(ApiException) as info:
@@ -218,6 +260,7 @@ def test_crashlooping_pod_reports_back_off(apps, core, ns):
     def restarted():
         pods = core.list_namespaced_pod(ns).items
         return pods and (pods[0].status.container_statuses[0].restart_count or 0) >= 1 and pods[0]
+
     pod = wait_for(restarted, timeout=5)
     cs = pod.status.container_statuses[0]
     assert cs.state.waiting.reason == "CrashLoopBackOff" and cs.ready is False
@@ -227,6 +270,7 @@ def test_crashlooping_pod_reports_back_off(apps, core, ns):
 
 
 # -- deletion and garbage collection --------------------------------------------------------------
+
 
 def test_background_deletion_collects_replica_sets_and_pods(apps, core, ns):
     apps.create_namespaced_deployment(ns, deployment(replicas=2))
@@ -240,8 +284,9 @@ def test_background_deletion_collects_replica_sets_and_pods(apps, core, ns):
 def test_foreground_deletion_waits_for_dependents(apps, core, ns):
     apps.create_namespaced_deployment(ns, deployment(replicas=2, image="shop/web:v1-slow-stop-1s"))
     wait_for(rolled_out(apps, ns, "web"))
-    resp = apps.delete_namespaced_deployment("web", ns, body=client.V1DeleteOptions(propagation_policy="Foreground"),
-                                             _preload_content=False)
+    resp = apps.delete_namespaced_deployment(
+        "web", ns, body=client.V1DeleteOptions(propagation_policy="Foreground"), _preload_content=False
+    )
     body = json.loads(resp.data)
     assert body["kind"] == "Deployment" and "foregroundDeletion" in body["metadata"]["finalizers"]
     d = apps.read_namespaced_deployment("web", ns)
@@ -271,11 +316,17 @@ def test_orphan_deletion_keeps_replica_sets_and_pods(apps, core, ns):
 
 # -- services and endpoints -----------------------------------------------------------------------
 
+
 def test_endpoints_and_slices_follow_readiness_and_selector(apps, core, api, ns):
     discovery = client.DiscoveryV1Api(api)
     apps.create_namespaced_deployment(ns, deployment("slow", replicas=1, image="shop/web:v1-ready-after-1s"))
-    core.create_namespaced_service(ns, {"metadata": {"name": "web"}, "spec": {
-        "selector": {"app": "slow"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}})
+    core.create_namespaced_service(
+        ns,
+        {
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "slow"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+        },
+    )
     ep = wait_for(lambda: (e := core.read_namespaced_endpoints("web", ns)).subsets and e)
     subset = ep.subsets[0]
     assert subset.addresses is None and len(subset.not_ready_addresses) == 1
@@ -292,8 +343,11 @@ def test_endpoints_and_slices_follow_readiness_and_selector(apps, core, api, ns)
     apps.create_namespaced_deployment(ns, deployment("fast", replicas=2))
     wait_for(rolled_out(apps, ns, "fast"))
     core.patch_namespaced_service("web", ns, [{"op": "replace", "path": "/spec/selector", "value": {"app": "fast"}}])
-    ep = wait_for(lambda: (e := core.read_namespaced_endpoints("web", ns)).subsets and
-                  len(e.subsets[0].addresses or []) == 2 and e)
+    ep = wait_for(
+        lambda: (
+            (e := core.read_namespaced_endpoints("web", ns)).subsets and len(e.subsets[0].addresses or []) == 2 and e
+        )
+    )
     fast = {p.status.pod_ip for p in core.list_namespaced_pod(ns, label_selector="app=fast").items}
     assert {a.ip for a in ep.subsets[0].addresses} == fast
 
@@ -301,8 +355,13 @@ def test_endpoints_and_slices_follow_readiness_and_selector(apps, core, api, ns)
 def test_service_traffic_follows_the_selector(apps, core, ns):
     for color in ("blue", "green"):
         apps.create_namespaced_deployment(ns, deployment(color, replicas=2))
-    core.create_namespaced_service(ns, {"metadata": {"name": "web"}, "spec": {
-        "type": "NodePort", "selector": {"app": "blue"}, "ports": [{"port": 18080, "targetPort": "http"}]}})
+    core.create_namespaced_service(
+        ns,
+        {
+            "metadata": {"name": "web"},
+            "spec": {"type": "NodePort", "selector": {"app": "blue"}, "ports": [{"port": 18080, "targetPort": "http"}]},
+        },
+    )
     wait_for(rolled_out(apps, ns, "blue"))
     wait_for(rolled_out(apps, ns, "green"))
     svc = core.read_namespaced_service("web", ns)
@@ -327,6 +386,7 @@ def test_service_traffic_follows_the_selector(apps, core, ns):
 
 # -- watches ----------------------------------------------------------------------------------
 
+
 def test_python_client_watch_sees_pod_readiness_promptly(apps, core, ns):
     apps.create_namespaced_deployment(ns, deployment(replicas=1))
     events = []
@@ -345,8 +405,9 @@ def test_watch_resumes_from_a_resource_version(apps, ns):
     apps.create_namespaced_deployment(ns, deployment("b", replicas=0))
     seen = []
     w = watch.Watch()
-    for event in w.stream(apps.list_namespaced_deployment, ns, resource_version=d.metadata.resource_version,
-                          timeout_seconds=2):
+    for event in w.stream(
+        apps.list_namespaced_deployment, ns, resource_version=d.metadata.resource_version, timeout_seconds=2
+    ):
         seen.append((event["type"], event["object"].metadata.name))
         if ("ADDED", "b") in seen:
             w.stop()
@@ -354,15 +415,17 @@ def test_watch_resumes_from_a_resource_version(apps, ns):
 
 
 def test_watch_with_selectors_sends_added_and_deleted_on_transitions(sandbox, core, ns):
-    core.create_namespaced_service(ns, {"metadata": {"name": "s", "labels": {"track": "no"}},
-                                        "spec": {"ports": [{"port": 80}]}})
+    core.create_namespaced_service(
+        ns, {"metadata": {"name": "s", "labels": {"track": "no"}}, "spec": {"ports": [{"port": 80}]}}
+    )
     start = core.list_namespaced_service(ns).metadata.resource_version
     core.patch_namespaced_service("s", ns, {"metadata": {"labels": {"track": "yes"}}})
     core.patch_namespaced_service("s", ns, {"metadata": {"labels": {"track": "no"}}})
     w = watch.Watch()
     seen = []
-    for event in w.stream(core.list_namespaced_service, ns, label_selector="track=yes", resource_version=start,
-                          timeout_seconds=1):
+    for event in w.stream(
+        core.list_namespaced_service, ns, label_selector="track=yes", resource_version=start, timeout_seconds=1
+    ):
         seen.append(event["type"])
         if len(seen) == 2:
             w.stop()
@@ -379,13 +442,11 @@ def test_too_old_resource_version_gets_410_expired(sandbox, core, unique_name):
     session = requests.Session()
     session.trust_env = False
     session.verify = str(sandbox.ca_file)
-    session.headers.update({"Authorization": f"Bearer {sandbox.token}",
-                            "Content-Type": "application/merge-patch+json"})
+    session.headers.update({"Authorization": f"Bearer {sandbox.token}", "Content-Type": "application/merge-patch+json"})
     url = f"{sandbox.kube_url}/api/v1/namespaces/{unique_name}"
     for i in range(Settings().kube_watch_history + 1):
         assert session.patch(url, data=json.dumps({"metadata": {"labels": {"i": str(i)}}}), timeout=10).ok
-    r = session.get(f"{sandbox.kube_url}/api/v1/namespaces?watch=true&resourceVersion={first}", timeout=10,
-                    stream=True)
+    r = session.get(f"{sandbox.kube_url}/api/v1/namespaces?watch=true&resourceVersion={first}", timeout=10, stream=True)
     assert r.status_code == 200
     event = json.loads(next(r.iter_lines()))
     assert event["type"] == "ERROR"
@@ -414,8 +475,13 @@ def test_kubernetes_asyncio_watch_follows_a_rollout(sandbox, ns):
             await apps.create_namespaced_deployment(ns, deployment(replicas=2))
             reasons = []
             w = awatch.Watch()
-            async for event in w.stream(apps.list_namespaced_deployment, ns, field_selector="metadata.name=web",
-                                        resource_version=start, timeout_seconds=10):
+            async for event in w.stream(
+                apps.list_namespaced_deployment,
+                ns,
+                field_selector="metadata.name=web",
+                resource_version=start,
+                timeout_seconds=10,
+            ):
                 d = event["object"]
                 progressing = [c.reason for c in d.status.conditions or [] if c.type == "Progressing"]
                 reasons += [r for r in progressing if not reasons or reasons[-1] != r]

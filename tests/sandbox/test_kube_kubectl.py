@@ -10,12 +10,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import kubernetes
 import pytest
 import requests
 from kubernetes import client
-from kubernetes.client.rest import ApiException
-
 from polling import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,11 +23,17 @@ SEED = Path(__file__).resolve().parent / "seed"
 @pytest.fixture
 def kubectl(sandbox, ns):
     def run(*args: str, check: bool = True, stdin: str | None = None, timeout: float = 60):
-        proc = subprocess.run([str(KUBECTL), "--kubeconfig", str(sandbox.kubeconfig), "-n", ns, *args],
-                              capture_output=True, text=True, input=stdin, timeout=timeout)
+        proc = subprocess.run(
+            [str(KUBECTL), "--kubeconfig", str(sandbox.kubeconfig), "-n", ns, *args],
+            capture_output=True,
+            text=True,
+            input=stdin,
+            timeout=timeout,
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
         return proc
+
     return run
 
 
@@ -43,12 +46,16 @@ def served_by(port: int) -> str:
     return requests.get(f"http://127.0.0.1:{port}/", timeout=5).json()["deployment"]
 
 
-
-
 def test_kubectl_is_happy_with_discovery(kubectl):
     resources = kubectl("api-resources", "-o", "name").stdout.split()
-    assert {"deployments.apps", "services", "pods", "replicasets.apps", "namespaces",
-            "endpointslices.discovery.k8s.io"} <= set(resources)
+    assert {
+        "deployments.apps",
+        "services",
+        "pods",
+        "replicasets.apps",
+        "namespaces",
+        "endpointslices.discovery.k8s.io",
+    } <= set(resources)
     version = kubectl("version", "-o", "json").stdout
     assert json.loads(version)["serverVersion"]["minor"] == "37"
 
@@ -97,8 +104,9 @@ def test_reapply_of_a_changed_manifest_patches(kubectl, tmp_path):
     kubectl("apply", "-f", str(SEED / "test-blue.yaml"))
     first = get_json(kubectl, "deployment", "test-blue")
     changed = tmp_path / "test-blue.yaml"
-    changed.write_text((SEED / "test-blue.yaml").read_text().replace("replicas: 3", "replicas: 2")
-                       .replace(":blue", ":blue-v2"))
+    changed.write_text(
+        (SEED / "test-blue.yaml").read_text().replace("replicas: 3", "replicas: 2").replace(":blue", ":blue-v2")
+    )
     assert "deployment.apps/test-blue configured" in kubectl("apply", "-f", str(changed)).stdout
     second = get_json(kubectl, "deployment", "test-blue")
     assert second["metadata"]["uid"] == first["metadata"]["uid"]
@@ -120,8 +128,10 @@ def test_kubectl_apply_is_strict_about_unknown_fields(kubectl, tmp_path):
     bad.write_text((SEED / "test-blue.yaml").read_text().replace("  replicas: 3", "  replicas: 3\n  replica: 4"))
     proc = kubectl("apply", "-f", str(bad), check=False)
     assert proc.returncode != 0
-    assert ('Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: '
-            'unknown field "spec.replica"') in proc.stderr
+    assert (
+        'Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: '
+        'unknown field "spec.replica"'
+    ) in proc.stderr
     assert "NotFound" in kubectl("get", "deployment", "test-blue", check=False).stderr
     warned = kubectl("apply", "--validate=warn", "-f", str(bad))
     assert 'unknown field "spec.replica"' in warned.stderr
@@ -163,10 +173,12 @@ def test_kubectl_create_scale_and_delete_namespace(sandbox, unique_name, api):
     name = unique_name + "-x"
     out = subprocess.run(base + ["create", "namespace", name], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
-    subprocess.run(base + ["-n", name, "apply", "-f", str(SEED / "test-blue.yaml")], check=True, timeout=30,
-                   capture_output=True)
-    out = subprocess.run(base + ["-n", name, "scale", "deployment/test-blue", "--replicas=1"],
-                         capture_output=True, text=True, timeout=30)
+    subprocess.run(
+        base + ["-n", name, "apply", "-f", str(SEED / "test-blue.yaml")], check=True, timeout=30, capture_output=True
+    )
+    out = subprocess.run(
+        base + ["-n", name, "scale", "deployment/test-blue", "--replicas=1"], capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 0 and "scaled" in out.stdout, out.stderr
     assert client.AppsV1Api(api).read_namespaced_deployment("test-blue", name).spec.replicas == 1
     out = subprocess.run(base + ["delete", "namespace", name], capture_output=True, text=True, timeout=60)
@@ -202,9 +214,14 @@ def test_rollout_pause_and_resume(kubectl):
     time.sleep(0.3)
     assert len(get_json(kubectl, "replicasets")["items"]) == 1  # paused: no new ReplicaSet
     progressing = {c["type"]: c for c in get_json(kubectl, "deployment", "test-blue")["status"]["conditions"]}
-    assert (progressing["Progressing"]["status"], progressing["Progressing"]["reason"]) == ("Unknown", "DeploymentPaused")
+    assert (progressing["Progressing"]["status"], progressing["Progressing"]["reason"]) == (
+        "Unknown",
+        "DeploymentPaused",
+    )
     kubectl("rollout", "resume", "deployment/test-blue")
     assert "successfully rolled out" in kubectl("rollout", "status", "deployment/test-blue", "--timeout=30s").stdout
-    images = {r["spec"]["template"]["spec"]["containers"][0]["image"]: r["spec"]["replicas"]
-              for r in get_json(kubectl, "replicasets")["items"]}
+    images = {
+        r["spec"]["template"]["spec"]["containers"][0]["image"]: r["spec"]["replicas"]
+        for r in get_json(kubectl, "replicasets")["items"]
+    }
     assert images == {"hub.docker.com:xxxx/xxxxxx:blue": 0, "hub.docker.com:xxxx/xxxxxx:blue-v2": 3}

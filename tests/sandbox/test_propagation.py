@@ -10,8 +10,10 @@ import pytest
 import requests
 from kubernetes import client
 from polling import wait_for
-from test_bcs_client import bcs, deployment as bcs_deployment, ok  # noqa: F401  (bcs is a fixture)
-from test_bcs_loadbalancer import lb, running, service as bcs_service
+from test_bcs_client import bcs, ok  # noqa: F401  (bcs is a fixture)
+from test_bcs_client import deployment as bcs_deployment
+from test_bcs_loadbalancer import lb, running
+from test_bcs_loadbalancer import service as bcs_service
 from test_kube_controllers import deployment, rolled_out
 
 from sandbox.__main__ import parse
@@ -61,8 +63,13 @@ class ClientLoop:
 def test_node_port_keeps_the_old_color_for_the_delay_endpoints_do_not(apps, core, api, ns, control, delay):
     for color in ("blue", "green"):
         apps.create_namespaced_deployment(ns, deployment(color, replicas=2))
-    core.create_namespaced_service(ns, {"metadata": {"name": "web"}, "spec": {
-        "type": "NodePort", "selector": {"app": "blue"}, "ports": [{"port": 18080, "targetPort": "http"}]}})
+    core.create_namespaced_service(
+        ns,
+        {
+            "metadata": {"name": "web"},
+            "spec": {"type": "NodePort", "selector": {"app": "blue"}, "ports": [{"port": 18080, "targetPort": "http"}]},
+        },
+    )
     wait_for(rolled_out(apps, ns, "blue"))
     wait_for(rolled_out(apps, ns, "green"))
     node_port = core.read_namespaced_service("web", ns).spec.ports[0].node_port
@@ -89,8 +96,13 @@ def test_node_port_keeps_the_old_color_for_the_delay_endpoints_do_not(apps, core
 def test_two_quick_changes_reach_the_proxy_one_after_the_other(apps, core, ns, control, delay):
     for color in ("blue", "green"):
         apps.create_namespaced_deployment(ns, deployment(color, replicas=1))
-    core.create_namespaced_service(ns, {"metadata": {"name": "web"}, "spec": {
-        "type": "NodePort", "selector": {"app": "blue"}, "ports": [{"port": 18080, "targetPort": "http"}]}})
+    core.create_namespaced_service(
+        ns,
+        {
+            "metadata": {"name": "web"},
+            "spec": {"type": "NodePort", "selector": {"app": "blue"}, "ports": [{"port": 18080, "targetPort": "http"}]},
+        },
+    )
     wait_for(rolled_out(apps, ns, "blue"))
     wait_for(rolled_out(apps, ns, "green"))
     node_port = core.read_namespaced_service("web", ns).spec.ports[0].node_port
@@ -122,6 +134,7 @@ def test_the_bcs_load_balancer_lags_the_endpoint_records_do_not(bcs, control, de
         def green_endpoint():
             eps = bcs.inspect("endpoint", "web")["data"]["data"]["eps"] or []
             return {ep["targetRef"]["name"].rsplit("-", 1)[0] for ep in eps} == {"web-green"}
+
         wait_for(green_endpoint, timeout=1, what="the endpoint record on green")
         assert time.monotonic() - after < delay - 0.3  # well before the load balancer moved
         time.sleep(delay + 1.0)
@@ -133,8 +146,11 @@ def test_the_bcs_load_balancer_lags_the_endpoint_records_do_not(bcs, control, de
 def test_settings_at_run_time_and_on_the_command_line(control):
     reply = control.session.get(f"{control.url}/settings", timeout=10)
     assert reply.json() == {"propagation_delay": 0.3}  # the default
-    for bad, field in (({"propagation_delay": -1}, "propagation_delay"), ({"propagation_delay": "1"},
-                       "propagation_delay"), ({"ready_after": 1}, "ready_after")):
+    for bad, field in (
+        ({"propagation_delay": -1}, "propagation_delay"),
+        ({"propagation_delay": "1"}, "propagation_delay"),
+        ({"ready_after": 1}, "ready_after"),
+    ):
         reply = control.session.post(f"{control.url}/settings", json=bad, timeout=10)
         assert reply.status_code == 400 and reply.json()["field"] == field
     assert control.settings() == {"propagation_delay": 0.3}

@@ -27,11 +27,17 @@ RBAC = "rbac.authorization.k8s.io"
 def kubectl(sandbox, ns):
     def run(*args: str, token: str | None = None, check: bool = True, stdin: str | None = None):
         auth = ["--token", token] if token else []
-        proc = subprocess.run([str(KUBECTL), "--kubeconfig", str(sandbox.kubeconfig), *auth, "-n", ns, *args],
-                              capture_output=True, text=True, input=stdin, timeout=60)
+        proc = subprocess.run(
+            [str(KUBECTL), "--kubeconfig", str(sandbox.kubeconfig), *auth, "-n", ns, *args],
+            capture_output=True,
+            text=True,
+            input=stdin,
+            timeout=60,
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
         return proc
+
     return run
 
 
@@ -55,10 +61,19 @@ def status_of(e: ApiException) -> dict:
 
 def deployment(name: str) -> dict:
     labels = {"app": name}
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                     "template": {"metadata": {"labels": labels},
-                                  "spec": {"containers": [{"name": "app", "image": "registry.local/test:v1"}]}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": "registry.local/test:v1"}]},
+            },
+        },
+    }
 
 
 @pytest.fixture
@@ -70,11 +85,17 @@ def shipped(kubectl, core, ns):
 
 def test_kubectl_applies_the_shipped_manifest_and_the_objects_are_stored_as_written(kubectl, api, ns):
     out = kubectl("apply", "-f", str(MANIFEST)).stdout
-    assert out.splitlines() == ["serviceaccount/bluegreen created", f"role.{RBAC}/bluegreen created",
-                                f"rolebinding.{RBAC}/bluegreen created"]
+    assert out.splitlines() == [
+        "serviceaccount/bluegreen created",
+        f"role.{RBAC}/bluegreen created",
+        f"rolebinding.{RBAC}/bluegreen created",
+    ]
     again = kubectl("apply", "-f", str(MANIFEST)).stdout
-    assert again.splitlines() == ["serviceaccount/bluegreen unchanged", f"role.{RBAC}/bluegreen unchanged",
-                                  f"rolebinding.{RBAC}/bluegreen unchanged"]
+    assert again.splitlines() == [
+        "serviceaccount/bluegreen unchanged",
+        f"role.{RBAC}/bluegreen unchanged",
+        f"rolebinding.{RBAC}/bluegreen unchanged",
+    ]
     docs = {d["kind"]: d for d in yaml.safe_load_all(MANIFEST.read_text())}
     rbac_api = client.RbacAuthorizationV1Api(api)
     role = api.sanitize_for_serialization(rbac_api.read_namespaced_role("bluegreen", ns))
@@ -94,20 +115,28 @@ def test_a_token_gets_what_the_role_grants_and_the_real_403_for_the_rest(api, co
     assert sa_apps.read_namespaced_deployment("web", ns).metadata.name == "web"
     sa_apps.patch_namespaced_deployment_scale("web", ns, {"spec": {"replicas": 0}})
     with pytest.raises(ApiException) as refused:
-        sa_core.create_namespaced_pod(ns, {"metadata": {"name": "p"}, "spec": {"containers": [
-            {"name": "c", "image": "registry.local/test:v1"}]}})
+        sa_core.create_namespaced_pod(
+            ns, {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "registry.local/test:v1"}]}}
+        )
     assert refused.value.status == 403
     user = f"system:serviceaccount:{ns}:bluegreen"
     assert status_of(refused.value) == {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
         "message": f'pods is forbidden: User "{user}" cannot create resource "pods" in API group "" in the '
-                   f'namespace "{ns}"',
-        "reason": "Forbidden", "details": {"kind": "pods"}, "code": 403}
+        f'namespace "{ns}"',
+        "reason": "Forbidden",
+        "details": {"kind": "pods"},
+        "code": 403,
+    }
     with pytest.raises(ApiException) as named:
         sa_apps.patch_namespaced_deployment("web", ns, {"metadata": {"labels": {"x": "y"}}})
     assert status_of(named.value)["message"] == (
         f'deployments.apps "web" is forbidden: User "{user}" cannot patch resource "deployments" in API group '
-        f'"apps" in the namespace "{ns}"')
+        f'"apps" in the namespace "{ns}"'
+    )
     assert status_of(named.value)["details"] == {"name": "web", "group": "apps", "kind": "deployments"}
     # the Role is namespaced: nothing in another namespace, nothing cluster-wide
     with pytest.raises(ApiException) as elsewhere:
@@ -116,8 +145,8 @@ def test_a_token_gets_what_the_role_grants_and_the_real_403_for_the_rest(api, co
     with pytest.raises(ApiException) as cluster:
         sa_core.list_namespace()
     assert status_of(cluster.value)["message"] == (
-        f'namespaces is forbidden: User "{user}" cannot list resource "namespaces" in API group "" at the '
-        f'cluster scope')
+        f'namespaces is forbidden: User "{user}" cannot list resource "namespaces" in API group "" at the cluster scope'
+    )
     # a watch the Role grants is served; one it does not grant is refused; the admin is unaffected
     watched = sa_core.list_namespaced_pod(ns, watch=True, timeout_seconds=1, _preload_content=False)
     assert watched.status == 200
@@ -148,8 +177,11 @@ def test_kubectl_auth_can_i_and_whoami_answer_for_the_token(kubectl, ns, shipped
     assert can_i("create", "pods", "-n", "default", token=None) == ("yes", 0)
     who = json.loads(kubectl("auth", "whoami", "-o", "json", token=shipped).stdout)
     assert who["status"]["userInfo"]["username"] == f"system:serviceaccount:{ns}:bluegreen"
-    assert who["status"]["userInfo"]["groups"] == ["system:serviceaccounts", f"system:serviceaccounts:{ns}",
-                                                   "system:authenticated"]
+    assert who["status"]["userInfo"]["groups"] == [
+        "system:serviceaccounts",
+        f"system:serviceaccounts:{ns}",
+        "system:authenticated",
+    ]
 
 
 def test_kubectl_create_token_issues_a_token_that_kubectl_can_use(kubectl, ns, shipped):
@@ -160,10 +192,12 @@ def test_kubectl_create_token_issues_a_token_that_kubectl_can_use(kubectl, ns, s
     assert refused.returncode == 1
     assert refused.stderr.strip() == (
         f'Error from server (Forbidden): services is forbidden: User "system:serviceaccount:{ns}:bluegreen" cannot '
-        f'list resource "services" in API group "" in the namespace "{ns}"')
+        f'list resource "services" in API group "" in the namespace "{ns}"'
+    )
     too_short = kubectl("create", "token", "bluegreen", "--duration=1m", check=False)
-    assert 'spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 10 minutes' \
-        in too_short.stderr
+    assert (
+        'spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 10 minutes' in too_short.stderr
+    )
     missing = kubectl("create", "token", "nobody", check=False)
     assert 'serviceaccounts "nobody" not found' in missing.stderr
 
@@ -172,8 +206,9 @@ def test_unknown_foreign_and_void_tokens_get_401(api, core, sandbox, ns, shipped
     url = f"{sandbox.kube_url}/api/v1/namespaces/{ns}/pods"
 
     def status(token: str) -> int:
-        return requests.get(url, headers={"Authorization": f"Bearer {token}"}, verify=str(sandbox.ca_file),
-                            timeout=10).status_code
+        return requests.get(
+            url, headers={"Authorization": f"Bearer {token}"}, verify=str(sandbox.ca_file), timeout=10
+        ).status_code
 
     assert status(shipped) == 200
     assert requests.get(url, verify=str(sandbox.ca_file), timeout=10).status_code == 401
@@ -189,39 +224,81 @@ def test_rules_match_as_rbac_does(api, core, ns):
     subject, and a binding to a Role that does not exist (its error becomes the reason)."""
     rbac_api = client.RbacAuthorizationV1Api(api)
     core.create_namespaced_service_account(ns, {"metadata": {"name": "robot"}})
-    rbac_api.create_namespaced_role(ns, {"metadata": {"name": "robot"}, "rules": [
-        {"apiGroups": ["*"], "resources": ["*/scale"], "verbs": ["patch"]},
-        {"apiGroups": [""], "resources": ["services"], "resourceNames": ["web"], "verbs": ["*"]}]})
-    rbac_api.create_namespaced_role_binding(ns, {"metadata": {"name": "robot"}, "roleRef": {
-        "apiGroup": RBAC, "kind": "Role", "name": "robot"}, "subjects": [{"kind": "ServiceAccount", "name": "robot"}]})
-    rbac_api.create_namespaced_role_binding(ns, {"metadata": {"name": "view-pods"}, "roleRef": {
-        "apiGroup": RBAC, "kind": "ClusterRole", "name": f"{ns}-pod-reader"},
-        "subjects": [{"kind": "Group", "name": f"system:serviceaccounts:{ns}"}]})
-    rbac_api.create_namespaced_role_binding(ns, {"metadata": {"name": "dangling"}, "roleRef": {
-        "apiGroup": RBAC, "kind": "Role", "name": "not-there"}, "subjects": [{"kind": "ServiceAccount", "name": "robot"}]})
-    rbac_api.create_cluster_role({"metadata": {"name": f"{ns}-pod-reader"}, "rules": [
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]})
+    rbac_api.create_namespaced_role(
+        ns,
+        {
+            "metadata": {"name": "robot"},
+            "rules": [
+                {"apiGroups": ["*"], "resources": ["*/scale"], "verbs": ["patch"]},
+                {"apiGroups": [""], "resources": ["services"], "resourceNames": ["web"], "verbs": ["*"]},
+            ],
+        },
+    )
+    rbac_api.create_namespaced_role_binding(
+        ns,
+        {
+            "metadata": {"name": "robot"},
+            "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": "robot"},
+            "subjects": [{"kind": "ServiceAccount", "name": "robot"}],
+        },
+    )
+    rbac_api.create_namespaced_role_binding(
+        ns,
+        {
+            "metadata": {"name": "view-pods"},
+            "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": f"{ns}-pod-reader"},
+            "subjects": [{"kind": "Group", "name": f"system:serviceaccounts:{ns}"}],
+        },
+    )
+    rbac_api.create_namespaced_role_binding(
+        ns,
+        {
+            "metadata": {"name": "dangling"},
+            "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": "not-there"},
+            "subjects": [{"kind": "ServiceAccount", "name": "robot"}],
+        },
+    )
+    rbac_api.create_cluster_role(
+        {
+            "metadata": {"name": f"{ns}-pod-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}],
+        }
+    )
     try:
         robot = client.AuthorizationV1Api(as_token(api, token_for(core, ns, "robot")))
 
         def review(verb, resource, group="", subresource="", name="", namespace=ns):
-            body = {"spec": {"resourceAttributes": {"namespace": namespace, "verb": verb, "group": group,
-                                                    "resource": resource, "subresource": subresource, "name": name}}}
+            body = {
+                "spec": {
+                    "resourceAttributes": {
+                        "namespace": namespace,
+                        "verb": verb,
+                        "group": group,
+                        "resource": resource,
+                        "subresource": subresource,
+                        "name": name,
+                    }
+                }
+            }
             status = robot.create_self_subject_access_review(body).status
             return status.allowed, status.reason
 
         assert review("patch", "deployments", "apps", "scale") == (
-            True, f'RBAC: allowed by RoleBinding "robot/{ns}" of Role "robot" to ServiceAccount "robot/{ns}"')
+            True,
+            f'RBAC: allowed by RoleBinding "robot/{ns}" of Role "robot" to ServiceAccount "robot/{ns}"',
+        )
         assert review("update", "deployments", "apps", "scale")[0] is False
         assert review("patch", "deployments", "apps")[0] is False, "*/scale is not the deployment itself"
         assert review("delete", "services", name="web")[0] is True
         assert review("delete", "services", name="db")[0] is False
-        assert review("list", "services") == (False, f'RBAC: role.{RBAC} "not-there" not found'), \
+        assert review("list", "services") == (False, f'RBAC: role.{RBAC} "not-there" not found'), (
             "a list names no object: resourceNames never match it"
+        )
         assert review("list", "pods")[0] is True, "the ClusterRole, bound by a RoleBinding to the SA's group"
         assert review("list", "pods", namespace="default")[0] is False, "...in that namespace only"
-        assert review("create", "selfsubjectaccessreviews", "authorization.k8s.io", namespace="")[0] is True, \
+        assert review("create", "selfsubjectaccessreviews", "authorization.k8s.io", namespace="")[0] is True, (
             "system:basic-user lets every authenticated user ask"
+        )
     finally:
         rbac_api.delete_cluster_role(f"{ns}-pod-reader")
 
@@ -229,20 +306,31 @@ def test_rules_match_as_rbac_does(api, core, ns):
 def test_rbac_objects_are_validated_and_a_role_ref_cannot_change(api, ns):
     rbac_api = client.RbacAuthorizationV1Api(api)
     with pytest.raises(ApiException) as bad_rule:
-        rbac_api.create_namespaced_role(ns, {"metadata": {"name": "r"}, "rules": [
-            {"resources": ["pods"], "verbs": ["get"]}]})
+        rbac_api.create_namespaced_role(
+            ns, {"metadata": {"name": "r"}, "rules": [{"resources": ["pods"], "verbs": ["get"]}]}
+        )
     assert status_of(bad_rule.value)["message"] == (
         f'Role.{RBAC} "r" is invalid: rules[0].apiGroups: Required value: resource rules must supply at least one '
-        f'api group')
-    rbac_api.create_namespaced_role_binding(ns, {"metadata": {"name": "b"}, "roleRef": {
-        "apiGroup": RBAC, "kind": "Role", "name": "one"}, "subjects": [{"kind": "User", "name": "jane"}]})
+        f'api group'
+    )
+    rbac_api.create_namespaced_role_binding(
+        ns,
+        {
+            "metadata": {"name": "b"},
+            "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": "one"},
+            "subjects": [{"kind": "User", "name": "jane"}],
+        },
+    )
     binding = rbac_api.read_namespaced_role_binding("b", ns)
     assert binding.subjects[0].api_group == RBAC, "a User subject defaults to the RBAC group"
     binding.role_ref.name = "two"
     with pytest.raises(ApiException) as changed:
         rbac_api.replace_namespaced_role_binding("b", ns, binding)
-    assert changed.value.status == 422 and "roleRef: Invalid value" in status_of(changed.value)["message"] \
+    assert (
+        changed.value.status == 422
+        and "roleRef: Invalid value" in status_of(changed.value)["message"]
         and "cannot change roleRef" in status_of(changed.value)["message"]
+    )
 
 
 def test_deleting_the_namespace_deletes_its_rbac_objects(api, core, unique_name):
@@ -250,8 +338,9 @@ def test_deleting_the_namespace_deletes_its_rbac_objects(api, core, unique_name)
     core.create_namespace({"metadata": {"name": ns}})
     rbac_api = client.RbacAuthorizationV1Api(api)
     core.create_namespaced_service_account(ns, {"metadata": {"name": "bluegreen"}})
-    rbac_api.create_namespaced_role(ns, {"metadata": {"name": "r"}, "rules": [
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]})
+    rbac_api.create_namespaced_role(
+        ns, {"metadata": {"name": "r"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}
+    )
     core.delete_namespace(ns)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

@@ -23,5 +23,7 @@ def test_control_requires_token(sandbox):
     import requests
 
     assert requests.get(f"{sandbox.control_url}/requests", timeout=5).status_code == 401
-    ok = requests.get(f"{sandbox.control_url}/requests", headers={"Authorization": f"Bearer {sandbox.token}"}, timeout=5)
+    ok = requests.get(
+        f"{sandbox.control_url}/requests", headers={"Authorization": f"Bearer {sandbox.token}"}, timeout=5
+    )
     assert ok.status_code == 200 and "requests" in ok.json()

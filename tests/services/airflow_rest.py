@@ -30,9 +30,10 @@ class RestError(AssertionError):
             self.body = response.text
         req = response.request
         sent = req.body.decode() if isinstance(req.body, bytes) else req.body
-        super().__init__(f"{req.method} {req.url} answered {self.status} (expected {sorted(expected)}): "
-                         f"{json.dumps(self.body, default=str)[:3000]}"
-                         + (f"\nrequest body: {sent[:2000]}" if sent else ""))
+        super().__init__(
+            f"{req.method} {req.url} answered {self.status} (expected {sorted(expected)}): "
+            f"{json.dumps(self.body, default=str)[:3000]}" + (f"\nrequest body: {sent[:2000]}" if sent else "")
+        )
 
 
 class WaitTimeout(AssertionError):
@@ -44,8 +45,14 @@ def _q(value: str) -> str:
 
 
 class AirflowRest:
-    def __init__(self, base_url: str, username: str, password: str,
-                 diagnostics: Callable[[], str] | None = None, timeout: float = 30):
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        diagnostics: Callable[[], str] | None = None,
+        timeout: float = 30,
+    ):
         self.base_url = base_url.rstrip("/")
         self.api = f"{self.base_url}/api/v2"
         self.username, self.password = username, password
@@ -57,8 +64,11 @@ class AirflowRest:
     # -- plumbing ---------------------------------------------------------------------------
     def login(self) -> str:
         """``POST /auth/token`` (201, ``{"access_token": ...}``); the token goes on every request."""
-        resp = self.http.post(f"{self.base_url}/auth/token", timeout=self.timeout,
-                              json={"username": self.username, "password": self.password})
+        resp = self.http.post(
+            f"{self.base_url}/auth/token",
+            timeout=self.timeout,
+            json={"username": self.username, "password": self.password},
+        )
         if resp.status_code not in (200, 201):
             raise RestError(resp, (200, 201))
         token = resp.json()["access_token"]
@@ -85,8 +95,10 @@ class AirflowRest:
 
     def _timeout(self, what: str, last) -> WaitTimeout:
         extra = self.diagnostics()
-        return WaitTimeout(f"timed out waiting for {what}; last seen: {json.dumps(last, default=str)[:3000]}"
-                           + (f"\n{extra}" if extra else ""))
+        return WaitTimeout(
+            f"timed out waiting for {what}; last seen: {json.dumps(last, default=str)[:3000]}"
+            + (f"\n{extra}" if extra else "")
+        )
 
     # -- server ---------------------------------------------------------------------------------
     def version(self) -> dict:
@@ -119,8 +131,9 @@ class AirflowRest:
                 return resp.json()
             last = resp.json()
             if time.monotonic() > deadline:
-                raise self._timeout(f"DAG {dag_id} (import errors: "
-                                    f"{json.dumps(self.import_errors(), default=str)[:3000]})", last)
+                raise self._timeout(
+                    f"DAG {dag_id} (import errors: {json.dumps(self.import_errors(), default=str)[:3000]})", last
+                )
             time.sleep(0.5)
 
     def unpause(self, dag_id: str) -> dict:
@@ -134,13 +147,27 @@ class AirflowRest:
         ``next_dagrun_run_after`` (when the run is created), ``next_dagrun_data_interval_start/_end``
         (ISO strings or None), plus ``timetable_summary`` and ``is_paused``."""
         dag = self.dag(dag_id)
-        keys = ("next_dagrun_logical_date", "next_dagrun_run_after", "next_dagrun_data_interval_start",
-                "next_dagrun_data_interval_end", "timetable_summary", "timetable_description", "is_paused")
+        keys = (
+            "next_dagrun_logical_date",
+            "next_dagrun_run_after",
+            "next_dagrun_data_interval_start",
+            "next_dagrun_data_interval_end",
+            "timetable_summary",
+            "timetable_description",
+            "is_paused",
+        )
         return {k: dag.get(k) for k in keys}
 
     # -- runs -----------------------------------------------------------------------------------
-    def trigger(self, dag_id: str, conf: dict | None = None, run_id: str | None = None, note: str | None = None,
-                logical_date: str | None = None, check: bool = True):
+    def trigger(
+        self,
+        dag_id: str,
+        conf: dict | None = None,
+        run_id: str | None = None,
+        note: str | None = None,
+        logical_date: str | None = None,
+        check: bool = True,
+    ):
         """``POST /api/v2/dags/{id}/dagRuns``.  ``logical_date`` must be sent (null is fine).
 
         Returns the new run's JSON; with ``check=False`` returns the ``requests.Response`` whatever
@@ -160,11 +187,13 @@ class AirflowRest:
         return self.get(f"/dags/{_q(dag_id)}/dagRuns", limit=100, order_by="run_after")["dag_runs"]
 
     def set_run_note(self, dag_id: str, run_id: str, note: str) -> dict:
-        return self.request("PATCH", f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}", json={"note": note},
-                            params={"update_mask": "note"}).json()
+        return self.request(
+            "PATCH", f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}", json={"note": note}, params={"update_mask": "note"}
+        ).json()
 
-    def wait_run(self, dag_id: str, run_id: str, states: Iterable[str] = FINISHED_RUN_STATES,
-                 timeout: float = 120) -> dict:
+    def wait_run(
+        self, dag_id: str, run_id: str, states: Iterable[str] = FINISHED_RUN_STATES, timeout: float = 120
+    ) -> dict:
         states = tuple(states)
         deadline = time.monotonic() + timeout
         while True:
@@ -172,8 +201,9 @@ class AirflowRest:
             if run["state"] in states:
                 return run
             if time.monotonic() > deadline:
-                raise self._timeout(f"run {dag_id}/{run_id} to be {states} (tasks: "
-                                    f"{self.task_instances(dag_id, run_id)})", run)
+                raise self._timeout(
+                    f"run {dag_id}/{run_id} to be {states} (tasks: {self.task_instances(dag_id, run_id)})", run
+                )
             time.sleep(0.5)
 
     # -- task instances -------------------------------------------------------------------------
@@ -187,25 +217,30 @@ class AirflowRest:
     def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict:
         return self.get(f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}")
 
-    def wait_task_state(self, dag_id: str, run_id: str, task_id: str, states: Iterable[str] | str,
-                        timeout: float = 120) -> dict:
+    def wait_task_state(
+        self, dag_id: str, run_id: str, task_id: str, states: Iterable[str] | str, timeout: float = 120
+    ) -> dict:
         """Until the task instance is in one of ``states``; fails early if the run ends first."""
         states = (states,) if isinstance(states, str) else tuple(states)
         deadline = time.monotonic() + timeout
         while True:
-            resp = self.request("GET", f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}",
-                                expected=(200, 404))
+            resp = self.request(
+                "GET", f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}", expected=(200, 404)
+            )
             ti = resp.json()
             if resp.status_code == 200 and ti["state"] in states:
                 return ti
             if resp.status_code == 200 and ti["state"] not in states:
                 run = self.run(dag_id, run_id)
                 if run["state"] in FINISHED_RUN_STATES:
-                    raise AssertionError(f"run {dag_id}/{run_id} ended {run['state']} before {task_id} was "
-                                         f"{states}: tasks {self.task_instances(dag_id, run_id)}")
+                    raise AssertionError(
+                        f"run {dag_id}/{run_id} ended {run['state']} before {task_id} was "
+                        f"{states}: tasks {self.task_instances(dag_id, run_id)}"
+                    )
             if time.monotonic() > deadline:
-                raise self._timeout(f"{dag_id}/{run_id}/{task_id} to be {states} (tasks: "
-                                    f"{self.task_instances(dag_id, run_id)})", ti)
+                raise self._timeout(
+                    f"{dag_id}/{run_id}/{task_id} to be {states} (tasks: {self.task_instances(dag_id, run_id)})", ti
+                )
             time.sleep(0.3)
 
     def wait_trigger_running(self, dag_id: str, run_id: str, task_id: str, timeout: float = 60) -> dict:
@@ -221,32 +256,47 @@ class AirflowRest:
                 raise self._timeout(f"a triggerer to take {dag_id}/{run_id}/{task_id}'s trigger", ti)
             time.sleep(0.3)
 
-    def clear(self, dag_id: str, run_id: str, task_ids: list[str], include_downstream: bool = True,
-              only_failed: bool = False, **extra) -> list[dict]:
+    def clear(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_ids: list[str],
+        include_downstream: bool = True,
+        only_failed: bool = False,
+        **extra,
+    ) -> list[dict]:
         """``POST /api/v2/dags/{id}/clearTaskInstances`` for real (the body's defaults are
         ``dry_run=true, only_failed=true``).  Returns the cleared task instances."""
-        body = {"dag_run_id": run_id, "task_ids": list(task_ids), "include_downstream": include_downstream,
-                "only_failed": only_failed, "dry_run": False, **extra}
+        body = {
+            "dag_run_id": run_id,
+            "task_ids": list(task_ids),
+            "include_downstream": include_downstream,
+            "only_failed": only_failed,
+            "dry_run": False,
+            **extra,
+        }
         return self.request("POST", f"/dags/{_q(dag_id)}/clearTaskInstances", json=body).json()["task_instances"]
 
-    def mark_task(self, dag_id: str, run_id: str, task_id: str, state: str, note: str | None = None,
-                  **extra) -> list[dict]:
+    def mark_task(
+        self, dag_id: str, run_id: str, task_id: str, state: str, note: str | None = None, **extra
+    ) -> list[dict]:
         """The UI's "Mark as success/failed/skipped": ``PATCH .../taskInstances/{task_id}``
         ``{"new_state": ...}`` (allowed: success, failed, skipped).  Returns the changed instances."""
         body = {"new_state": state, **extra}
         if note is not None:
             body["note"] = note
-        resp = self.request("PATCH", f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}",
-                            json=body)
+        resp = self.request("PATCH", f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}", json=body)
         return resp.json()["task_instances"]
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1) -> str:
         """``GET .../logs/{try}`` (JSON; 3.3 answers only application/json or application/x-ndjson,
         with structured entries) rendered as text, one line an entry."""
-        resp = self.request("GET", f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}"
-                                   f"/logs/{int(try_number)}",
-                            params={"full_content": "true", "map_index": map_index},
-                            headers={"Accept": "application/json"})
+        resp = self.request(
+            "GET",
+            f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/logs/{int(try_number)}",
+            params={"full_content": "true", "map_index": map_index},
+            headers={"Accept": "application/json"},
+        )
         lines = []
         for entry in resp.json().get("content") or []:
             if isinstance(entry, str):
@@ -259,8 +309,9 @@ class AirflowRest:
             lines.append(head + (f" {json.dumps(entry, default=str)}" if entry else ""))
         return "\n".join(lines)
 
-    def wait_log(self, dag_id: str, run_id: str, task_id: str, text: str, try_number: int = 1,
-                 timeout: float = 60) -> str:
+    def wait_log(
+        self, dag_id: str, run_id: str, task_id: str, text: str, try_number: int = 1, timeout: float = 60
+    ) -> str:
         """Until the task's log (a deferred task's includes its trigger's lines) contains ``text``."""
         deadline = time.monotonic() + timeout
         while True:
@@ -268,15 +319,17 @@ class AirflowRest:
             if text in log:
                 return log
             if time.monotonic() > deadline:
-                raise self._timeout(f"{text!r} in the log of {dag_id}/{run_id}/{task_id} try {try_number}",
-                                    log[-3000:])
+                raise self._timeout(f"{text!r} in the log of {dag_id}/{run_id}/{task_id} try {try_number}", log[-3000:])
             time.sleep(0.5)
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1):
         """The XCom's value (deserialized), or None if the task pushed none under ``key``."""
-        resp = self.request("GET", f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}"
-                                   f"/xcomEntries/{_q(key)}",
-                            params={"deserialize": "true", "map_index": map_index}, expected=(200, 404))
+        resp = self.request(
+            "GET",
+            f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/xcomEntries/{_q(key)}",
+            params={"deserialize": "true", "map_index": map_index},
+            expected=(200, 404),
+        )
         return resp.json()["value"] if resp.status_code == 200 else None
 
     # -- human in the loop ----------------------------------------------------------------------
@@ -284,12 +337,21 @@ class AirflowRest:
         """``GET /api/v2/dags/{id}/dagRuns/{run}/hitlDetails``: each pending or answered request."""
         return self.get(f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/hitlDetails", limit=100)["hitl_details"]
 
-    def hitl_respond(self, dag_id: str, run_id: str, task_id: str, chosen_options: list[str],
-                     params_input: dict | None = None, map_index: int = -1) -> dict:
+    def hitl_respond(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        chosen_options: list[str],
+        params_input: dict | None = None,
+        map_index: int = -1,
+    ) -> dict:
         """What the Required Actions page sends: ``PATCH .../taskInstances/{task}/{map_index}/hitlDetails``."""
-        resp = self.request("PATCH", f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}"
-                                     f"/{int(map_index)}/hitlDetails",
-                            json={"chosen_options": list(chosen_options), "params_input": params_input or {}})
+        resp = self.request(
+            "PATCH",
+            f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/{int(map_index)}/hitlDetails",
+            json={"chosen_options": list(chosen_options), "params_input": params_input or {}},
+        )
         return resp.json()
 
     # -- variables ------------------------------------------------------------------------------

@@ -52,9 +52,13 @@ def compose_config(env_file: Path, compose_file: Path = COMPOSE_FILE) -> dict:
     Raises ``ComposeError`` with the implementation's own message (e.g. a required variable)."""
     tool = Path(sys.executable).parent / "podman-compose"
     # Only PATH: compose lets the shell's variables override .env, and none of ours may leak in.
-    proc = subprocess.run([str(tool), "--podman-path", "/bin/echo", "--env-file", str(env_file),
-                           "-f", str(compose_file), "config"],
-                          capture_output=True, text=True, timeout=60, env={"PATH": os.environ["PATH"]})
+    proc = subprocess.run(
+        [str(tool), "--podman-path", "/bin/echo", "--env-file", str(env_file), "-f", str(compose_file), "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": os.environ["PATH"]},
+    )
     if proc.returncode != 0:
         raise ComposeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.stdout)
     import yaml
@@ -99,9 +103,13 @@ def env_file_from_example(path: Path, values: dict[str, str]) -> Path:
 def generated_secrets() -> dict[str, str]:
     from cryptography.fernet import Fernet
 
-    return {"AIRFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(24), "AIRFLOW_JWT_SECRET": secrets.token_urlsafe(48),
-            "AIRFLOW_SECRET_KEY": secrets.token_urlsafe(48), "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
-            "AIRFLOW_FERNET_KEY": Fernet.generate_key().decode()}
+    return {
+        "AIRFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(24),
+        "AIRFLOW_JWT_SECRET": secrets.token_urlsafe(48),
+        "AIRFLOW_SECRET_KEY": secrets.token_urlsafe(48),
+        "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
+        "AIRFLOW_FERNET_KEY": Fernet.generate_key().decode(),
+    }
 
 
 @dataclass
@@ -190,14 +198,17 @@ class ComposeStack(AirflowServices):
         mounts, network = self._mounts(service), self._network()
         env = {k: self._rewrite(v, mounts, network) for k, v in env.items()}
         # the container's own ports, made unique on the shared loopback
-        env.update({
-            "AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": str(self.port),
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(self.health_port),
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(self.health_port),
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         for key in ("LANG", "LC_ALL", "TMPDIR"):
             if key in os.environ:
                 env[key] = os.environ[key]
@@ -216,8 +227,10 @@ class ComposeStack(AirflowServices):
         if test:
             kind, rest = test[0], test[1:]
             health = ["sh", "-c", rest[0]] if kind == "CMD-SHELL" else list(rest)
-            health = [self._rewrite(a, mounts, network).replace("//localhost:8974", f"//127.0.0.1:{self.health_port}")
-                      for a in health]
+            health = [
+                self._rewrite(a, mounts, network).replace("//localhost:8974", f"//127.0.0.1:{self.health_port}")
+                for a in health
+            ]
         return Container(name, hostname, argv, env, health)
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -237,9 +250,15 @@ class ComposeStack(AirflowServices):
         c = self.containers[hostname]
         log = open(self.log_path(hostname), "w")
         try:
-            c.proc = subprocess.Popen(["unshare", "--uts", "--", "sh", "-c", 'hostname "$0" && exec "$@"',
-                                       c.hostname, *c.argv], cwd=self.home, env=c.env, stdin=subprocess.DEVNULL,
-                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            c.proc = subprocess.Popen(
+                ["unshare", "--uts", "--", "sh", "-c", 'hostname "$0" && exec "$@"', c.hostname, *c.argv],
+                cwd=self.home,
+                env=c.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         finally:
             log.close()
         self.procs[hostname] = c.proc
@@ -288,8 +307,11 @@ class ComposeStack(AirflowServices):
                     self.run_container(hostname)
                     self.timings[hostname] = time.monotonic() - started
                     pending.discard(hostname)
-            failed = {h: c.proc.returncode for h, c in self.containers.items()
-                      if c.proc is not None and c.proc.poll() not in (None, 0)}
+            failed = {
+                h: c.proc.returncode
+                for h, c in self.containers.items()
+                if c.proc is not None and c.proc.poll() not in (None, 0)
+            }
             if failed:
                 self._fail(f"exited while starting: {failed}")
             if time.monotonic() - started > timeout:
@@ -306,7 +328,9 @@ class ComposeStack(AirflowServices):
         deadline = time.monotonic() + timeout
         while True:
             running = [h for h, c in self.containers.items() if c.service != "airflow-init"]
-            if dead := {h: self.containers[h].proc.returncode for h in running if self.containers[h].proc.poll() is not None}:
+            if dead := {
+                h: self.containers[h].proc.returncode for h in running if self.containers[h].proc.poll() is not None
+            }:
                 self._fail(f"exited: {dead}")
             states = {h: self.healthy(h) for h in running}
             if all(ok for ok, _ in states.values()):
@@ -346,5 +370,6 @@ class ComposeStack(AirflowServices):
         return "\n".join(out)
 
     def describe(self) -> str:
-        return json.dumps({h: {"argv": c.argv[-3:], "healthcheck": c.healthcheck} for h, c in self.containers.items()},
-                          indent=1)
+        return json.dumps(
+            {h: {"argv": c.argv[-3:], "healthcheck": c.healthcheck} for h, c in self.containers.items()}, indent=1
+        )

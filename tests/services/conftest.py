@@ -28,7 +28,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from e2e.harness import write_app
 
 from .airflow_rest import AirflowRest
@@ -106,9 +105,15 @@ class AirflowServices:
     def _start(self, name: str, *args: str) -> subprocess.Popen:
         log = open(self.log_path(name), "w")
         try:
-            proc = subprocess.Popen([sys.executable, "-m", "airflow", *args], cwd=self.home, env=self.env,
-                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "airflow", *args],
+                cwd=self.home,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         finally:
             log.close()
         self.procs[name] = proc
@@ -121,9 +126,15 @@ class AirflowServices:
         started = time.monotonic()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path("db-migrate"), "w") as log:
-            rc = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], cwd=self.home, env=self.env,
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                timeout=timeout).returncode
+            rc = subprocess.run(
+                [sys.executable, "-m", "airflow", "db", "migrate"],
+                cwd=self.home,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+            ).returncode
         self.timings["db_migrate"] = time.monotonic() - started
         if rc != 0:
             self._fail(f"airflow db migrate exited {rc}")
@@ -155,8 +166,10 @@ class AirflowServices:
             if dead := self.dead():
                 self._fail(f"exited while starting: {dead}")
             health = self.rest.health()
-            if all((health.get(c) or {}).get("status") == "healthy"
-                   for c in ("metadatabase", "scheduler", "triggerer", "dag_processor")):
+            if all(
+                (health.get(c) or {}).get("status") == "healthy"
+                for c in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+            ):
                 break
             if time.monotonic() > deadline:
                 self._fail(f"not healthy within {timeout}s: {health}")
@@ -260,69 +273,74 @@ def async_db_url(db_url: str) -> str:
     return ""
 
 
-def services_env(home: Path, apps_dir: Path, port: int, db_url: str, password_file: Path, password: str,
-                 sandbox_env: dict[str, str]) -> dict[str, str]:
+def services_env(
+    home: Path, apps_dir: Path, port: int, db_url: str, password_file: Path, password: str, sandbox_env: dict[str, str]
+) -> dict[str, str]:
     from cryptography.fernet import Fernet
 
     # Nothing Airflow-related leaks in from the test process (its per-worker AIRFLOW_HOME and SQLite DB).
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     url = f"http://127.0.0.1:{port}"
     env.update(sandbox_env)
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": async_db_url(db_url),
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        # The LocalExecutor forks [core] parallelism workers at start (default 32).
-        "AIRFLOW__CORE__PARALLELISM": "8",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "BLUEGREEN_APPS_DIR": str(apps_dir),
-        # A config file written by a test becomes a DAG within seconds: the one DAG file is
-        # re-parsed every 3 s (new .py files are looked for every 5 s), and a changed DAG is
-        # re-serialized at once (default: at most every 30 s).
-        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "1",
-        "AIRFLOW__DAG_PROCESSOR__STALE_DAG_THRESHOLD": "10",
-        "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL": "1",
-        # Fast loops: the scheduler sleeps 0.5 s when idle (default 1 s; 0.2 s doubles the idle
-        # stack's CPU, ~15% of a core, and the suite runs 4 workers on 2 cores), heartbeats every 2 s.
-        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-        "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
-        "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",
-        "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
-        # A killed task process (or worker) is noticed within seconds, not the default 5 minutes,
-        # and a killed triggerer's triggers move on after 10 s: the tests kill processes.
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "15",
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
-        "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__BASE_URL": url,
-        "AIRFLOW__API__EXPOSE_STACKTRACE": "True",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
-        # Every component signs or checks the same tokens and encrypts with the same key.
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
-        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(64),
-        "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
-        "AIRFLOW__CORE__AUTH_MANAGER":
-            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file),
-        # Log servers on free ports (defaults 8793/8794 would clash with `make demo`).
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        # The release tasks write the run's note through the REST API with this connection.
-        "AIRFLOW_CONN_BLUEGREEN_AIRFLOW_API": json.dumps(
-            {"conn_type": "http", "host": url, "login": "admin", "password": password}),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": async_db_url(db_url),
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            # The LocalExecutor forks [core] parallelism workers at start (default 32).
+            "AIRFLOW__CORE__PARALLELISM": "8",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "BLUEGREEN_APPS_DIR": str(apps_dir),
+            # A config file written by a test becomes a DAG within seconds: the one DAG file is
+            # re-parsed every 3 s (new .py files are looked for every 5 s), and a changed DAG is
+            # re-serialized at once (default: at most every 30 s).
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "1",
+            "AIRFLOW__DAG_PROCESSOR__STALE_DAG_THRESHOLD": "10",
+            "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL": "1",
+            # Fast loops: the scheduler sleeps 0.5 s when idle (default 1 s; 0.2 s doubles the idle
+            # stack's CPU, ~15% of a core, and the suite runs 4 workers on 2 cores), heartbeats every 2 s.
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
+            "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",
+            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
+            # A killed task process (or worker) is noticed within seconds, not the default 5 minutes,
+            # and a killed triggerer's triggers move on after 10 s: the tests kill processes.
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "15",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": url,
+            "AIRFLOW__API__EXPOSE_STACKTRACE": "True",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
+            # Every component signs or checks the same tokens and encrypts with the same key.
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(64),
+            "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+            "AIRFLOW__CORE__AUTH_MANAGER": (
+                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+            ),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file),
+            # Log servers on free ports (defaults 8793/8794 would clash with `make demo`).
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            # The release tasks write the run's note through the REST API with this connection.
+            "AIRFLOW_CONN_BLUEGREEN_AIRFLOW_API": json.dumps(
+                {"conn_type": "http", "host": url, "login": "admin", "password": password}
+            ),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -337,14 +355,14 @@ def airflow_services(sandbox, tmp_path_factory):
     password_file = home / "simple_auth_manager_passwords.json"
     password_file.write_text(json.dumps({"admin": password}))
     _pg_admin(f'CREATE DATABASE "{db_name}"')
-    services = AirflowServices(home=home, apps_dir=apps_dir, port=port, db_name=db_name, password=password,
-                               env={})
-    services.env = services_env(home, apps_dir, port, services.db_url, password_file, password,
-                                sandbox.environment())
+    services = AirflowServices(home=home, apps_dir=apps_dir, port=port, db_name=db_name, password=password, env={})
+    services.env = services_env(home, apps_dir, port, services.db_url, password_file, password, sandbox.environment())
     try:
         services.start()
-        print(f"\nAirflow services up in {services.startup_seconds:.1f}s "
-              f"({', '.join(f'{k} {v:.1f}s' for k, v in services.timings.items())}); logs in {services.log_dir}")
+        print(
+            f"\nAirflow services up in {services.startup_seconds:.1f}s "
+            f"({', '.join(f'{k} {v:.1f}s' for k, v in services.timings.items())}); logs in {services.log_dir}"
+        )
         yield services
     finally:
         killed = services.stop()

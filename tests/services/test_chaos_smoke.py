@@ -21,13 +21,24 @@ pytestmark = [pytest.mark.services, pytest.mark.xdist_group("airflow-services")]
 
 SCENARIOS = [
     # the process running switch_traffic, killed a moment after it started
-    Scenario(seed=990010, driver="airflow", platform="kubernetes", replicas=2, soak=8.0,
-             kill={"kind": "kill-worker", "task": "switch_traffic", "delay": 0.3, "mode": "task"},
-             api_faults=[{"kind": "api-5xx", "spec": {"status": 503, "probability": 0.2, "times": 4,
-                                                      "method": "GET"}}]),
+    Scenario(
+        seed=990010,
+        driver="airflow",
+        platform="kubernetes",
+        replicas=2,
+        soak=8.0,
+        kill={"kind": "kill-worker", "task": "switch_traffic", "delay": 0.3, "mode": "task"},
+        api_faults=[{"kind": "api-5xx", "spec": {"status": 503, "probability": 0.2, "times": 4, "method": "GET"}}],
+    ),
     # the triggerer, killed two seconds into the deferred soak
-    Scenario(seed=990020, driver="airflow", platform="bcs-mesos", replicas=2, soak=10.0,
-             kill={"kind": "kill-triggerer", "task": "soak", "delay": 2.0}),
+    Scenario(
+        seed=990020,
+        driver="airflow",
+        platform="bcs-mesos",
+        replicas=2,
+        soak=10.0,
+        kill={"kind": "kill-triggerer", "task": "soak", "delay": 2.0},
+    ),
 ]
 
 

@@ -10,14 +10,12 @@ import os
 import secrets
 import shutil
 import subprocess
-import time
 
 import pytest
-
 from e2e.apps import K8sApp, MesosApp
 
-from .compose_stack import (ComposeError, ComposeStack, compose_config, env_file_from_example, generated_secrets)
-from .conftest import ROOT, _pg_admin, free_port
+from .compose_stack import ComposeError, ComposeStack, compose_config, env_file_from_example, generated_secrets
+from .conftest import _pg_admin, free_port
 
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("compose-stack")]
 
@@ -30,9 +28,14 @@ def stack_settings(sandbox) -> dict[str, str]:
     credentials folder, under names of its own) and faster loops for a test's few minutes."""
     return {
         "AIRFLOW_CONN_SANDBOX_K8S": json.dumps(
-            {"conn_type": "kubernetes", "extra": {"kube_config_path": "/opt/airflow/credentials/kubeconfig"}}),
-        "AIRFLOW_CONN_SANDBOX_BCS": json.dumps({**sandbox.connections()["sandbox_bcs"], "extra": {
-            "cluster_id": sandbox.bcs_cluster_id, "ca_bundle": "/opt/airflow/credentials/bcs-ca.pem"}}),
+            {"conn_type": "kubernetes", "extra": {"kube_config_path": "/opt/airflow/credentials/kubeconfig"}}
+        ),
+        "AIRFLOW_CONN_SANDBOX_BCS": json.dumps(
+            {
+                **sandbox.connections()["sandbox_bcs"],
+                "extra": {"cluster_id": sandbox.bcs_cluster_id, "ca_bundle": "/opt/airflow/credentials/bcs-ca.pem"},
+            }
+        ),
         "AIRFLOW_API_WORKERS": "1",
         "AIRFLOW_WORKER_CONCURRENCY": "4",
         # a new app config becomes a DAG within seconds (default: the file is re-parsed every 30 s)
@@ -44,7 +47,6 @@ def stack_settings(sandbox) -> dict[str, str]:
     }
 
 
-
 @pytest.fixture(scope="module")
 def compose_stack(sandbox, tmp_path_factory):
     home = tmp_path_factory.mktemp("compose")
@@ -53,21 +55,37 @@ def compose_stack(sandbox, tmp_path_factory):
     credentials.mkdir()
     shutil.copy(sandbox.kubeconfig, credentials / "kubeconfig")
     shutil.copy(sandbox.ca_file, credentials / "bcs-ca.pem")
-    values = {**generated_secrets(), "BLUEGREEN_APPS": str(apps_dir), "BLUEGREEN_CREDENTIALS": str(credentials),
-              **stack_settings(sandbox)}
+    values = {
+        **generated_secrets(),
+        "BLUEGREEN_APPS": str(apps_dir),
+        "BLUEGREEN_CREDENTIALS": str(credentials),
+        **stack_settings(sandbox),
+    }
     env_file = env_file_from_example(home / ".env", values)
 
     db_name = f"bluegreen_compose_{os.getpid()}_{secrets.token_hex(3)}"
-    _pg_admin("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'airflow') THEN "
-              "CREATE ROLE airflow LOGIN; END IF; END $$")
+    _pg_admin(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'airflow') THEN "
+        "CREATE ROLE airflow LOGIN; END IF; END $$"
+    )
     _pg_admin(f'CREATE DATABASE "{db_name}" OWNER airflow')
-    stack = ComposeStack(home=home, apps_dir=apps_dir, port=free_port(), db_name=db_name,
-                         password=values["AIRFLOW_ADMIN_PASSWORD"], env={}, env_file=env_file,
-                         redis_db=1 + os.getpid() % 15, scale={"airflow-worker": WORKERS})
+    stack = ComposeStack(
+        home=home,
+        apps_dir=apps_dir,
+        port=free_port(),
+        db_name=db_name,
+        password=values["AIRFLOW_ADMIN_PASSWORD"],
+        env={},
+        env_file=env_file,
+        redis_db=1 + os.getpid() % 15,
+        scale={"airflow-worker": WORKERS},
+    )
     try:
         stack.start()
-        print(f"\ncompose stack up in {stack.startup_seconds:.1f}s: "
-              f"{', '.join(f'{k} at {v:.1f}s' for k, v in stack.timings.items())}; logs in {stack.log_dir}")
+        print(
+            f"\ncompose stack up in {stack.startup_seconds:.1f}s: "
+            f"{', '.join(f'{k} at {v:.1f}s' for k, v in stack.timings.items())}; logs in {stack.log_dir}"
+        )
         yield stack
     finally:
         killed = stack.stop()
@@ -107,8 +125,13 @@ def worker_hosts(stack, apps, run_ids) -> dict[str, set]:
 
 def test_every_service_is_healthy_by_its_own_health_check(compose_stack):
     states = compose_stack.wait_healthy(30)
-    assert set(states) == {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
-                           *(f"airflow-worker-{i}" for i in range(1, WORKERS + 1))}, compose_stack.describe()
+    assert set(states) == {
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+        *(f"airflow-worker-{i}" for i in range(1, WORKERS + 1)),
+    }, compose_stack.describe()
     assert compose_stack.containers["airflow-init"].proc.returncode == 0
     # each Celery worker answers under its container's name
     assert "celery@airflow-worker-2: OK" in states["airflow-worker-2"]
@@ -119,7 +142,8 @@ def test_every_service_is_healthy_by_its_own_health_check(compose_stack):
     assert not served & {"release_test", "release_test_mesos"}, served
     passwords = compose_stack.home / "volumes" / "airflow-auth" / "passwords.json"
     assert passwords.stat().st_mode & 0o077 == 0 and json.loads(passwords.read_text()) == {
-        "admin": compose_stack.password}
+        "admin": compose_stack.password
+    }
 
 
 def test_releases_on_both_platforms_at_once_run_on_both_celery_workers(compose_stack, sandbox, kube, unique_name):
@@ -140,8 +164,10 @@ def test_releases_on_both_platforms_at_once_run_on_both_celery_workers(compose_s
     finally:
         for loop in loops:
             loop.__exit__(None, None, None)
-    assert {ns: r["state"] for ns, r in second.items()} == {a.ns: "success" for a in apps}, compose_stack.diagnostics(15)
-    for app, log in zip(apps, logs):
+    assert {ns: r["state"] for ns, r in second.items()} == {a.ns: "success" for a in apps}, compose_stack.diagnostics(
+        15
+    )
+    for app, log in zip(apps, logs, strict=True):
         print(f"{app.ns}: {log.summary()}")
         assert log.failures == [], f"{app.ns}: {log.summary()}"
         assert log.versions()[-1] == V2 and V1 in log.versions(), f"{app.ns}: {log.summary()}"
@@ -159,8 +185,12 @@ def test_a_killed_celery_worker_mid_release_leaves_one_ready_color_serving(compo
     app = k8s_app(compose_stack, kube, unique_name[:40].rstrip("-"), defer_after="30s", readiness_timeout="120s")
     rest = compose_stack.rest
     rest.wait_for_dag(dag_id(app), timeout=90)
-    assert rest.wait_run(dag_id(app), rest.trigger(dag_id(app), {"image": V1}, run_id="v1")["dag_run_id"],
-                         timeout=180)["state"] == "success"
+    assert (
+        rest.wait_run(dag_id(app), rest.trigger(dag_id(app), {"image": V1}, run_id="v1")["dag_run_id"], timeout=180)[
+            "state"
+        ]
+        == "success"
+    )
 
     with app.traffic() as log:
         rest.trigger(dag_id(app), {"image": "registry.local/test:v2-ready-after-12s"}, run_id="v2")
@@ -189,9 +219,15 @@ def test_placeholders_and_missing_secrets_are_refused_before_anything_starts(tmp
         compose_config(env_file)
 
     # .env.example as it is (change-me everywhere): airflow-init refuses before it migrates anything
-    stack = ComposeStack(home=tmp_path, apps_dir=tmp_path, port=free_port(),
-                         db_name="bluegreen_never_created", password="", env={},
-                         env_file=env_file_from_example(tmp_path / "example.env", {}))
+    stack = ComposeStack(
+        home=tmp_path,
+        apps_dir=tmp_path,
+        port=free_port(),
+        db_name="bluegreen_never_created",
+        password="",
+        env={},
+        env_file=env_file_from_example(tmp_path / "example.env", {}),
+    )
     stack.prepare()
     init = stack.containers["airflow-init"]
     out = subprocess.run(init.argv, env=init.env, capture_output=True, text=True, timeout=60)

@@ -11,8 +11,8 @@ import time
 import psutil
 import pytest
 
-from .test_smoke import FAST, V1, V2, release
 from .test_operate import make_app
+from .test_smoke import V1, V2, release
 
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("airflow-services")]
 

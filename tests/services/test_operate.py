@@ -37,8 +37,9 @@ def annotations(cluster) -> dict:
     return dict(cluster.core.read_namespaced_service("test", cluster.ns).metadata.annotations or {})
 
 
-def test_a_failed_readiness_fixed_in_the_sandbox_finishes_green_after_a_clear(airflow_services, rest, kube,
-                                                                               k8s_namespace, control):
+def test_a_failed_readiness_fixed_in_the_sandbox_finishes_green_after_a_clear(
+    airflow_services, rest, kube, k8s_namespace, control
+):
     dag_id, cluster = make_app(airflow_services, rest, kube, k8s_namespace, readiness_timeout="4s")
     release(airflow_services, rest, dag_id, "v1", {"image": V1})
     broken = f"registry.local/test:v2-never-ready-{k8s_namespace[-6:]}"
@@ -73,7 +74,10 @@ def test_rollback_after_the_old_color_is_gone_restores_the_previous_release(airf
     assert cluster.deployments() == {"test-blue": V1}, "the recorded release, not the form's image"
     history = json.loads(annotations(cluster)["bluegreen.io/history"])
     assert [(h["run_id"], h["image"], h["outcome"]) for h in history] == [
-        ("v1", V1, "released"), ("v2", V2, "released"), ("undo", V1, "released")]
+        ("v1", V1, "released"),
+        ("v2", V2, "released"),
+        ("undo", V1, "released"),
+    ]
 
 
 @pytest.mark.parametrize("answer", ["Approve", "Reject"])
@@ -133,7 +137,7 @@ def test_a_second_airflow_cannot_interleave_a_release(airflow_services, rest, ku
     rest.wait_task_state(dag_a, "a", "soak", ("running", "deferred"), timeout=120)
     run_b = release(airflow_services, rest, dag_b, "b", {"image": V3}, state="failed")
     assert rest.task_instances(dag_b, "b")["plan"] == "failed", run_b
-    assert f"locked by release run a until" in rest.xcom(dag_b, "b", "plan", "failure")
+    assert "locked by release run a until" in rest.xcom(dag_b, "b", "plan", "failure")
     assert rest.wait_run(dag_a, "a", timeout=120)["state"] == "success"
     assert cluster.selector() == {"app": "test-green"} and cluster.deployments() == {"test-green": V2}
     # once the first is done, the second Airflow may release
@@ -146,23 +150,31 @@ def _hhmm(moment: dt.datetime) -> str:
 
 
 @SECOND_STACK
-def test_scheduled_runs_release_the_pending_version_when_a_window_opens(airflow_services, rest, kube, unique_name,
-                                                                      control):
+def test_scheduled_runs_release_the_pending_version_when_a_window_opens(
+    airflow_services, rest, kube, unique_name, control
+):
     """Two apps whose window opens a minute from now: one has a pending version to release, the
     other's pending version is already live (it ends at once, changing nothing)."""
     from kubernetes import client
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     opens = (now + dt.timedelta(seconds=70)).replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
-    window = {"days": EVERY_DAY, "start": _hhmm(opens), "end": _hhmm(opens + dt.timedelta(minutes=10)),
-              "timezone": "UTC"}
-    open_now = {"days": EVERY_DAY, "start": _hhmm(now - dt.timedelta(minutes=2)),
-                "end": _hhmm(now + dt.timedelta(minutes=30)), "timezone": "UTC"}
+    window = {
+        "days": EVERY_DAY,
+        "start": _hhmm(opens),
+        "end": _hhmm(opens + dt.timedelta(minutes=10)),
+        "timezone": "UTC",
+    }
+    open_now = {
+        "days": EVERY_DAY,
+        "start": _hhmm(now - dt.timedelta(minutes=2)),
+        "end": _hhmm(now + dt.timedelta(minutes=30)),
+        "timezone": "UTC",
+    }
     fresh, live = f"{unique_name[:40]}-fresh", f"{unique_name[:40]}-live"
     for ns in (fresh, live):
         client.CoreV1Api(kube).create_namespace({"metadata": {"name": ns}})
-    dag_fresh, cluster_fresh = make_app(airflow_services, rest, kube, fresh, windows=[window],
-                                        outside_window="refuse")
+    dag_fresh, cluster_fresh = make_app(airflow_services, rest, kube, fresh, windows=[window], outside_window="refuse")
     dag_live, cluster_live = make_app(airflow_services, rest, kube, live, windows=[open_now, window])
     assert rest.dag(dag_fresh)["next_dagrun_run_after"].startswith(opens.strftime("%Y-%m-%dT%H:%M"))
 
@@ -174,11 +186,14 @@ def test_scheduled_runs_release_the_pending_version_when_a_window_opens(airflow_
 
     def scheduled(dag_id):
         """The scheduled run of the window that opens a minute from now."""
-        runs = [r for r in rest.runs(dag_id) if r["run_type"] == "scheduled"
-                and (r["logical_date"] or "").startswith(opens.strftime("%Y-%m-%dT%H:%M"))]
+        runs = [
+            r
+            for r in rest.runs(dag_id)
+            if r["run_type"] == "scheduled" and (r["logical_date"] or "").startswith(opens.strftime("%Y-%m-%dT%H:%M"))
+        ]
         return runs[0] if runs else None
 
-    deadline = time.monotonic() + (opens - dt.datetime.now(dt.timezone.utc)).total_seconds() + 120
+    deadline = time.monotonic() + (opens - dt.datetime.now(dt.UTC)).total_seconds() + 120
     while not (scheduled(dag_fresh) and scheduled(dag_live)):
         assert time.monotonic() < deadline, f"no scheduled runs: {rest.runs(dag_fresh)} {rest.runs(dag_live)}"
         time.sleep(2)
@@ -197,13 +212,17 @@ def test_scheduled_runs_release_the_pending_version_when_a_window_opens(airflow_
 
 @SECOND_STACK
 @pytest.mark.parametrize("outside_window", ["wait", "refuse"])
-def test_a_manual_run_outside_a_window_waits_or_is_refused(airflow_services, rest, kube, k8s_namespace,
-                                                          outside_window):
-    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=3)
-    window = {"days": EVERY_DAY, "start": _hhmm(later), "end": _hhmm(later + dt.timedelta(minutes=30)),
-              "timezone": "UTC"}
-    dag_id, cluster = make_app(airflow_services, rest, kube, k8s_namespace, windows=[window],
-                               outside_window=outside_window)
+def test_a_manual_run_outside_a_window_waits_or_is_refused(airflow_services, rest, kube, k8s_namespace, outside_window):
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)
+    window = {
+        "days": EVERY_DAY,
+        "start": _hhmm(later),
+        "end": _hhmm(later + dt.timedelta(minutes=30)),
+        "timezone": "UTC",
+    }
+    dag_id, cluster = make_app(
+        airflow_services, rest, kube, k8s_namespace, windows=[window], outside_window=outside_window
+    )
     rest.trigger(dag_id, {"image": V1}, run_id="now")
     if outside_window == "wait":
         rest.wait_task_state(dag_id, "now", "wait_for_window", "deferred", timeout=120)

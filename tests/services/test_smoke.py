@@ -27,12 +27,17 @@ class Cluster:
         return services["test"].spec.selector if "test" in services else None
 
     def deployments(self) -> dict[str, str]:
-        return {d.metadata.name: d.spec.template.spec.containers[0].image
-                for d in self.apps.list_namespaced_deployment(self.ns).items}
+        return {
+            d.metadata.name: d.spec.template.spec.containers[0].image
+            for d in self.apps.list_namespaced_deployment(self.ns).items
+        }
 
     def snapshot(self) -> dict:
-        return {"selector": self.selector(), "deployments": self.deployments(),
-                "services": sorted(s.metadata.name for s in self.core.list_namespaced_service(self.ns).items)}
+        return {
+            "selector": self.selector(),
+            "deployments": self.deployments(),
+            "services": sorted(s.metadata.name for s in self.core.list_namespaced_service(self.ns).items),
+        }
 
 
 @pytest.fixture
@@ -54,11 +59,15 @@ def release(airflow_services, rest, dag_id, run_id, conf, state="success", timeo
     tasks = rest.task_instances(dag_id, run_id)
     print(f"{dag_id}/{run_id} {run['state']} in {time.monotonic() - started:.1f}s: {tasks}")
     if run["state"] != state:
-        logs = "\n".join(f"--- {ti['task_id']} try {ti['try_number']}\n"
-                         f"{rest.task_log(dag_id, run_id, ti['task_id'], ti['try_number'])[-2500:]}"
-                         for ti in rest.task_instance_list(dag_id, run_id) if ti["state"] == "failed")
-        pytest.fail(f"{dag_id}/{run_id} ended {run['state']}, not {state}: {tasks}\n{logs}\n"
-                    f"{airflow_services.diagnostics(10)}")
+        logs = "\n".join(
+            f"--- {ti['task_id']} try {ti['try_number']}\n"
+            f"{rest.task_log(dag_id, run_id, ti['task_id'], ti['try_number'])[-2500:]}"
+            for ti in rest.task_instance_list(dag_id, run_id)
+            if ti["state"] == "failed"
+        )
+        pytest.fail(
+            f"{dag_id}/{run_id} ended {run['state']}, not {state}: {tasks}\n{logs}\n{airflow_services.diagnostics(10)}"
+        )
     return run
 
 
@@ -103,8 +112,10 @@ def test_mark_deferred_soak_failed_rolls_back(airflow_services, rest, app):
     run = rest.wait_run(dag_id, "v2", timeout=120)
     tasks = rest.task_instances(dag_id, "v2")
     cancelled = "Trigger cancelled by user action" in rest.task_log(dag_id, "v2", "soak")
-    print(f"after mark-failed: run {run['state']} in {time.monotonic() - started:.1f}s, tasks {tasks}, "
-          f"the soak trigger {'was' if cancelled else 'was NOT'} cancelled (on_kill)")
+    print(
+        f"after mark-failed: run {run['state']} in {time.monotonic() - started:.1f}s, tasks {tasks}, "
+        f"the soak trigger {'was' if cancelled else 'was NOT'} cancelled (on_kill)"
+    )
     assert run["state"] == "failed", tasks
     assert tasks["soak"] == "failed", tasks
     assert tasks["rollback"] == "success", f"{tasks}\n{airflow_services.diagnostics(10)}"

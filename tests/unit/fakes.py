@@ -20,7 +20,7 @@ class FakePlatform(Platform):
     def __init__(self, app):
         super().__init__(app)
         self.service: dict | None = None  # {"selector", "annotations", "version"}
-        self.others: dict[str, dict] = {}   # other services (preview), by name: the same keys
+        self.others: dict[str, dict] = {}  # other services (preview), by name: the same keys
         self.workloads: dict[str, dict] = {}  # color -> {"manifest", "ready", "desired", "restarts", "failure"}
         self.calls: list[str] = []
         self.conflicts_to_raise = 0
@@ -29,28 +29,52 @@ class FakePlatform(Platform):
     # reads
     def _url_fields(self, name: str) -> dict[str, str]:
         # every field an adapter fills (an app's check URL may name any of them)
-        return {"service": name, "namespace": self.app.namespace, "cluster_ip": "10.0.0.1", "port": "18001",
-                "node_port": "30001", "lb_port": "18001"}
+        return {
+            "service": name,
+            "namespace": self.app.namespace,
+            "cluster_ip": "10.0.0.1",
+            "port": "18001",
+            "node_port": "30001",
+            "lb_port": "18001",
+        }
 
     def read_service(self, manifest=None):
         if manifest is not None:
             name = manifest["metadata"]["name"]
             other = self.others.get(name)
-            return ServiceView(dict(other["selector"]), dict(other.get("annotations") or {}),
-                               str(other.get("version", 1)), self._url_fields(name)) if other else None
+            return (
+                ServiceView(
+                    dict(other["selector"]),
+                    dict(other.get("annotations") or {}),
+                    str(other.get("version", 1)),
+                    self._url_fields(name),
+                )
+                if other
+                else None
+            )
         if self.service is None:
             return None
-        return ServiceView(dict(self.service["selector"]), dict(self.service["annotations"]),
-                           str(self.service["version"]), self._url_fields(self.app.service))
+        return ServiceView(
+            dict(self.service["selector"]),
+            dict(self.service["annotations"]),
+            str(self.service["version"]),
+            self._url_fields(self.app.service),
+        )
 
     def observe(self, color):
         w = self.workloads.get(color)
         if w is None:
             return ColorStatus.missing()
-        return ColorStatus(exists=True, desired=w["desired"], ready=w["ready"], restarts=w["restarts"],
-                           complete=w["ready"] == w["desired"] and not w["failure"], failure=w["failure"],
-                           progress=f"{w['ready']}/{w['desired']} available",
-                           image=mf.image_of(self.app.platform, w["manifest"], None))
+        return ColorStatus(
+            exists=True,
+            desired=w["desired"],
+            ready=w["ready"],
+            restarts=w["restarts"],
+            complete=w["ready"] == w["desired"] and not w["failure"],
+            failure=w["failure"],
+            progress=f"{w['ready']}/{w['desired']} available",
+            image=mf.image_of(self.app.platform, w["manifest"], None),
+        )
 
     def read_manifest(self, color):
         w = self.workloads.get(color)
@@ -82,8 +106,13 @@ class FakePlatform(Platform):
         desired = manifest["spec"]["replicas"]
         if w and w["manifest"] == manifest:
             return "unchanged"
-        self.workloads[color] = {"manifest": copy.deepcopy(manifest), "ready": desired, "desired": desired,
-                                 "restarts": 0, "failure": None}
+        self.workloads[color] = {
+            "manifest": copy.deepcopy(manifest),
+            "ready": desired,
+            "desired": desired,
+            "restarts": 0,
+            "failure": None,
+        }
         return "replaced" if w else "created"
 
     def scale_color(self, color, replicas):
@@ -143,8 +172,12 @@ class FakePlatform(Platform):
         if manifest is not None:
             name = manifest["metadata"]["name"]
             other = self.others.get(name)
-            if current is not None and current.version and other is not None \
-                    and str(other.get("version", 1)) != current.version:
+            if (
+                current is not None
+                and current.version
+                and other is not None
+                and str(other.get("version", 1)) != current.version
+            ):
                 raise Conflict("changed")
             self.others.pop(name, None)
             return
@@ -156,8 +189,10 @@ class FakePlatform(Platform):
     # what a person types: like the adapters', naming the object (namespace and name); the switch
     # still begins "switch to <selector>", which test_safety.py's message check matches
     def manual_switch(self, selector):
-        return (f"switch to {selector}: fake-cli -n {self.app.namespace} set-selector service {self.app.service} "
-                f"{json.dumps(selector)}")
+        return (
+            f"switch to {selector}: fake-cli -n {self.app.namespace} set-selector service {self.app.service} "
+            f"{json.dumps(selector)}"
+        )
 
     def manual_delete(self, color):
         return f"fake-cli -n {self.app.namespace} delete workload {self.app.deployment_name(color)}"

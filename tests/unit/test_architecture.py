@@ -118,9 +118,12 @@ def layer_graph(graph: dict[str, set[str]]) -> dict[str, set[tuple[str, str, str
 
 
 def upward_imports(graph: dict[str, set[str]]) -> list[str]:
-    return sorted(f"{source} ({a}) imports {target} ({b})"
-                  for a, edges in layer_graph(graph).items() for b, source, target in edges
-                  if LAYERS.index(b) > LAYERS.index(a))
+    return sorted(
+        f"{source} ({a}) imports {target} ({b})"
+        for a, edges in layer_graph(graph).items()
+        for b, source, target in edges
+        if LAYERS.index(b) > LAYERS.index(a)
+    )
 
 
 def airflow_imports(root: Path = PACKAGE_ROOT, layers=("apps", "release")) -> list[str]:
@@ -129,8 +132,13 @@ def airflow_imports(root: Path = PACKAGE_ROOT, layers=("apps", "release")) -> li
         if layer_of(name) not in layers:
             continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
             found += [f"{name} imports {n}" for n in names if n == "airflow" or n.startswith("airflow.")]
     return found
 
@@ -148,8 +156,9 @@ def platform_accesses(root: Path = PACKAGE_ROOT) -> list[str]:
             if not (isinstance(node, ast.Attribute) and node.attr == "platform"):
                 continue
             base = node.value
-            app_config = ((isinstance(base, ast.Name) and base.id in ("app", "config"))
-                          or (isinstance(base, ast.Attribute) and base.attr == "app"))
+            app_config = (isinstance(base, ast.Name) and base.id in ("app", "config")) or (
+                isinstance(base, ast.Attribute) and base.attr == "app"
+            )
             if not app_config:
                 found.append(f"{path.relative_to(root.parent)}:{node.lineno}: {ast.unparse(node)}")
     return found

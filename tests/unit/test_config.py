@@ -40,26 +40,41 @@ def test_the_seed_app_loads(apps_copy):
     assert app.dag_id == "release_test" and app.readiness_timeout == 300
 
 
-@pytest.mark.parametrize("changes, field, value", [
-    ({"replicas": "three"}, "replicas", "three"),
-    ({"replicas": 0}, "replicas", 0),
-    ({"platform": "nomad"}, "platform", "nomad"),
-    ({"soak": "5 minutes"}, "soak", "5 minutes"),
-    ({"namespace": "Bad_NS"}, "namespace", "Bad_NS"),
-    ({"connection_id": None}, "connection_id", None),
-    ({"colour": "blue"}, "colour", "blue"),
-    ({"default_image": "Registry/UPPER:tag"}, "default_image", "Registry/UPPER:tag"),
-    ({"deployment_prefix": "shop"}, "manifests.blue metadata.name", "test-blue"),
-    ({"container": "nope"}, "container", "nope"),
-    ({"http_check": {"url": "ftp://x"}}, "http_check.url", "ftp://x"),
-    ({"http_check": {"url": "http://x:{nodeport}/"}}, "http_check.url", "http://x:{nodeport}/"),
-    ({"windows": [{"days": ["funday"], "start": "02:00", "end": "04:00"}]}, "windows[0].days", ["funday"]),
-    ({"windows": [{"days": ["tue"], "start": "25:00", "end": "04:00"}]}, "windows[0].start", "25:00"),
-    ({"windows": [{"days": ["tue"], "start": "02:00", "end": "04:00", "timezone": "Mars/Base"}]},
-     "windows[0].timezone", "Mars/Base"),
-    ({"manifests": {"blue": "test/kubernetes/test-blue.yaml", "green": "missing.yaml",
-                    "service": "test/kubernetes/test-svc.yaml"}}, "manifests.green", "missing.yaml"),
-])
+@pytest.mark.parametrize(
+    "changes, field, value",
+    [
+        ({"replicas": "three"}, "replicas", "three"),
+        ({"replicas": 0}, "replicas", 0),
+        ({"platform": "nomad"}, "platform", "nomad"),
+        ({"soak": "5 minutes"}, "soak", "5 minutes"),
+        ({"namespace": "Bad_NS"}, "namespace", "Bad_NS"),
+        ({"connection_id": None}, "connection_id", None),
+        ({"colour": "blue"}, "colour", "blue"),
+        ({"default_image": "Registry/UPPER:tag"}, "default_image", "Registry/UPPER:tag"),
+        ({"deployment_prefix": "shop"}, "manifests.blue metadata.name", "test-blue"),
+        ({"container": "nope"}, "container", "nope"),
+        ({"http_check": {"url": "ftp://x"}}, "http_check.url", "ftp://x"),
+        ({"http_check": {"url": "http://x:{nodeport}/"}}, "http_check.url", "http://x:{nodeport}/"),
+        ({"windows": [{"days": ["funday"], "start": "02:00", "end": "04:00"}]}, "windows[0].days", ["funday"]),
+        ({"windows": [{"days": ["tue"], "start": "25:00", "end": "04:00"}]}, "windows[0].start", "25:00"),
+        (
+            {"windows": [{"days": ["tue"], "start": "02:00", "end": "04:00", "timezone": "Mars/Base"}]},
+            "windows[0].timezone",
+            "Mars/Base",
+        ),
+        (
+            {
+                "manifests": {
+                    "blue": "test/kubernetes/test-blue.yaml",
+                    "green": "missing.yaml",
+                    "service": "test/kubernetes/test-svc.yaml",
+                }
+            },
+            "manifests.green",
+            "missing.yaml",
+        ),
+    ],
+)
 def test_bad_configs_name_file_field_and_value(apps_copy, changes, field, value):
     path = write(apps_copy, **changes)
     with pytest.raises(ConfigError) as err:
@@ -77,14 +92,24 @@ def test_a_service_selector_that_does_not_tell_the_colors_apart_is_refused(apps_
         load_app(apps_copy / "test.yaml")
 
 
-@pytest.mark.parametrize("image", ["nginx", "nginx:1.27", "registry.local/test:v2-ready-after-3s",
-                                   "localhost:5000/team/app@sha256:" + "a" * 64, "a.b.c:443/x/y/z:TAG_1.0-rc"])
+@pytest.mark.parametrize(
+    "image",
+    [
+        "nginx",
+        "nginx:1.27",
+        "registry.local/test:v2-ready-after-3s",
+        "localhost:5000/team/app@sha256:" + "a" * 64,
+        "a.b.c:443/x/y/z:TAG_1.0-rc",
+    ],
+)
 def test_valid_images(image):
     assert check_image(image) is None
 
 
-@pytest.mark.parametrize("image", ["", "team/UPPER", "hub.docker.com:xxxx/xxxxxx:blue", "app:", "app:-bad",
-                                   "app with space", "app:" + "x" * 129])
+@pytest.mark.parametrize(
+    "image",
+    ["", "team/UPPER", "hub.docker.com:xxxx/xxxxxx:blue", "app:", "app:-bad", "app with space", "app:" + "x" * 129],
+)
 def test_invalid_images(image):
     assert check_image(image)
 

@@ -5,9 +5,15 @@ from bluegreen.release.model import ColorStatus
 
 
 def status(ready=3, desired=3, restarts=0, complete=None, failure=None, exists=True):
-    return ColorStatus(exists=exists, desired=desired, ready=ready, restarts=restarts,
-                       complete=(ready == desired) if complete is None else complete, failure=failure,
-                       progress=f"{ready}/{desired} available")
+    return ColorStatus(
+        exists=exists,
+        desired=desired,
+        ready=ready,
+        restarts=restarts,
+        complete=(ready == desired) if complete is None else complete,
+        failure=failure,
+        progress=f"{ready}/{desired} available",
+    )
 
 
 def test_readiness_waits_then_ready():

@@ -22,17 +22,22 @@ def test_the_bcs_connection_type_is_registered_with_airflow():
 
 def _release(app, selector):
     calls = []
-    return SimpleNamespace(app=app, serving_color=lambda: app.color_of(selector), run_id="r",
-                           switch=lambda plan: calls.append(plan)), calls
+    return SimpleNamespace(
+        app=app, serving_color=lambda: app.color_of(selector), run_id="r", switch=lambda plan: calls.append(plan)
+    ), calls
 
 
 @pytest.fixture
 def windowed(app):
     import dataclasses
 
-    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=3)
-    window = Window(days=("mon", "tue", "wed", "thu", "fri", "sat", "sun"), start=later.strftime("%H:%M"),
-                    end=(later + dt.timedelta(minutes=30)).strftime("%H:%M"), timezone="UTC")
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)
+    window = Window(
+        days=("mon", "tue", "wed", "thu", "fri", "sat", "sun"),
+        start=later.strftime("%H:%M"),
+        end=(later + dt.timedelta(minutes=30)).strftime("%H:%M"),
+        timezone="UTC",
+    )
     return lambda closes: dataclasses.replace(app, windows=(window,), window_closes=closes)
 
 

@@ -64,8 +64,11 @@ def test_first_release_creates_the_service_for_its_lock_then_deploys_blue_and_sw
     assert (plan.new_color, plan.old_color) == ("blue", None)
     assert platform.service["selector"] == {"app": "test-blue"}
     # the Service selects nothing until blue is ready
-    assert platform.calls.index("create service {'bluegreen.io/selects': 'nothing'}") < platform.calls.index("apply blue") \
+    assert (
+        platform.calls.index("create service {'bluegreen.io/selects': 'nothing'}")
+        < platform.calls.index("apply blue")
         < platform.calls.index("write service {'app': 'test-blue'}")
+    )
     assert rec.LOCK not in platform.service["annotations"]
     record = json.loads(platform.service["annotations"][rec.RELEASE])
     assert (record["run_id"], record["state"], record["to"]) == ("run1", "complete", "blue")
@@ -163,7 +166,9 @@ def test_rollback_during_soak_switches_back_and_removes_the_new_color(app, platf
     summary = r.rollback(plan, "soak: green unhealthy")
     assert platform.service["selector"] == {"app": "test-blue"}
     assert set(platform.workloads) == {"blue"}
-    assert "rolled back: soak: green unhealthy" in summary and "test-blue (registry.local/test:v1) is serving" in summary
+    assert (
+        "rolled back: soak: green unhealthy" in summary and "test-blue (registry.local/test:v1) is serving" in summary
+    )
     assert rec.LOCK not in platform.service["annotations"]
     # idempotent: running it again changes nothing and does not fail
     calls = len(platform.calls)

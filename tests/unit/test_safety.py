@@ -88,8 +88,7 @@ def test_the_waiting_steps_keep_the_lock(app, platform):
     plan = r2.plan(IMAGE2, 3, 5)
     r2.deploy(plan)
     platform.workloads["green"]["ready"] = 1  # never becomes ready
-    trigger = triggers.ReadinessTrigger(app.to_json(), plan.to_json(), "run2", deadline=time.time() + 2.5,
-                                        timeout=2.5)
+    trigger = triggers.ReadinessTrigger(app.to_json(), plan.to_json(), "run2", deadline=time.time() + 2.5, timeout=2.5)
     triggers_release = lambda *_: Release(app, platform, "run2", poll_interval=0.01)  # noqa: E731
     original = triggers.release_for
     triggers.release_for = triggers_release
@@ -186,7 +185,9 @@ def test_retire_puts_the_service_back_when_it_moved_during_the_delete(app):
     platform = SwitchesBackAfterMark(app)
     r, plan = switched_to_green(app, platform)
     r.mark_soaked(plan)
-    with pytest.raises(ReleaseError, match="switched .*to test-blue while it was being removed.*points at test-green again"):
+    with pytest.raises(
+        ReleaseError, match="switched .*to test-blue while it was being removed.*points at test-green again"
+    ):
         r.retire_old(plan)
     assert platform.service["selector"] == {"app": "test-green"}
 
@@ -194,8 +195,16 @@ def test_retire_puts_the_service_back_when_it_moved_during_the_delete(app):
 def test_clearing_deploy_after_the_switch_never_touches_the_live_color(app, platform):
     """4: re-running deploy_new_color once its color is live does nothing, even if the config changed."""
     r, plan = switched_to_green(app, platform)
-    app2 = dataclasses.replace(app, manifests={**app.manifests, "green": {
-        **app.manifests["green"], "metadata": {**app.manifests["green"]["metadata"], "annotations": {"x": "changed"}}}})
+    app2 = dataclasses.replace(
+        app,
+        manifests={
+            **app.manifests,
+            "green": {
+                **app.manifests["green"],
+                "metadata": {**app.manifests["green"]["metadata"], "annotations": {"x": "changed"}},
+            },
+        },
+    )
     platform.app = app2
     calls = len(platform.calls)
     result = release(app2, platform, "run2").deploy(plan)
@@ -209,11 +218,11 @@ def test_a_tampered_previous_release_is_refused_before_anything_changes(app, pla
     full_release(app, platform, "run2", IMAGE2)
     previous = json.loads(platform.service["annotations"][rec.PREVIOUS_RELEASE])
     for tamper, match in (
-            (lambda p: p["manifest"]["metadata"].update(name="somebody-else"), "metadata.name='somebody-else'"),
-            (lambda p: p.update(image="Not An Image"), "image='Not An Image'"),
-            (lambda p: p["manifest"]["spec"]["template"]["metadata"]["labels"].update(app="test-green"),
-             "selector"),
-            (lambda p: p.update(replicas="many"), "replicas='many'")):
+        (lambda p: p["manifest"]["metadata"].update(name="somebody-else"), "metadata.name='somebody-else'"),
+        (lambda p: p.update(image="Not An Image"), "image='Not An Image'"),
+        (lambda p: p["manifest"]["spec"]["template"]["metadata"]["labels"].update(app="test-green"), "selector"),
+        (lambda p: p.update(replicas="many"), "replicas='many'"),
+    ):
         bad = json.loads(json.dumps(previous))
         tamper(bad)
         platform.service["annotations"][rec.PREVIOUS_RELEASE] = json.dumps(bad)
@@ -314,7 +323,8 @@ def test_the_drain_is_counted_from_when_the_switch_back_landed(app):
     r.rollback(plan, "soak failed")
     assert platform.service["selector"] == {"app": "test-blue"} and "green" not in platform.workloads
     assert platform.deleted_at["green"] - platform.landed_at >= app.drain_delay, (
-        f"green deleted {platform.deleted_at['green'] - platform.landed_at:.1f}s after the switch back landed")
+        f"green deleted {platform.deleted_at['green'] - platform.landed_at:.1f}s after the switch back landed"
+    )
 
 
 class DeletesGreenWhileTheSwitchReadsBlue(FakePlatform):
@@ -367,8 +377,10 @@ def test_retire_keeps_the_old_color_when_the_live_one_is_no_longer_ready(app, pl
     r, plan = switched_to_green(app, platform)
     r.mark_soaked(plan)
     platform.workloads.pop("green")
-    with pytest.raises(ReleaseError, match="refusing to remove test-blue: test-green, which the Service test points "
-                                           "at, is not fully ready"):
+    with pytest.raises(
+        ReleaseError,
+        match="refusing to remove test-blue: test-green, which the Service test points at, is not fully ready",
+    ):
         r.retire_old(plan)
     assert "blue" in platform.workloads and "delete blue" not in platform.calls
     r.rollback(plan, "green was deleted")
@@ -384,8 +396,11 @@ def test_a_release_is_refused_while_the_service_points_at_a_color_that_does_not_
     platform.service["selector"] = {"app": "test-green"}
     platform.service["version"] += 1
     calls = len(platform.calls)
-    with pytest.raises(ReleaseError, match=r"points at test-green, which does not exist.*point it at test-blue "
-                                           r"\(registry.local/test:v1\), which is fully ready: switch to "):
+    with pytest.raises(
+        ReleaseError,
+        match=r"points at test-green, which does not exist.*point it at test-blue "
+        r"\(registry.local/test:v1\), which is fully ready: switch to ",
+    ):
         release(app, platform, "run2").plan(IMAGE2, 3, 5)
     assert platform.calls[calls:] == [] and rec.LOCK not in platform.service["annotations"]
 

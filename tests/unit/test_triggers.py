@@ -19,14 +19,23 @@ def run_trigger(trigger):
     return asyncio.run(first())
 
 
-PLAN = {"app": "test", "run_id": "run2", "new_color": "green", "old_color": "blue", "image": "x/app:v2",
-        "replicas": 3, "soak_seconds": 60}
+PLAN = {
+    "app": "test",
+    "run_id": "run2",
+    "new_color": "green",
+    "old_color": "blue",
+    "image": "x/app:v2",
+    "replicas": 3,
+    "soak_seconds": 60,
+}
 
 
 def test_triggers_serialize_to_an_importable_classpath(app):
-    for trigger in (ReadinessTrigger(app.to_json(), PLAN, "run2", deadline=1.0, timeout=2.0, not_before=3.0),
-                    SoakTrigger(app.to_json(), PLAN, "run2", not_before=5.0),
-                    HoldUntilTrigger(app.to_json(), PLAN, "run2", moment=6.0)):
+    for trigger in (
+        ReadinessTrigger(app.to_json(), PLAN, "run2", deadline=1.0, timeout=2.0, not_before=3.0),
+        SoakTrigger(app.to_json(), PLAN, "run2", not_before=5.0),
+        HoldUntilTrigger(app.to_json(), PLAN, "run2", moment=6.0),
+    ):
         classpath, kwargs = trigger.serialize()
         again = import_string(classpath)(**kwargs)
         assert again.serialize() == (classpath, kwargs)
@@ -58,8 +67,11 @@ def test_an_event_is_held_until_not_before(app, platform, monkeypatch):
     r, plan = green_deployed(app, platform)
     _released_to(app, platform, monkeypatch)
     started = time.time()
-    run_trigger(ReadinessTrigger(app.to_json(), plan.to_json(), "run2", deadline=started + 60, timeout=60,
-                                 not_before=started + 0.5))
+    run_trigger(
+        ReadinessTrigger(
+            app.to_json(), plan.to_json(), "run2", deadline=started + 60, timeout=60, not_before=started + 0.5
+        )
+    )
     assert time.time() - started >= 0.5
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from bluegreen.apps.windows import Schedule, Window
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 SHANGHAI = [Window(days=("tue", "thu"), start="02:00", end="04:00", timezone="Asia/Shanghai")]
 
 
@@ -66,12 +66,14 @@ def test_inside_an_open_window_the_answer_is_that_windows_opening_until_it_has_r
     now = dt.datetime.now(UTC)
     start = (now - dt.timedelta(minutes=1)).strftime("%H:%M")
     end = (now + dt.timedelta(minutes=30)).strftime("%H:%M")
-    table = tt.ReleaseWindowTimetable([{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": start,
-                                        "end": end, "timezone": "UTC"}])
+    table = tt.ReleaseWindowTimetable(
+        [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": start, "end": end, "timezone": "UTC"}]
+    )
     restriction = TimeRestriction(earliest=at("2026-01-01T00:00:00"), latest=None, catchup=False)
     opening = table.schedule.open_window(now)[0]
     first = table.next_dagrun_info(last_automated_data_interval=None, restriction=restriction)
     assert first.run_after == opening <= now
-    after_it = table.next_dagrun_info(last_automated_data_interval=DataInterval.exact(first.run_after),
-                                      restriction=restriction)
+    after_it = table.next_dagrun_info(
+        last_automated_data_interval=DataInterval.exact(first.run_after), restriction=restriction
+    )
     assert after_it.run_after > now and after_it.run_after - opening == dt.timedelta(days=1)

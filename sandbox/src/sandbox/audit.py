@@ -43,10 +43,19 @@ class Audit:
             self._events.append(event)
             return event
 
-    def selector_change(self, api: str, namespace: str, service: str, verb: str, old: dict | None,
-                        new: dict | None, matched: dict) -> dict:
-        event = self.record("service_selector", api=api, namespace=namespace, service=service, verb=verb,
-                            old_selector=old, new_selector=new, matched=matched)
+    def selector_change(
+        self, api: str, namespace: str, service: str, verb: str, old: dict | None, new: dict | None, matched: dict
+    ) -> dict:
+        event = self.record(
+            "service_selector",
+            api=api,
+            namespace=namespace,
+            service=service,
+            verb=verb,
+            old_selector=old,
+            new_selector=new,
+            matched=matched,
+        )
         if new is None:
             self.selector_changed.pop((api, namespace, service), None)
         else:

@@ -148,10 +148,14 @@ def create_app(runtime: Runtime, settings: Settings) -> web.Application:
         return web.json_response({"events": []})
 
     async def proxies(request: web.Request) -> web.Response:
-        return web.json_response({"proxies": [
-            {"name": key, "host": p.host, "port": p.port, "connections": p.connections_served}
-            for key, p in sorted(runtime.proxies.items())
-        ]})
+        return web.json_response(
+            {
+                "proxies": [
+                    {"name": key, "host": p.host, "port": p.port, "connections": p.connections_served}
+                    for key, p in sorted(runtime.proxies.items())
+                ]
+            }
+        )
 
     app = web.Application(middlewares=[auth])
     app.router.add_get("/requests", requests)
@@ -188,11 +192,25 @@ def _seconds(body: dict, key: str, default: float | None) -> float:
 
 
 def _bad(field_name: str, message: str) -> web.Response:
-    return web.json_response({"error": message if message.startswith(field_name) else f"{field_name}: {message}",
-                              "field": field_name}, status=400)
+    return web.json_response(
+        {"error": message if message.startswith(field_name) else f"{field_name}: {message}", "field": field_name},
+        status=400,
+    )
 
 
 def _pod(p) -> dict:
-    return {"name": p.name, "workload": p.spec.workload, "image": p.image, "labels": p.labels, "state": p.state,
-            "ready": p.ready, "restarts": p.restart_count, "exits": p.exits, "down": p.down,
-            "unready_held": p.held_unready, "host": p.host, "port": p.port, "served": p.served}
+    return {
+        "name": p.name,
+        "workload": p.spec.workload,
+        "image": p.image,
+        "labels": p.labels,
+        "state": p.state,
+        "ready": p.ready,
+        "restarts": p.restart_count,
+        "exits": p.exits,
+        "down": p.down,
+        "unready_held": p.held_unready,
+        "host": p.host,
+        "port": p.port,
+        "served": p.served,
+    }

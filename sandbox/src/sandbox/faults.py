@@ -61,8 +61,8 @@ class Fault:
     method: str
     path: re.Pattern
     request_body: re.Pattern | None
-    watch: bool | None               # True: watches only, False: no watches, None: both
-    times: int                       # hits left
+    watch: bool | None  # True: watches only, False: no watches, None: both
+    times: int  # hits left
     probability: float
     status: int | None = None
     body: object = _MISSING
@@ -84,10 +84,18 @@ class Fault:
 
     def describe(self) -> dict:
         """The fault as GET /faults shows it: its spec, with ``times`` the hits still to come."""
-        out: dict = {"id": self.id, "api": self.api, "method": self.method, "path": self.path.pattern,
-                     "request_body": self.request_body.pattern if self.request_body else None,
-                     "watch": self.watch, "times": self.times, "hits": self.hits,
-                     "probability": self.probability, "created": self.created}
+        out: dict = {
+            "id": self.id,
+            "api": self.api,
+            "method": self.method,
+            "path": self.path.pattern,
+            "request_body": self.request_body.pattern if self.request_body else None,
+            "watch": self.watch,
+            "times": self.times,
+            "hits": self.hits,
+            "probability": self.probability,
+            "created": self.created,
+        }
         if self.status is not None:
             out["status"] = self.status
             if self.body is not _MISSING:
@@ -107,8 +115,19 @@ def parse(spec, fault_id: int) -> Fault:
     """Check a fault spec (a JSON object) and build the fault; raises FaultError naming the field."""
     if not isinstance(spec, dict):
         raise FaultError("(body)", "must be a JSON object")
-    known = {"api", "method", "path", "request_body", "watch", "times", "probability", "status", "body",
-             "headers", *_ACTIONS}
+    known = {
+        "api",
+        "method",
+        "path",
+        "request_body",
+        "watch",
+        "times",
+        "probability",
+        "status",
+        "body",
+        "headers",
+        *_ACTIONS,
+    }
     for key in spec:
         if key not in known:
             raise FaultError(key, f"unknown field (known: {', '.join(sorted(known))})")
@@ -135,8 +154,16 @@ def parse(spec, fault_id: int) -> Fault:
     if not isinstance(probability, (int, float)) or isinstance(probability, bool) or not 0 <= probability <= 1:
         raise FaultError("probability", "must be a number from 0 to 1")
 
-    fault = Fault(id=fault_id, api=api, method=method.upper(), path=path, request_body=request_body,
-                  watch=watch, times=times, probability=float(probability))
+    fault = Fault(
+        id=fault_id,
+        api=api,
+        method=method.upper(),
+        path=path,
+        request_body=request_body,
+        watch=watch,
+        times=times,
+        probability=float(probability),
+    )
     chosen = [a for a in _ACTIONS if a in spec]
     if not chosen:
         raise FaultError("status", f"one of {', '.join(_ACTIONS)} is required")
@@ -156,8 +183,9 @@ def parse(spec, fault_id: int) -> Fault:
         if api == "kube" and status < 400 and fault.body is _MISSING:
             raise FaultError("body", "required when a kube fault's status is below 400")
         headers = spec.get("headers", {})
-        if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, (str, int, float))
-                                                    for k, v in headers.items()):
+        if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in headers.items()
+        ):
             raise FaultError("headers", "must be an object of header names to strings")
         fault.headers = {k: str(v) for k, v in headers.items()}
     elif "body" in spec or "headers" in spec:
@@ -251,6 +279,7 @@ def is_watch(request: web.Request) -> bool:
 
 # -- carrying a fault out ------------------------------------------------------------------
 
+
 async def apply(fault: Fault, request: web.Request, handler, api: str) -> web.StreamResponse:
     if fault.delay:
         await asyncio.sleep(fault.delay)
@@ -318,27 +347,40 @@ def _kube_default(status: int) -> web.Response:
     filters answer 429 with http.Error (plain text) and a Retry-After header, and the timeout
     filter encodes the bare ErrStatus (no kind/apiVersion)."""
     if status == 429:
-        resp = web.Response(text="Too many requests, please try again later.\n", status=429,
-                            content_type="text/plain")
+        resp = web.Response(text="Too many requests, please try again later.\n", status=429, content_type="text/plain")
         resp.headers["X-Content-Type-Options"] = "nosniff"
         resp.headers["Retry-After"] = "1"
         return resp
     phrase = _phrase(status)
-    reasons = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
-               405: "MethodNotAllowed", 406: "NotAcceptable", 409: "Conflict", 410: "Expired",
-               413: "RequestEntityTooLarge", 415: "UnsupportedMediaType", 422: "Invalid",
-               500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout"}
-    body: dict = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                  "message": phrase.lower()}
+    reasons = {
+        400: "BadRequest",
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "NotFound",
+        405: "MethodNotAllowed",
+        406: "NotAcceptable",
+        409: "Conflict",
+        410: "Expired",
+        413: "RequestEntityTooLarge",
+        415: "UnsupportedMediaType",
+        422: "Invalid",
+        500: "InternalError",
+        503: "ServiceUnavailable",
+        504: "Timeout",
+    }
+    body: dict = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": phrase.lower()}
     if status == 500:
         body["message"] = f"Internal error occurred: {INJECTED}"
         body["details"] = {"causes": [{"message": INJECTED}]}
     elif status == 503:
         body["message"] = "the server is currently unable to handle the request"
     elif status == 504:
-        body = {"metadata": {}, "status": "Failure",
-                "message": "Timeout: request did not complete within requested timeout - context deadline exceeded",
-                "details": {}}
+        body = {
+            "metadata": {},
+            "status": "Failure",
+            "message": "Timeout: request did not complete within requested timeout - context deadline exceeded",
+            "details": {},
+        }
     if status in reasons:
         body["reason"] = reasons[status]
     body["code"] = status

@@ -34,8 +34,7 @@ def _quote_char(c: str) -> str:
         return "'\\''"
     if c == '"':
         return "'\"'"
-    escapes = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
-               "\\": "\\\\"}
+    escapes = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v", "\\": "\\\\"}
     if c in escapes:
         return f"'{escapes[c]}'"
     if ord(c) < 0x20 or ord(c) == 0x7F:
@@ -57,7 +56,6 @@ def syntax_error(text: str | bytes) -> str | None:
     """The message Go's json.Unmarshal gives for malformed input, or None when the input is valid."""
     if isinstance(text, bytes):
         text = text.decode("latin-1")
-    stack: list[str] = []  # "key", "value" (object), "array"
     i, n = 0, len(text)
 
     def err(c: str, context: str) -> _Syntax:
@@ -226,13 +224,14 @@ class GoType:
 
 @dataclass
 class Scalar(GoType):
-    name: str          # Go type name as Type.String() prints it, e.g. "int", "types.BcsDataType"
-    kind: str          # "string", "int", "uint", "bool", "float", "time"
+    name: str  # Go type name as Type.String() prints it, e.g. "int", "types.BcsDataType"
+    kind: str  # "string", "int", "uint", "bool", "float", "time"
     bits: int = 64
 
     def zero(self):
-        return {"string": "", "int": 0, "uint": 0, "bool": False, "float": 0.0,
-                "time": "0001-01-01T00:00:00Z"}[self.kind]
+        return {"string": "", "int": 0, "uint": 0, "bool": False, "float": 0.0, "time": "0001-01-01T00:00:00Z"}[
+            self.kind
+        ]
 
 
 @dataclass
@@ -271,8 +270,8 @@ class Any(GoType):
 
 @dataclass
 class Field:
-    go: str                 # Go field name (what the error context reports for the struct)
-    json: str               # JSON key ("" with inline=True: an embedded struct whose fields are promoted)
+    go: str  # Go field name (what the error context reports for the struct)
+    json: str  # JSON key ("" with inline=True: an embedded struct whose fields are promoted)
     type: GoType
     omitempty: bool = False
     inline: bool = False
@@ -336,8 +335,8 @@ def json_kind(v) -> str:
 class _Decoder:
     def __init__(self):
         self.first_error: str | None = None
-        self.struct = ""            # innermost struct type being decoded (errorContext.Struct)
-        self.path: list[str] = []   # JSON field names from the top (errorContext.FieldStack)
+        self.struct = ""  # innermost struct type being decoded (errorContext.Struct)
+        self.path: list[str] = []  # JSON field names from the top (errorContext.FieldStack)
 
     def fail(self, value_desc: str, t: GoType) -> None:
         if self.first_error is not None:
@@ -378,8 +377,9 @@ class _Decoder:
             flat = t.flat()
             outer = self.struct
             for key, item in v.items():
-                match = next((fp for fp in flat if fp[0].json == key), None) or \
-                    next((fp for fp in flat if fp[0].json.casefold() == key.casefold()), None)
+                match = next((fp for fp in flat if fp[0].json == key), None) or next(
+                    (fp for fp in flat if fp[0].json.casefold() == key.casefold()), None
+                )
                 if match is None:
                     continue  # Go ignores unknown fields
                 f, gopath = match
@@ -417,7 +417,7 @@ class _Decoder:
             self.fail(f"number {text}", t)
             return current
         value = int(text)
-        lo, hi = (0, 2 ** t.bits - 1) if t.kind == "uint" else (-(2 ** (t.bits - 1)), 2 ** (t.bits - 1) - 1)
+        lo, hi = (0, 2**t.bits - 1) if t.kind == "uint" else (-(2 ** (t.bits - 1)), 2 ** (t.bits - 1) - 1)
         if not lo <= value <= hi:
             self.fail(f"number {text}", t)
             return current

@@ -73,20 +73,28 @@ class Endpoints:
 
     def environment(self) -> dict[str, str]:
         env = {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(doc) for conn_id, doc in self.connections().items()}
-        env.update({
-            "KUBECONFIG": str(self.kubeconfig.resolve()),
-            "BLUEGREEN_SANDBOX_CONTROL": self.control_url,
-            "BLUEGREEN_SANDBOX_TOKEN": self.token,
-        })
+        env.update(
+            {
+                "KUBECONFIG": str(self.kubeconfig.resolve()),
+                "BLUEGREEN_SANDBOX_CONTROL": self.control_url,
+                "BLUEGREEN_SANDBOX_TOKEN": self.token,
+            }
+        )
         return env
 
     def to_json(self) -> dict:
-        return {"kube_url": self.kube_url, "bcs_url": self.bcs_url, "control_url": self.control_url,
-                "token": self.token, "bcs_cluster_id": self.bcs_cluster_id, "state_dir": str(self.state_dir),
-                "lb_port_offset": self.lb_port_offset}
+        return {
+            "kube_url": self.kube_url,
+            "bcs_url": self.bcs_url,
+            "control_url": self.control_url,
+            "token": self.token,
+            "bcs_cluster_id": self.bcs_cluster_id,
+            "state_dir": str(self.state_dir),
+            "lb_port_offset": self.lb_port_offset,
+        }
 
     @classmethod
-    def load(cls, state_dir: Path) -> "Endpoints":
+    def load(cls, state_dir: Path) -> Endpoints:
         data = json.loads((Path(state_dir) / "sandbox.json").read_text())
         data["state_dir"] = Path(data["state_dir"])
         data.pop("pid", None)
@@ -96,8 +104,11 @@ class Endpoints:
 class Sandbox:
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings()
-        self.runtime = Runtime(default_ready_after=self.settings.ready_after, pod_network=self.settings.pod_network,
-                               propagation_delay=self.settings.propagation_delay)
+        self.runtime = Runtime(
+            default_ready_after=self.settings.ready_after,
+            pod_network=self.settings.pod_network,
+            propagation_delay=self.settings.propagation_delay,
+        )
         self._runners: list[web.AppRunner] = []
         self.endpoints: Endpoints | None = None
 
@@ -147,12 +158,19 @@ class Sandbox:
         kubeconfig = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "sandbox", "cluster": {
-                "server": e.kube_url,
-                "certificate-authority-data": base64.b64encode(certs.ca_pem).decode(),
-            }}],
+            "clusters": [
+                {
+                    "name": "sandbox",
+                    "cluster": {
+                        "server": e.kube_url,
+                        "certificate-authority-data": base64.b64encode(certs.ca_pem).decode(),
+                    },
+                }
+            ],
             "users": [{"name": "sandbox", "user": {"token": e.token}}],
-            "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox", "user": "sandbox", "namespace": "default"}}],
+            "contexts": [
+                {"name": "sandbox", "context": {"cluster": "sandbox", "user": "sandbox", "namespace": "default"}}
+            ],
             "current-context": "sandbox",
             "preferences": {},
         }

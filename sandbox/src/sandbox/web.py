@@ -4,7 +4,7 @@ actor for the audit log, and bearer-token checks."""
 from __future__ import annotations
 
 import hmac
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -26,8 +26,9 @@ def front_end_middleware(runtime: Runtime, api: str):
         token = ACTOR.set(request.headers.get("User-Agent", ""))
         try:
             body = await request.text() if request.can_read_body and runtime.faults.wants_body(api) else ""
-            fault = runtime.faults.take(api, request.method, request.path, body,
-                                        api == "kube" and faults.is_watch(request))
+            fault = runtime.faults.take(
+                api, request.method, request.path, body, api == "kube" and faults.is_watch(request)
+            )
             if fault is not None:
                 return await faults.apply(fault, request, handler, api)
             return await handler(request)

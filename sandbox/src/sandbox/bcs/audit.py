@@ -21,8 +21,11 @@ from .model import taskgroup_healthy as healthy
 
 
 def _alive(app: Application) -> list:
-    return [tg for tg in app.taskgroups.values()
-            if tg.status not in END_STATES and tg.status != KILLING and not tg.remove_when_ended]
+    return [
+        tg
+        for tg in app.taskgroups.values()
+        if tg.status not in END_STATES and tg.status != KILLING and not tg.remove_when_ended
+    ]
 
 
 def _owner(scheduler, app: Application):
@@ -73,8 +76,11 @@ def matched(scheduler, ns: str, selector: dict | None) -> dict:
         else:
             app = scheduler.apps[(ns, name)]
             entry["replicas"] = app.define_instances
-            entry["rolled_out"] = app.status == RUNNING and app.running_instances == app.define_instances and \
-                all(healthy(tg) for tg in app.taskgroups.values())
+            entry["rolled_out"] = (
+                app.status == RUNNING
+                and app.running_instances == app.define_instances
+                and all(healthy(tg) for tg in app.taskgroups.values())
+            )
         out.append(entry)
     return {"pods": len(tgs), "ready": sum(1 for tg in tgs if healthy(tg)), "workloads": out}
 
@@ -108,9 +114,16 @@ def selecting(scheduler, ns: str, apps: list[Application]) -> list[dict]:
         selects = any(selector_matches(stored, lab) for lab in labels)
         routes = any(selector_matches(routed, lab) for lab in labels)
         if selects or routes:
-            out.append({"service": svc_name, "selector": stored, "routed_selector": routed,
-                        "selects": selects, "routes": routes,
-                        "selector_changed_at": scheduler.runtime.audit.selector_changed.get(("bcs", ns, svc_name))})
+            out.append(
+                {
+                    "service": svc_name,
+                    "selector": stored,
+                    "routed_selector": routed,
+                    "selects": selects,
+                    "routes": routes,
+                    "selector_changed_at": scheduler.runtime.audit.selector_changed.get(("bcs", ns, svc_name)),
+                }
+            )
     return out
 
 

@@ -27,7 +27,7 @@ class ConfigMapOps:
     """Mixed into Scheduler."""
 
     def __init__(self):
-        self.configmaps: dict[tuple[str, str], dict] = {}   # Go BcsConfigMap values
+        self.configmaps: dict[tuple[str, str], dict] = {}  # Go BcsConfigMap values
 
     @staticmethod
     def _key(cm: dict) -> tuple[str, str]:

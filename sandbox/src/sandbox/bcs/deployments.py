@@ -15,11 +15,37 @@ import copy
 import time
 
 from .driver import DeploymentDef
-from .envelope import (COMM_HTTP_DO, COMM_REQUEST_DATA_ERR, DRIVER, SCHED_COMMON, SCHED_NOT_FOUND,
-                       SCHED_RESOURCE_EXIST, BcsError)
-from .model import (ABNORMAL, DEP_DELETING, DEP_DEPLOYING, DEP_PAUSED, DEP_RUNNING, DEP_SUSPEND, DEP_UPDATE,
-                    OP_DELETE, OP_NIL, OP_START, ROLLING_UPDATE, RUNNING, SUB_ROLLING_DOWN,
-                    SUB_ROLLING_UP, SUB_UNKNOWN, Application, Deployment, RefApp, now, taskgroup_healthy)
+from .envelope import (
+    COMM_HTTP_DO,
+    COMM_REQUEST_DATA_ERR,
+    DRIVER,
+    SCHED_COMMON,
+    SCHED_NOT_FOUND,
+    SCHED_RESOURCE_EXIST,
+    BcsError,
+)
+from .model import (
+    ABNORMAL,
+    DEP_DELETING,
+    DEP_DEPLOYING,
+    DEP_PAUSED,
+    DEP_RUNNING,
+    DEP_SUSPEND,
+    DEP_UPDATE,
+    OP_DELETE,
+    OP_NIL,
+    OP_START,
+    ROLLING_UPDATE,
+    RUNNING,
+    SUB_ROLLING_DOWN,
+    SUB_ROLLING_UP,
+    SUB_UNKNOWN,
+    Application,
+    Deployment,
+    RefApp,
+    now,
+    taskgroup_healthy,
+)
 
 # TRANSACTION_DEPLOYMENT_ROLLING_{UP,DOWN}_LIFEPERIOD: how long one step may take before the
 # update is suspended ("create taskgroup timeout, rollingupdate suspend"), plus upstream's 60 s.
@@ -37,8 +63,13 @@ class DeploymentOps:
         ns, name = d.object_meta["NameSpace"], d.object_meta["Name"]
         if (ns, name) in self.deployments:
             raise BcsError(SCHED_RESOURCE_EXIST, f"deployment({ns}.{name}) already exist")
-        dep = Deployment(object_meta=copy.deepcopy(d.object_meta), selector=d.selector, strategy=d.strategy,
-                         raw_json=d.raw_json, status=DEP_DEPLOYING)
+        dep = Deployment(
+            object_meta=copy.deepcopy(d.object_meta),
+            selector=d.selector,
+            strategy=d.strategy,
+            raw_json=d.raw_json,
+            status=DEP_DEPLOYING,
+        )
         self.deployments[(ns, name)] = dep  # saved before matching, as upstream does
         match_count, match_app = 0, ""
         if dep.selector is not None:  # a present selector, even {}, means "adopt what matches"
@@ -99,15 +130,16 @@ class DeploymentOps:
         if dep.status != DEP_RUNNING:
             raise BcsError(SCHED_COMMON, "deployment is not running, cannot update")
         if dep.application is None:
-            raise BcsError(SCHED_NOT_FOUND,
-                           "deployment has not application, cannot do update, you can delete and recreate it")
+            raise BcsError(
+                SCHED_NOT_FOUND, "deployment has not application, cannot do update, you can delete and recreate it"
+            )
         app = self.apps.get((ns, dep.application.name))
         if app is None:
-            raise BcsError(SCHED_NOT_FOUND, "deployment has not application, cannot update, you can delete and "
-                                            "recreate it")
+            raise BcsError(
+                SCHED_NOT_FOUND, "deployment has not application, cannot update, you can delete and recreate it"
+            )
         if app.status not in (RUNNING, ABNORMAL):
-            raise BcsError(SCHED_COMMON, "deployment bind application is not running, cannot update, please try "
-                                         "later")
+            raise BcsError(SCHED_COMMON, "deployment bind application is not running, cannot update, please try later")
         old, new = dep.selector or {}, d.selector or {}
         if any(new.get(k) != v for k, v in old.items()) or any(old.get(k) != v for k, v in new.items()):
             raise BcsError(COMM_REQUEST_DATA_ERR, "deployment's selector cannot be updated'")
@@ -157,8 +189,11 @@ class DeploymentOps:
             return
         op_life = ROLLING_STEP_LIFEPERIOD
         if dep.last_rolling_time + op_life + 60 < now():
-            dep.message = ("create taskgroup timeout, rollingupdate suspend" if dep.curr_rolling_op == OP_START
-                           else "delete taskgroup timeout, rollingupdate suspend")
+            dep.message = (
+                "create taskgroup timeout, rollingupdate suspend"
+                if dep.curr_rolling_op == OP_START
+                else "delete taskgroup timeout, rollingupdate suspend"
+            )
             dep.is_in_rolling = False
             dep.status = DEP_SUSPEND
             dep.curr_rolling_op = OP_NIL
@@ -224,8 +259,9 @@ class DeploymentOps:
         app, ext = self._apps(dep)
         if ext is None or app is None:
             return
-        if not self._rolling_start_finished(ext, dep.application_ext.curr_rolling_instances,
-                                            dep.application_ext.curr_target_instances):
+        if not self._rolling_start_finished(
+            ext, dep.application_ext.curr_rolling_instances, dep.application_ext.curr_target_instances
+        ):
             return
         all_started = ext.instances >= ext.define_instances
         all_deleted = False
@@ -269,8 +305,9 @@ class DeploymentOps:
         app, ext = self._apps(dep)
         if ext is None:
             return
-        if not self._rolling_start_finished(ext, dep.application_ext.curr_rolling_instances,
-                                            dep.application_ext.curr_target_instances):
+        if not self._rolling_start_finished(
+            ext, dep.application_ext.curr_rolling_instances, dep.application_ext.curr_target_instances
+        ):
             return
         self._end_rolling(dep)
         if ext.instances >= ext.define_instances and (app is None or app.instances <= 0):
@@ -343,8 +380,9 @@ class DeploymentOps:
         if not instances.isdigit():
             raise BcsError(SCHED_COMMON, "instances must be specified")
         if int(instances) <= 0:
-            raise BcsError(SCHED_COMMON, "target instances can not be littler than 1, maybe you want to use delete "
-                                         "command")
+            raise BcsError(
+                SCHED_COMMON, "target instances can not be littler than 1, maybe you want to use delete command"
+            )
         dep = self.deployments.get((ns, name))
         if dep is None:
             raise BcsError(SCHED_COMMON, "deployment not exist")
@@ -358,8 +396,9 @@ class DeploymentOps:
         if not instances.isdigit():
             raise BcsError(SCHED_COMMON, "instances must be specified")
         if int(instances) <= 0:
-            raise BcsError(SCHED_COMMON, "target instances can not be littler than 1, maybe you want to use delete "
-                                         "command")
+            raise BcsError(
+                SCHED_COMMON, "target instances can not be littler than 1, maybe you want to use delete command"
+            )
         app = self.apps.get((ns, name))
         if app is None:
             raise BcsError(SCHED_COMMON, "store: Not Found")
@@ -405,6 +444,7 @@ class DeploymentOps:
             return dep.raw_json
         app = self.apps.get((ns, name))
         if app is None or app.version.raw_json is None:
-            raise BcsError(SCHED_COMMON,
-                           "application's definition not exist, maybe the application was created by deployment")
+            raise BcsError(
+                SCHED_COMMON, "application's definition not exist, maybe the application was created by deployment"
+            )
         return app.version.raw_json

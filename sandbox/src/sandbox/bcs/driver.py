@@ -14,8 +14,16 @@ from dataclasses import dataclass
 
 from .. import gojson
 from . import gotypes
-from .envelope import (COMM_JSON_DECODE, COMM_REQUEST_DATA_ERR, DRIVER, DRIVER_PARAMETER_ERR,
-                       DRIVER_PARAMETER_ERR_STR, JSON_DECODE_STR, BcsError, PlainError)
+from .envelope import (
+    COMM_JSON_DECODE,
+    COMM_REQUEST_DATA_ERR,
+    DRIVER,
+    DRIVER_PARAMETER_ERR,
+    DRIVER_PARAMETER_ERR_STR,
+    JSON_DECODE_STR,
+    BcsError,
+    PlainError,
+)
 from .model import Version
 
 RESTART_POLICIES = ("OnFailure", "Always", "Never")
@@ -67,15 +75,26 @@ def _with_health_defaults(container: dict) -> dict:
     for check in container.get("HealthChecks") or []:
         if check is None:
             continue
-        for key, default in (("DelaySeconds", 10), ("IntervalSeconds", 60), ("TimeoutSeconds", 20),
-                             ("GracePeriodSeconds", 300)):
+        for key, default in (
+            ("DelaySeconds", 10),
+            ("IntervalSeconds", 60),
+            ("TimeoutSeconds", 20),
+            ("GracePeriodSeconds", 300),
+        ):
             if check[key] <= 0:
                 check[key] = default
     return container
 
 
-def version_from(meta: dict, instances: int, template: dict | None, restart_policy: dict,
-                 kill_policy: dict, *, no_template: str = " no template") -> Version:
+def version_from(
+    meta: dict,
+    instances: int,
+    template: dict | None,
+    restart_policy: dict,
+    kill_policy: dict,
+    *,
+    no_template: str = " no template",
+) -> Version:
     """setVersionWithPodSpec for both deployments and applications."""
     if template is None:
         raise _parameter_error(no_template)
@@ -89,10 +108,16 @@ def version_from(meta: dict, instances: int, template: dict | None, restart_poli
     labels = dict(meta["Labels"] or {})
     labels.update(template["ObjectMeta"]["Labels"] or {})
     return Version(
-        id=meta["Name"], namespace=meta["NameSpace"], instances=instances, object_meta=copy.deepcopy(meta),
-        labels=labels, containers=[_with_health_defaults(c) for c in containers],
-        network_mode=spec["NetworkMode"], network_type=spec["NetworkType"],
-        restart_policy=restart_policy, kill_policy=copy.deepcopy(kill_policy),
+        id=meta["Name"],
+        namespace=meta["NameSpace"],
+        instances=instances,
+        object_meta=copy.deepcopy(meta),
+        labels=labels,
+        containers=[_with_health_defaults(c) for c in containers],
+        network_mode=spec["NetworkMode"],
+        network_type=spec["NetworkType"],
+        restart_policy=restart_policy,
+        kill_policy=copy.deepcopy(kill_policy),
         kind="process" if processes else "application",
     )
 
@@ -105,7 +130,7 @@ class DeploymentDef:
     selector: dict | None
     strategy: dict
     version: Version | None
-    raw_json: dict       # the BcsDeployment as the driver re-marshals it (RawJson = &param)
+    raw_json: dict  # the BcsDeployment as the driver re-marshals it (RawJson = &param)
 
 
 def deployment_def(body: bytes) -> DeploymentDef:
@@ -116,15 +141,20 @@ def deployment_def(body: bytes) -> DeploymentDef:
     spec = param["Spec"]
     version = None
     if spec["Template"] is not None:  # no template: "this deployment is for binding old application"
-        version = version_from(param["ObjectMeta"], spec["Instance"], spec["Template"], _restart_policy(param),
-                               param["KillPolicy"])
+        version = version_from(
+            param["ObjectMeta"], spec["Instance"], spec["Template"], _restart_policy(param), param["KillPolicy"]
+        )
     # version.RestartPolicy points into param, so the stored raw_json carries the defaulted policy
     if version is not None:
         param["RestartPolicy"] = version.restart_policy
     raw = gojson.encode(param, gotypes.BcsDeployment)
-    return DeploymentDef(object_meta=copy.deepcopy(param["ObjectMeta"]),
-                         selector=copy.deepcopy(spec["Selector"]), strategy=copy.deepcopy(spec["Strategy"]),
-                         version=version, raw_json=raw)
+    return DeploymentDef(
+        object_meta=copy.deepcopy(param["ObjectMeta"]),
+        selector=copy.deepcopy(spec["Selector"]),
+        strategy=copy.deepcopy(spec["Strategy"]),
+        version=version,
+        raw_json=raw,
+    )
 
 
 def application_version(body: bytes) -> Version:

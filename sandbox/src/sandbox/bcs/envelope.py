@@ -23,15 +23,15 @@ STORAGE = "bcs-storage"
 
 # bcs-common/common/errorCode.go (AdditionErrorCode = 1405000)
 SUCCESS = 0
-COMM_REQUEST_DATA_ERR = 1405008          # BcsErrCommRequestDataErr
-COMM_HTTP_DO = 1405009                   # BcsErrCommHttpDo: "do http request failed!"
-COMM_JSON_DECODE = 1405010               # BcsErrCommJsonDecode: "json decode failed!"
-STORAGE_LIST_FAIL = 1405085              # "list resource failed."
-STORAGE_NOT_EXIST = 1405087              # "resource does not exist."
-SCHED_COMMON = 1405200                   # BcsErrMesosSchedCommon
-SCHED_RESOURCE_EXIST = 1405201           # BcsErrMesosSchedResourceExist
-SCHED_NOT_FOUND = 1405202                # BcsErrMesosSchedNotFound
-DRIVER_PARAMETER_ERR = 1405231           # "there is some error in the parameters"
+COMM_REQUEST_DATA_ERR = 1405008  # BcsErrCommRequestDataErr
+COMM_HTTP_DO = 1405009  # BcsErrCommHttpDo: "do http request failed!"
+COMM_JSON_DECODE = 1405010  # BcsErrCommJsonDecode: "json decode failed!"
+STORAGE_LIST_FAIL = 1405085  # "list resource failed."
+STORAGE_NOT_EXIST = 1405087  # "resource does not exist."
+SCHED_COMMON = 1405200  # BcsErrMesosSchedCommon
+SCHED_RESOURCE_EXIST = 1405201  # BcsErrMesosSchedResourceExist
+SCHED_NOT_FOUND = 1405202  # BcsErrMesosSchedNotFound
+DRIVER_PARAMETER_ERR = 1405231  # "there is some error in the parameters"
 DRIVER_HTTP_FILTER_FAILED = 1405234
 
 JSON_DECODE_STR = "json decode failed!"
@@ -76,14 +76,14 @@ def storage(data, code: int = SUCCESS, message: str = "") -> web.Response:
 
 def gateway(status: int, message: str) -> web.Response:
     """What the API gateway's bkbcs-auth plugin answers (apisix core.response.exit with a table)."""
-    return web.json_response({"code": status, "result": False, "message": message}, status=status,
-                             dumps=dumps)
+    return web.json_response({"code": status, "result": False, "message": message}, status=status, dumps=dumps)
 
 
 def driver_filter(message: str) -> web.Response:
     """bcs-mesos-driver filter.go: HTTP 400, APIRespone written as an entity, message unprefixed."""
-    return web.json_response({"result": False, "code": DRIVER_HTTP_FILTER_FAILED, "message": message,
-                              "data": None}, status=400, dumps=dumps)
+    return web.json_response(
+        {"result": False, "code": DRIVER_HTTP_FILTER_FAILED, "message": message, "data": None}, status=400, dumps=dumps
+    )
 
 
 def restful_not_found() -> web.Response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def go_time(ts: float | None, nanos: bool = False) -> str:
     """time.Time as Go marshals it (RFC 3339, local zone, fraction without trailing zeros)."""
     if not ts:
         return "0001-01-01T00:00:00Z"
-    moment = datetime.fromtimestamp(ts, tz=timezone.utc).astimezone()
+    moment = datetime.fromtimestamp(ts, tz=UTC).astimezone()
     text = moment.strftime("%Y-%m-%dT%H:%M:%S")
     if nanos:
         fraction = f"{ts % 1:.9f}"[2:].rstrip("0")
@@ -78,15 +78,15 @@ class Version:
     id: str
     namespace: str
     instances: int
-    object_meta: dict                 # the deployment's/application's metadata (Go ObjectMeta)
-    labels: dict                      # metadata.labels ∪ template metadata.labels (create.go)
-    containers: list[dict]            # Go Container values, health check defaults applied
+    object_meta: dict  # the deployment's/application's metadata (Go ObjectMeta)
+    labels: dict  # metadata.labels ∪ template metadata.labels (create.go)
+    containers: list[dict]  # Go Container values, health check defaults applied
     network_mode: str = ""
     network_type: str = ""
     restart_policy: dict = field(default_factory=lambda: {"Policy": "OnFailure"})
     kill_policy: dict = field(default_factory=lambda: {"GracePeriod": 0})
     kind: str = "application"
-    raw_json: dict | None = None      # the ReplicaController an application was created from
+    raw_json: dict | None = None  # the ReplicaController an application was created from
 
 
 @dataclass
@@ -100,7 +100,7 @@ class Task:
     message: str = ""
     update_time: int = field(default_factory=now)
     # createTaskHealthChecks (sched/task/task.go): first local check + first of each remote kind
-    health_check: dict | None = None         # the local (HTTP/TCP/COMMAND) check the executor runs
+    health_check: dict | None = None  # the local (HTTP/TCP/COMMAND) check the executor runs
     health_status: list[dict] = field(default_factory=list)
     healthy: bool = True
     is_checked: bool = False
@@ -112,7 +112,7 @@ class Task:
 
 @dataclass
 class TaskGroup:
-    id: str                  # "{index}.{appID}.{namespace}.{cluster}.{unix nanos}"
+    id: str  # "{index}.{appID}.{namespace}.{cluster}.{unix nanos}"
     index: int
     app_id: str
     namespace: str
@@ -131,10 +131,10 @@ class TaskGroup:
     host_ip: str = ""
     pod_ip: str = ""
     # sandbox bookkeeping
-    group: "PodGroup | None" = None
+    group: PodGroup | None = None
     status_since: float = field(default_factory=time.time)
-    remove_when_ended: bool = False   # scaled down: forget once killed
-    seen_exits: int = 0               # container exits (runtime Pod.exits) already reported
+    remove_when_ended: bool = False  # scaled down: forget once killed
+    seen_exits: int = 0  # container exits (runtime Pod.exits) already reported
     next_check_at: float | None = None
     checker_error: str | None = None  # the executor could not create the health checker
 
@@ -143,7 +143,7 @@ class TaskGroup:
         return f"{self.app_id}-{self.index}"
 
     @property
-    def pod(self) -> "Pod | None":
+    def pod(self) -> Pod | None:
         if self.group and self.group.pods:
             return self.group.pods[0]
         if self.group and self.group.terminating:
@@ -191,15 +191,18 @@ class RefApp:
     curr_rolling_instances: int = 0
 
     def to_json(self) -> dict:
-        return {"name": self.name, "curr_target_instances": self.curr_target_instances,
-                "CurrentRollingInstances": self.curr_rolling_instances}
+        return {
+            "name": self.name,
+            "curr_target_instances": self.curr_target_instances,
+            "CurrentRollingInstances": self.curr_rolling_instances,
+        }
 
 
 @dataclass
 class Deployment:
     object_meta: dict
     selector: dict | None
-    strategy: dict                         # Go UpgradeStrategy value
+    strategy: dict  # Go UpgradeStrategy value
     raw_json: dict | None
     status: str = DEP_DEPLOYING
     application: RefApp | None = None

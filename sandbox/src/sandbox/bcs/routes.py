@@ -24,7 +24,8 @@ from aiohttp import web
 
 from sandbox.web import token_ok
 
-from . import audit, driver, envelope, storage as st
+from . import audit, driver, envelope
+from . import storage as st
 from .envelope import BcsError, PlainError
 
 MESOS_PREFIX = "/bcsapi/v4/scheduler/mesos/"
@@ -45,8 +46,10 @@ class Routes:
         self.driver_routes = [
             (rf"namespaces/{_NS}/deployments", {"POST": s.create_deployment, "PUT": s.update_deployment}),
             (rf"namespaces/{_NS}/deployments/{_NAME}", {"DELETE": s.delete_deployment}),
-            (rf"namespaces/{_NS}/deployments/{_NAME}/(?P<op>cancelupdate|pauseupdate|resumeupdate)",
-             {"PUT": s.deployment_op}),
+            (
+                rf"namespaces/{_NS}/deployments/{_NAME}/(?P<op>cancelupdate|pauseupdate|resumeupdate)",
+                {"PUT": s.deployment_op},
+            ),
             (rf"namespaces/{_NS}/deployments/{_NAME}/scale/(?P<n>[^/]+)", {"PUT": s.scale_deployment}),
             (rf"namespaces/{_NS}/services", {"POST": s.create_service, "PUT": s.update_service}),
             (rf"namespaces/{_NS}/services/{_NAME}", {"DELETE": s.delete_service}),
@@ -59,23 +62,30 @@ class Routes:
         ]
         # relative to /bcsapi/v4/storage (-> /bcsstorage/v1)
         self.storage_routes = [
-            (r"query/mesos/dynamic/clusters/(?P<cluster>[^/]+)/(?P<kind>taskgroup|application|process|deployment|"
-             r"service|configmap|secret|endpoints|exportservice)", {"GET": s.query, "POST": s.query}),
-            (r"query/mesos/dynamic/clusters/(?P<cluster>[^/]+)/namespace", {"GET": s.namespaces,
-                                                                             "POST": s.namespaces}),
-            (rf"mesos/dynamic/namespace_resources/clusters/(?P<cluster>[^/]+)/namespaces/{_NS}/(?P<type>[^/]+)/"
-             rf"{_NAME}", {"GET": s.inspect}),
-            (rf"mesos/dynamic/namespace_resources/clusters/(?P<cluster>[^/]+)/namespaces/{_NS}/(?P<type>[^/]+)",
-             {"GET": s.list_namespace}),
+            (
+                r"query/mesos/dynamic/clusters/(?P<cluster>[^/]+)/(?P<kind>taskgroup|application|process|deployment|"
+                r"service|configmap|secret|endpoints|exportservice)",
+                {"GET": s.query, "POST": s.query},
+            ),
+            (r"query/mesos/dynamic/clusters/(?P<cluster>[^/]+)/namespace", {"GET": s.namespaces, "POST": s.namespaces}),
+            (
+                rf"mesos/dynamic/namespace_resources/clusters/(?P<cluster>[^/]+)/namespaces/{_NS}/(?P<type>[^/]+)/"
+                rf"{_NAME}",
+                {"GET": s.inspect},
+            ),
+            (
+                rf"mesos/dynamic/namespace_resources/clusters/(?P<cluster>[^/]+)/namespaces/{_NS}/(?P<type>[^/]+)",
+                {"GET": s.list_namespace},
+            ),
         ]
 
     # -- dispatch ---------------------------------------------------------------------
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         if path.startswith(MESOS_PREFIX):
-            module, rest, table = "mesosdriver", path[len(MESOS_PREFIX):], self.driver_routes
+            module, rest, table = "mesosdriver", path[len(MESOS_PREFIX) :], self.driver_routes
         elif path.startswith(STORAGE_PREFIX):
-            module, rest, table = "storage", path[len(STORAGE_PREFIX):], self.storage_routes
+            module, rest, table = "storage", path[len(STORAGE_PREFIX) :], self.storage_routes
         else:
             return web.json_response({"error_msg": "404 Route Not Found"}, status=404)
         denied = self._authenticate(request, module)
@@ -125,8 +135,9 @@ class Routes:
 
     async def update_deployment(self, request, ns):
         if request.query.get("args") == "resource":
-            raise BcsError(envelope.SCHED_COMMON, "sandbox: args=resource (in-place resource update) is not "
-                                                  "implemented")
+            raise BcsError(
+                envelope.SCHED_COMMON, "sandbox: args=resource (in-place resource update) is not implemented"
+            )
         self.scheduler.update_deployment(driver.deployment_def(await request.read()))
         await self._changed()
         return envelope.success()

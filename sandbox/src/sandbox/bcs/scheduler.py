@@ -36,15 +36,39 @@ import logging
 import secrets
 import time
 
-from sandbox.runtime.pod import GONE, RUNNING as POD_RUNNING, PodSpec
+from sandbox.runtime.pod import GONE, PodSpec
+from sandbox.runtime.pod import RUNNING as POD_RUNNING
 from sandbox.runtime.runtime import Runtime
 from sandbox.settings import Settings
 
-from .envelope import SCHED_COMMON, SCHED_RESOURCE_EXIST, COMM_REQUEST_DATA_ERR, BcsError
+from .envelope import COMM_REQUEST_DATA_ERR, SCHED_COMMON, SCHED_RESOURCE_EXIST, BcsError
+from .model import (
+    ABNORMAL,
+    APP_ABNORMAL_STR,
+    APP_RUNNING_STR,
+    DEPLOYING,
+    END_STATES,
+    ERROR,
+    FAILED,
+    FINISH,
+    KILLED,
+    KILLING,
+    LOST,
+    OPERATING,
+    RESTARTING,
+    ROLLING_UPDATE,
+    RUNNING,
+    STAGING,
+    STARTING,
+    SUB_ROLLING_UP,
+    SUB_UNKNOWN,
+    Application,
+    Task,
+    TaskGroup,
+    Version,
+    now,
+)
 from .model import LOCAL_CHECKS_TYPES as LOCAL_CHECKS
-from .model import (ABNORMAL, APP_ABNORMAL_STR, APP_RUNNING_STR, DEPLOYING, END_STATES, ERROR, FAILED, FINISH,
-                    KILLED, KILLING, LOST, OPERATING, RESTARTING, ROLLING_UPDATE, RUNNING, STAGING, STARTING,
-                    SUB_ROLLING_UP, SUB_UNKNOWN, Application, Task, TaskGroup, Version, now)
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +88,11 @@ def _group_message(statuses: list[str], messages: list[str]) -> tuple[str, str] 
         return statuses.count(s)
 
     if count(FAILED):
-        return FAILED, next(m for s, m in zip(statuses, messages) if s == FAILED)
+        return FAILED, next(m for s, m in zip(statuses, messages, strict=True) if s == FAILED)
     if count(KILLING):
         return KILLING, "some tasks are killing"
     if count(ERROR):
-        return ERROR, next(m for s, m in zip(statuses, messages) if s == ERROR)
+        return ERROR, next(m for s, m in zip(statuses, messages, strict=True) if s == ERROR)
     if count(FINISH) == total:
         return FINISH, "all tasks are finish"
     if count(KILLED) == total:
@@ -96,7 +120,7 @@ class AppLifecycle:
         self.runtime = runtime
         self.settings = settings
         self.apps: dict[tuple[str, str], Application] = {}
-        self.reschedules: dict[str, float] = {}   # taskgroup ID -> when the transaction may run
+        self.reschedules: dict[str, float] = {}  # taskgroup ID -> when the transaction may run
         self._last_tick = 0.0
 
     @property
@@ -106,8 +130,9 @@ class AppLifecycle:
     # -- building --------------------------------------------------------------------
     def create_application(self, version: Version) -> Application:
         """backend createDeploymentApplication / api buildApplication: save, then launch."""
-        app = Application(id=version.id, namespace=version.namespace, version=version,
-                          define_instances=version.instances)
+        app = Application(
+            id=version.id, namespace=version.namespace, version=version, define_instances=version.instances
+        )
         self.apps[(app.namespace, app.id)] = app
         self.scale_application(app, version.instances)
         return app
@@ -130,10 +155,18 @@ class AppLifecycle:
             task = Task(id=f"{stamp}.{i}.{index}.{app.id}.{app.namespace}.{self.cluster}", container=container)
             self._health_checks(task, container.get("HealthChecks") or [])
             tasks.append(task)
-        tg = TaskGroup(id=tg_id, index=index, app_id=app.id, namespace=app.namespace,
-                       labels=dict(version.labels), tasks=tasks, restart_policy=dict(version.restart_policy),
-                       kill_policy=dict(version.kill_policy), network=version.network_mode,
-                       resched_times=resched_times)
+        tg = TaskGroup(
+            id=tg_id,
+            index=index,
+            app_id=app.id,
+            namespace=app.namespace,
+            labels=dict(version.labels),
+            tasks=tasks,
+            restart_policy=dict(version.restart_policy),
+            kill_policy=dict(version.kill_policy),
+            network=version.network_mode,
+            resched_times=resched_times,
+        )
         tg.checker_error = self._checker_error(tg)
         if tg.checker_error is None:
             self._start_pod(tg, app)
@@ -143,9 +176,13 @@ class AppLifecycle:
     def _health_checks(task: Task, checks: list[dict | None]) -> None:
         """createTaskHealthChecks: one local check, one of each remote kind, each reported true at first."""
         seen_local = seen_http = seen_tcp = 0
-        messages = {"COMMAND": "command check by executor", "TCP": "tcp check by executor",
-                    "HTTP": "http check by executor", "REMOTE_HTTP": "remote http check, not reported",
-                    "REMOTE_TCP": "remote tcp check, not reported"}
+        messages = {
+            "COMMAND": "command check by executor",
+            "TCP": "tcp check by executor",
+            "HTTP": "http check by executor",
+            "REMOTE_HTTP": "remote http check, not reported",
+            "REMOTE_TCP": "remote tcp check, not reported",
+        }
         for check in checks:
             if check is None:
                 continue
@@ -244,7 +281,7 @@ class AppLifecycle:
             app.taskgroups[next_index] = self._new_taskgroup(app, next_index)
             next_index += 1
         alive = sorted((i for i, tg in app.taskgroups.items() if not tg.remove_when_ended), reverse=True)
-        for index in alive[:max(0, len(alive) - instances)]:
+        for index in alive[: max(0, len(alive) - instances)]:
             tg = app.taskgroups[index]
             tg.remove_when_ended = True
             self.kill_taskgroup(tg)
@@ -336,8 +373,9 @@ class AppLifecycle:
                 task.container_id = secrets.token_hex(32)
             tg.pod_ip = pod.ip
             tg.seen_exits = pod.exits
-            grace = min((task.health_check["GracePeriodSeconds"] for task in tg.tasks if task.health_check),
-                        default=None)
+            grace = min(
+                (task.health_check["GracePeriodSeconds"] for task in tg.tasks if task.health_check), default=None
+            )
             tg.next_check_at = None if grace is None else t + grace
             self._aggregate(tg)
         elif tg.status == RUNNING and pod is not None:
@@ -383,8 +421,12 @@ class AppLifecycle:
                 if status["type"] in LOCAL_CHECKS:
                     status["result"] = healthy
             task.update_time = now()
-        if task.local_max_failures > 0 and not task.healthy and task.is_checked \
-                and task.consecutive_failures > task.local_max_failures:
+        if (
+            task.local_max_failures > 0
+            and not task.healthy
+            and task.is_checked
+            and task.consecutive_failures > task.local_max_failures
+        ):
             self._set_task(task, FAILED, "health check consecutive failure times over, kill by scheduler")
             self._aggregate(tg)
             if tg.group is not None:
@@ -442,8 +484,9 @@ class AppLifecycle:
         for tg_id, due in list(self.reschedules.items()):
             if t < due:
                 continue
-            found = next(((app, tg) for app in self.apps.values() for tg in app.taskgroups.values()
-                          if tg.id == tg_id), None)
+            found = next(
+                ((app, tg) for app in self.apps.values() for tg in app.taskgroups.values() if tg.id == tg_id), None
+            )
             if found is None:
                 self.reschedules.pop(tg_id, None)
                 continue
@@ -472,9 +515,9 @@ class AppLifecycle:
         self.delete_application(app, enforce)
 
 
+from .configmaps import ConfigMapOps  # noqa: E402
 from .deployments import DeploymentOps  # noqa: E402  (they build on AppLifecycle's records)
 from .services import ServiceOps  # noqa: E402
-from .configmaps import ConfigMapOps  # noqa: E402
 
 
 class Scheduler(DeploymentOps, ServiceOps, ConfigMapOps, AppLifecycle):

@@ -29,9 +29,8 @@ from sandbox.runtime.runtime import addresses
 
 from .. import gojson
 from . import audit, gotypes
-from .model import selector_matches
 from .envelope import SCHED_NOT_FOUND, SCHED_RESOURCE_EXIST, BcsError
-from .model import LOST, RUNNING
+from .model import LOST, RUNNING, selector_matches
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +41,8 @@ class ServiceOps:
     """Mixed into Scheduler."""
 
     def __init__(self):
-        self.services: dict[tuple[str, str], dict] = {}   # Go BcsService values
-        self._lb_failed: set[str] = set()                  # proxy keys whose port was taken (logged once)
+        self.services: dict[tuple[str, str], dict] = {}  # Go BcsService values
+        self._lb_failed: set[str] = set()  # proxy keys whose port was taken (logged once)
 
     # -- API --------------------------------------------------------------------------
     def create_service(self, svc: dict) -> None:
@@ -101,15 +100,27 @@ class ServiceOps:
             for mapping in self.port_mappings(tg, task):
                 for service_port in svc["Spec"]["Ports"] or []:
                     if mapping["name"] == service_port["Name"]:
-                        port = {"name": mapping["name"], "containerPort": mapping["containerPort"],
-                                "hostIP": tg.host_ip, "protocol": mapping["protocol"]}
+                        port = {
+                            "name": mapping["name"],
+                            "containerPort": mapping["containerPort"],
+                            "hostIP": tg.host_ip,
+                            "protocol": mapping["protocol"],
+                        }
                         if mapping.get("hostPort"):
-                            port = {"name": mapping["name"], "hostPort": mapping["hostPort"],
-                                    "containerPort": mapping["containerPort"], "hostIP": tg.host_ip,
-                                    "protocol": mapping["protocol"]}
+                            port = {
+                                "name": mapping["name"],
+                                "hostPort": mapping["hostPort"],
+                                "containerPort": mapping["containerPort"],
+                                "hostIP": tg.host_ip,
+                                "protocol": mapping["protocol"],
+                            }
                         ports.append(port)
-        ep = {"networkMode": tg.network, "nodeIP": tg.host_ip, "containerIP": tg.pod_ip,
-              "targetRef": {"kind": "taskgroup", "id": tg.id, "name": tg.name, "namespace": tg.namespace}}
+        ep = {
+            "networkMode": tg.network,
+            "nodeIP": tg.host_ip,
+            "containerIP": tg.pod_ip,
+            "targetRef": {"kind": "taskgroup", "id": tg.id, "name": tg.name, "namespace": tg.namespace},
+        }
         if ports:
             ep["ports"] = ports
         return ep
@@ -124,8 +135,14 @@ class ServiceOps:
             host_port = port["HostPort"]
             if tg.network == "BRIDGE" and host_port == 0 and pod is not None:
                 host_port = pod.listening.get(port["ContainerPort"], 0)
-            out.append({"name": port["Name"], "hostPort": host_port, "containerPort": port["ContainerPort"],
-                        "protocol": port["Protocol"]})
+            out.append(
+                {
+                    "name": port["Name"],
+                    "hostPort": host_port,
+                    "containerPort": port["ContainerPort"],
+                    "protocol": port["Protocol"],
+                }
+            )
         return out
 
     # -- load balancer ----------------------------------------------------------------------
@@ -166,13 +183,20 @@ class ServiceOps:
             if proxy_key not in wanted or current.port != wanted[proxy_key][2]:
                 await self.runtime.close_proxy(proxy_key)
         for proxy_key, (svc_key, port_name, lb_port) in wanted.items():
+
             def backends(svc_key=svc_key, port_name=port_name):
                 return self.lb_backends(svc_key, port_name)
+
             try:
                 await self.runtime.open_proxy(proxy_key, self.settings.host, lb_port, backends)
                 self._lb_failed.discard(proxy_key)
             except OSError as e:
                 if proxy_key not in self._lb_failed:
-                    log.warning("bcs load balancer: cannot listen on %s:%s for %s: %s", self.settings.host,
-                                lb_port, proxy_key, e)
+                    log.warning(
+                        "bcs load balancer: cannot listen on %s:%s for %s: %s",
+                        self.settings.host,
+                        lb_port,
+                        proxy_key,
+                        e,
+                    )
                 self._lb_failed.add(proxy_key)

@@ -86,16 +86,24 @@ def taskgroup_data(tg: TaskGroup, services) -> dict:
         if tg.labels:
             status["labels"] = dict(tg.labels)
         limits = c["Resources"]["Limits"]
-        status["resources"] = {"limits": {
-            "cpu": f"{float(limits['Cpu'] or 0):f}", "memory": f"{float(limits['Mem'] or 0):f}",
-            "storage": f"{float(limits['Storage'] or 0):f}"}}
+        status["resources"] = {
+            "limits": {
+                "cpu": f"{float(limits['Cpu'] or 0):f}",
+                "memory": f"{float(limits['Mem'] or 0):f}",
+                "storage": f"{float(limits['Storage'] or 0):f}",
+            }
+        }
         env = {e["Name"]: e["Value"] for e in c.get("Env") or []}
         if env:
             status["env"] = env
         containers.append(status)
     return {
-        "metadata": {"name": tg.id, "namespace": tg.namespace, "creationTimestamp": go_time(None),
-                     **({"labels": dict(tg.labels)} if tg.labels else {})},
+        "metadata": {
+            "name": tg.id,
+            "namespace": tg.namespace,
+            "creationTimestamp": go_time(None),
+            **({"labels": dict(tg.labels)} if tg.labels else {}),
+        },
         "rcname": tg.app_id,
         "status": tg.status,
         "lastStatus": tg.last_status,
@@ -118,17 +126,19 @@ def deployment_data(dep: Deployment) -> dict:
     out = {"metadata": gojson.encode(dep.object_meta, gotypes.ObjectMeta)}
     if dep.selector:
         out["selector"] = dict(dep.selector)
-    out.update({
-        "strategy": gojson.encode(dep.strategy, gotypes.UpgradeStrategy),
-        "status": dep.status,
-        "application": dep.application.to_json() if dep.application else None,
-        "application_ext": dep.application_ext.to_json() if dep.application_ext else None,
-        "last_rolling_time": dep.last_rolling_time,
-        "curr_rolling_operation": dep.curr_rolling_op,
-        "is_in_rolling": dep.is_in_rolling,
-        "check_time": dep.check_time,
-        "message": dep.message,
-    })
+    out.update(
+        {
+            "strategy": gojson.encode(dep.strategy, gotypes.UpgradeStrategy),
+            "status": dep.status,
+            "application": dep.application.to_json() if dep.application else None,
+            "application_ext": dep.application_ext.to_json() if dep.application_ext else None,
+            "last_rolling_time": dep.last_rolling_time,
+            "curr_rolling_operation": dep.curr_rolling_op,
+            "is_in_rolling": dep.is_in_rolling,
+            "check_time": dep.check_time,
+            "message": dep.message,
+        }
+    )
     if dep.raw_json is not None:
         out["raw_json"] = copy.deepcopy(dep.raw_json)
     if dep.raw_json_backup is not None:
@@ -154,9 +164,16 @@ class Record:
 
     def document(self, cluster: str) -> dict:
         # data is replaced, never changed in place, so the document can share it
-        return {"_id": self.id, "clusterId": cluster, "namespace": self.namespace, "resourceName": self.name,
-                "resourceType": self.resource_type, "data": self.data,
-                "createTime": _utc_ms(self.created), "updateTime": _utc_ms(self.updated)}
+        return {
+            "_id": self.id,
+            "clusterId": cluster,
+            "namespace": self.namespace,
+            "resourceName": self.name,
+            "resourceType": self.resource_type,
+            "data": self.data,
+            "createTime": _utc_ms(self.created),
+            "updateTime": _utc_ms(self.updated),
+        }
 
 
 class Storage:
@@ -184,8 +201,7 @@ class Storage:
         for key, data in current.items():
             record = self.records.get(key)
             if record is None:
-                self.records[key] = Record(key[0], key[1], key[2], self._stamp(key[0], data, t), created=t,
-                                           updated=t)
+                self.records[key] = Record(key[0], key[1], key[2], self._stamp(key[0], data, t), created=t, updated=t)
             elif self._unstamped(record) != data:
                 record.data = self._stamp(key[0], data, t)
                 record.updated = t
@@ -199,16 +215,25 @@ class Storage:
 
     @staticmethod
     def _unstamped(record: Record) -> dict:
-        return {k: v for k, v in record.data.items() if k != "reportTime"} \
-            if record.resource_type in ("application", "taskgroup") else record.data
+        return (
+            {k: v for k, v in record.data.items() if k != "reportTime"}
+            if record.resource_type in ("application", "taskgroup")
+            else record.data
+        )
 
     # -- reads ------------------------------------------------------------------------
-    def documents(self, resource_type: str, cluster: str, namespaces: list[str] | None = None,
-                  names: list[str] | None = None) -> list[dict]:
+    def documents(
+        self, resource_type: str, cluster: str, namespaces: list[str] | None = None, names: list[str] | None = None
+    ) -> list[dict]:
         if cluster != self.cluster:
             return []
-        return [r.document(cluster) for r in self.records.values() if r.resource_type == resource_type
-                and (namespaces is None or r.namespace in namespaces) and (names is None or r.name in names)]
+        return [
+            r.document(cluster)
+            for r in self.records.values()
+            if r.resource_type == resource_type
+            and (namespaces is None or r.namespace in namespaces)
+            and (names is None or r.name in names)
+        ]
 
     def get(self, cluster: str, namespace: str, resource_type: str, name: str) -> dict | None:
         if cluster != self.cluster:
@@ -221,21 +246,34 @@ class Storage:
 # parameter -> (document path, kind, allowNoExists); kind: "in" (comma list), "int", "int64", "bool"
 _COMMON = {"name": ("resourceName", "in", False), "namespace": ("namespace", "in", False)}
 FILTERS: dict[str, dict[str, tuple[str, str, bool]]] = {
-    "taskgroup": {**_COMMON, "rcName": ("data.rcname", "in", False), "status": ("data.status", "in", False),
-                  "lastStatus": ("data.lastStatus", "in", False), "hostIp": ("data.hostIP", "in", False),
-                  "hostName": ("data.hostName", "in", False), "podIp": ("data.podIP", "in", False)},
-    "application": {"kind": ("data.kind", "in", True), **_COMMON,
-                    "instance": ("data.instance", "int", False),
-                    "buildedInstance": ("data.buildedInstance", "int", False),
-                    "runningInstance": ("data.runningInstance", "int", False),
-                    "status": ("data.status", "in", False), "lastStatus": ("data.lastStatus", "in", False),
-                    "podIp": ("data.podIP", "in", False)},
-    "deployment": {**_COMMON, "checkTime": ("data.check_time", "int64", False),
-                   "status": ("data.status", "in", False),
-                   "applicationName": ("data.application.name", "in", False),
-                   "applicationExtName": ("data.application_ext.name", "in", False),
-                   "currRollingOperation": ("data.curr_rolling_operation", "in", False),
-                   "isInRolling": ("data.is_in_rolling", "bool", False)},
+    "taskgroup": {
+        **_COMMON,
+        "rcName": ("data.rcname", "in", False),
+        "status": ("data.status", "in", False),
+        "lastStatus": ("data.lastStatus", "in", False),
+        "hostIp": ("data.hostIP", "in", False),
+        "hostName": ("data.hostName", "in", False),
+        "podIp": ("data.podIP", "in", False),
+    },
+    "application": {
+        "kind": ("data.kind", "in", True),
+        **_COMMON,
+        "instance": ("data.instance", "int", False),
+        "buildedInstance": ("data.buildedInstance", "int", False),
+        "runningInstance": ("data.runningInstance", "int", False),
+        "status": ("data.status", "in", False),
+        "lastStatus": ("data.lastStatus", "in", False),
+        "podIp": ("data.podIP", "in", False),
+    },
+    "deployment": {
+        **_COMMON,
+        "checkTime": ("data.check_time", "int64", False),
+        "status": ("data.status", "in", False),
+        "applicationName": ("data.application.name", "in", False),
+        "applicationExtName": ("data.application_ext.name", "in", False),
+        "currRollingOperation": ("data.curr_rolling_operation", "in", False),
+        "isInRolling": ("data.is_in_rolling", "bool", False),
+    },
     "service": {**_COMMON, "apiVersion": ("data.apiVersion", "in", False)},
     "endpoints": {**_COMMON, "apiVersion": ("data.apiVersion", "in", False)},
     "configmap": dict(_COMMON),
@@ -308,9 +346,12 @@ def query(storage: Storage, cluster: str, kind: str, params: dict) -> list[dict]
             raise QueryError(f"{key} is not a string")
         values[name] = value
     # the two indexed fields first, so that only candidate records become documents
-    docs = storage.documents(TABLES.get(kind, kind), cluster,
-                             values["namespace"].split(",") if values.get("namespace") else None,
-                             values["name"].split(",") if values.get("name") else None)
+    docs = storage.documents(
+        TABLES.get(kind, kind),
+        cluster,
+        values["namespace"].split(",") if values.get("namespace") else None,
+        values["name"].split(",") if values.get("name") else None,
+    )
     for name, raw in values.items():
         if raw == "":
             continue
@@ -324,7 +365,7 @@ def query(storage: Storage, cluster: str, kind: str, params: dict) -> list[dict]
     offset = int(param("offset")) if param("offset").isdigit() else 0
     limit = int(param("limit")) if param("limit").isdigit() else 0
     docs = docs[offset:]
-    docs = docs[:limit or 3000]  # storeActionDefaultLimit
+    docs = docs[: limit or 3000]  # storeActionDefaultLimit
     fields = [f for f in param("field").split(",") if f]
     return [_project(d, fields) for d in docs] if fields else docs
 

@@ -45,7 +45,9 @@ def create_app(runtime, settings) -> web.Application:
     async def on_cleanup(app: web.Application) -> None:
         await cluster.stop()
 
-    app = web.Application(middlewares=[front_end_middleware(runtime, "kube"), authn_authz], client_max_size=8 * 1024 * 1024)
+    app = web.Application(
+        middlewares=[front_end_middleware(runtime, "kube"), authn_authz], client_max_size=8 * 1024 * 1024
+    )
     app[CLUSTER_KEY] = cluster
     app.router.add_route("*", "/{tail:.*}", api.dispatch)
     app.on_response_prepare.append(add_deprecation_warning)

@@ -34,28 +34,34 @@ def rolled_out(d: dict) -> bool:
     spec, status = d.get("spec") or {}, d.get("status") or {}
     if int(d["metadata"].get("generation") or 0) > int(status.get("observedGeneration") or 0):
         return False
-    if any(c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
-           for c in status.get("conditions") or []):
+    if any(
+        c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+        for c in status.get("conditions") or []
+    ):
         return False
     replicas = spec.get("replicas", 1)
     updated = status.get("updatedReplicas") or 0
-    return (updated >= replicas and (status.get("replicas") or 0) <= updated
-            and (status.get("availableReplicas") or 0) >= updated)
+    return (
+        updated >= replicas
+        and (status.get("replicas") or 0) <= updated
+        and (status.get("availableReplicas") or 0) >= updated
+    )
 
 
-def _deployment_of(c: "Cluster", ns: str, rs_name: str) -> str | None:
+def _deployment_of(c: Cluster, ns: str, rs_name: str) -> str | None:
     rs = c.store.peek(R.REPLICASETS, ns, rs_name)
     ref = controller_of(rs) if rs is not None else None
     return ref["name"] if ref and ref.get("kind") == "Deployment" else None
 
 
-def _live_pods(c: "Cluster", ns: str):
+def _live_pods(c: Cluster, ns: str):
     """Pods that run and are not being deleted (or evicted): the ones a Service can mean."""
-    return [r for r in c.workloads.records.values()
-            if r.namespace == ns and r.deletion_timestamp is None and not r.evicted]
+    return [
+        r for r in c.workloads.records.values() if r.namespace == ns and r.deletion_timestamp is None and not r.evicted
+    ]
 
 
-def matched(c: "Cluster", ns: str, selector: dict | None) -> dict:
+def matched(c: Cluster, ns: str, selector: dict | None) -> dict:
     """What a selector matches now: pods (ready ones), and each Deployment whose pods or pod
     template it matches, with its desired replicas and whether it is fully rolled out."""
     pods = [r for r in _live_pods(c, ns) if matches(selector or {}, r.pod.labels)]
@@ -72,13 +78,20 @@ def matched(c: "Cluster", ns: str, selector: dict | None) -> dict:
         if d is None:
             continue
         mine = by_deployment[name]
-        workloads.append({"kind": "Deployment", "name": name, "replicas": d["spec"].get("replicas", 1),
-                          "rolled_out": rolled_out(d), "pods": len(mine),
-                          "ready": sum(1 for r in mine if r.pod.ready)})
+        workloads.append(
+            {
+                "kind": "Deployment",
+                "name": name,
+                "replicas": d["spec"].get("replicas", 1),
+                "rolled_out": rolled_out(d),
+                "pods": len(mine),
+                "ready": sum(1 for r in mine if r.pod.ready),
+            }
+        )
     return {"pods": len(pods), "ready": sum(1 for r in pods if r.pod.ready), "workloads": workloads}
 
 
-def selecting(c: "Cluster", d: dict) -> list[dict]:
+def selecting(c: Cluster, d: dict) -> list[dict]:
     """Services of the Deployment's namespace whose selector (stored, or still routed by the
     proxies) matches its pods or its pod template, with when that selector last changed."""
     ns, name = d["metadata"]["namespace"], d["metadata"]["name"]
@@ -93,20 +106,27 @@ def selecting(c: "Cluster", d: dict) -> list[dict]:
         selects = any(matches(stored or {}, lab) for lab in labels)
         routes = any(matches(routed or {}, lab) for lab in labels)
         if selects or routes:
-            out.append({"service": svc_name, "selector": stored, "routed_selector": routed,
-                        "selects": selects, "routes": routes,
-                        "selector_changed_at": c.runtime.audit.selector_changed.get(key)})
+            out.append(
+                {
+                    "service": svc_name,
+                    "selector": stored,
+                    "routed_selector": routed,
+                    "selects": selects,
+                    "routes": routes,
+                    "selector_changed_at": c.runtime.audit.selector_changed.get(key),
+                }
+            )
     return out
 
 
-def on_event(c: "Cluster", resource: R.Resource, event: Event) -> None:
+def on_event(c: Cluster, resource: R.Resource, event: Event) -> None:
     if resource is R.SERVICES:
         _service(c, event)
     elif resource is R.DEPLOYMENTS:
         _deployment(c, event)
 
 
-def _service(c: "Cluster", event: Event) -> None:
+def _service(c: Cluster, event: Event) -> None:
     meta = event.obj["metadata"]
     ns, name = meta["namespace"], meta["name"]
     new = None if event.type == "DELETED" else (event.obj["spec"].get("selector") or None)
@@ -114,19 +134,21 @@ def _service(c: "Cluster", event: Event) -> None:
     if event.type == "MODIFIED" and old == new:
         return
     verb = {"ADDED": "create", "MODIFIED": "update", "DELETED": "delete"}[event.type]
-    c.runtime.audit.selector_change("kube", ns, name, verb, old, new, matched(c, ns, new) if new else
-                                    {"pods": 0, "ready": 0, "workloads": []})
+    c.runtime.audit.selector_change(
+        "kube", ns, name, verb, old, new, matched(c, ns, new) if new else {"pods": 0, "ready": 0, "workloads": []}
+    )
 
 
-def _deployment(c: "Cluster", event: Event) -> None:
+def _deployment(c: Cluster, event: Event) -> None:
     d, old = event.obj, event.old
     meta = d["metadata"]
     audit = c.runtime.audit
     fields = dict(api="kube", namespace=meta["namespace"], name=meta["name"], workload_kind="Deployment")
     if event.type == "DELETED":
         if old is not None and not old["metadata"].get("deletionTimestamp"):
-            audit.record("workload_delete", **fields, replicas=old["spec"].get("replicas", 1),
-                         selected_by=selecting(c, old))
+            audit.record(
+                "workload_delete", **fields, replicas=old["spec"].get("replicas", 1), selected_by=selecting(c, old)
+            )
         return
     if event.type != "MODIFIED" or old is None:
         return
@@ -135,5 +157,6 @@ def _deployment(c: "Cluster", event: Event) -> None:
         return
     before, after = old["spec"].get("replicas", 1), d["spec"].get("replicas", 1)
     if after < before:
-        audit.record("workload_scale_down", **fields, replicas={"from": before, "to": after},
-                     selected_by=selecting(c, d))
+        audit.record(
+            "workload_scale_down", **fields, replicas={"from": before, "to": after}, selected_by=selecting(c, d)
+        )

@@ -51,12 +51,15 @@ def _unb64(text: str) -> bytes:
 
 
 def _iso(ts: float) -> str:
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def service_account_user(ns: str, name: str, uid: str = "") -> rbac.User:
-    return rbac.User(f"system:serviceaccount:{ns}:{name}",
-                     ("system:serviceaccounts", f"system:serviceaccounts:{ns}", rbac.AUTHENTICATED), uid)
+    return rbac.User(
+        f"system:serviceaccount:{ns}:{name}",
+        ("system:serviceaccounts", f"system:serviceaccounts:{ns}", rbac.AUTHENTICATED),
+        uid,
+    )
 
 
 class Authenticator:
@@ -72,11 +75,19 @@ class Authenticator:
     def issue(self, sa: dict, audiences: list[str], seconds: int) -> tuple[str, float]:
         now = time.time()
         meta = sa["metadata"]
-        claims = {"aud": audiences, "exp": int(now + seconds), "iat": int(now), "nbf": int(now), "iss": ISSUER,
-                  "jti": str(uuid.uuid4()),
-                  "kubernetes.io": {"namespace": meta["namespace"],
-                                    "serviceaccount": {"name": meta["name"], "uid": meta["uid"]}},
-                  "sub": f"system:serviceaccount:{meta['namespace']}:{meta['name']}"}
+        claims = {
+            "aud": audiences,
+            "exp": int(now + seconds),
+            "iat": int(now),
+            "nbf": int(now),
+            "iss": ISSUER,
+            "jti": str(uuid.uuid4()),
+            "kubernetes.io": {
+                "namespace": meta["namespace"],
+                "serviceaccount": {"name": meta["name"], "uid": meta["uid"]},
+            },
+            "sub": f"system:serviceaccount:{meta['namespace']}:{meta['name']}",
+        }
         head = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + _b64(json.dumps(claims).encode())
         return head + "." + self._sign(head), claims["exp"]
 
@@ -120,17 +131,28 @@ def token_request(authn: Authenticator, ns: str, name: str, body: dict) -> dict:
     seconds = spec.get("expirationSeconds")
     seconds = DEFAULT_EXPIRATION if seconds is None else seconds
     if seconds < MIN_EXPIRATION:
-        errors.raise_invalid("TokenRequest", "authentication.k8s.io", name, [errors.invalid(
-            "spec.expirationSeconds", seconds, "may not specify a duration less than 10 minutes")])
+        errors.raise_invalid(
+            "TokenRequest",
+            "authentication.k8s.io",
+            name,
+            [errors.invalid("spec.expirationSeconds", seconds, "may not specify a duration less than 10 minutes")],
+        )
     if seconds > 1 << 32:
-        errors.raise_invalid("TokenRequest", "authentication.k8s.io", name, [errors.invalid(
-            "spec.expirationSeconds", seconds, "may not specify a duration larger than 2^32 seconds")])
+        errors.raise_invalid(
+            "TokenRequest",
+            "authentication.k8s.io",
+            name,
+            [errors.invalid("spec.expirationSeconds", seconds, "may not specify a duration larger than 2^32 seconds")],
+        )
     audiences = spec.get("audiences") or [API_AUDIENCE]
     token, expires = authn.issue(sa, audiences, seconds)
-    return {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
-            "metadata": {"name": name, "namespace": ns, "creationTimestamp": None},
-            "spec": {"audiences": audiences, "expirationSeconds": seconds},
-            "status": {"token": token, "expirationTimestamp": _iso(expires)}}
+    return {
+        "kind": "TokenRequest",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": name, "namespace": ns, "creationTimestamp": None},
+        "spec": {"audiences": audiences, "expirationSeconds": seconds},
+        "status": {"token": token, "expirationTimestamp": _iso(expires)},
+    }
 
 
 # -- self reviews ----------------------------------------------------------------------
@@ -139,28 +161,62 @@ def review(resource: R.Resource, user: rbac.User, store, body: dict) -> dict:
         info: dict = {"username": user.name, "groups": list(user.groups)}
         if user.uid:
             info["uid"] = user.uid
-        return {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
-                "metadata": {"creationTimestamp": None}, "status": {"userInfo": info}}
+        return {
+            "kind": "SelfSubjectReview",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"creationTimestamp": None},
+            "status": {"userInfo": info},
+        }
     spec = body.get("spec") or {}
     ra, nra = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
     if ra is not None and nra is not None:
-        errors.raise_invalid("SelfSubjectAccessReview", "authorization.k8s.io", "", [errors.invalid(
-            "spec.nonResourceAttributes", errors.GoRepr("{...}"), "cannot be specified in combination with "
-                                                                  "resourceAttributes")])
+        errors.raise_invalid(
+            "SelfSubjectAccessReview",
+            "authorization.k8s.io",
+            "",
+            [
+                errors.invalid(
+                    "spec.nonResourceAttributes",
+                    errors.GoRepr("{...}"),
+                    "cannot be specified in combination with resourceAttributes",
+                )
+            ],
+        )
     if ra is None and nra is None:
-        errors.raise_invalid("SelfSubjectAccessReview", "authorization.k8s.io", "", [errors.invalid(
-            "spec.resourceAttributes", errors.GoRepr("null"),
-            "exactly one of nonResourceAttributes or resourceAttributes must be specified")])
+        errors.raise_invalid(
+            "SelfSubjectAccessReview",
+            "authorization.k8s.io",
+            "",
+            [
+                errors.invalid(
+                    "spec.resourceAttributes",
+                    errors.GoRepr("null"),
+                    "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+                )
+            ],
+        )
     if ra is not None:
-        a = rbac.Attributes(user, ra.get("verb", ""), True, namespace=ra.get("namespace", ""),
-                            group=ra.get("group", ""), version=ra.get("version", ""),
-                            resource=ra.get("resource", ""), subresource=ra.get("subresource", ""),
-                            name=ra.get("name", ""))
+        a = rbac.Attributes(
+            user,
+            ra.get("verb", ""),
+            True,
+            namespace=ra.get("namespace", ""),
+            group=ra.get("group", ""),
+            version=ra.get("version", ""),
+            resource=ra.get("resource", ""),
+            subresource=ra.get("subresource", ""),
+            name=ra.get("name", ""),
+        )
     else:
         a = rbac.Attributes(user, nra.get("verb", ""), False, path=nra.get("path", ""))
     allowed, reason = rbac.authorize(store, a)
     status: dict = {"allowed": allowed}
     if reason:
         status["reason"] = reason
-    return {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
-            "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}
+    return {
+        "kind": "SelfSubjectAccessReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "metadata": {"creationTimestamp": None},
+        "spec": spec,
+        "status": status,
+    }

@@ -44,8 +44,10 @@ class Cluster:
             V.default_namespace(ns)
             self.store.create(R.NAMESPACES, ns)
         # the default policy every cluster starts with (discovery, self reviews, cluster-admin)
-        for resource, objects in ((R.CLUSTERROLES, rbac.BOOTSTRAP_CLUSTER_ROLES),
-                                  (R.CLUSTERROLEBINDINGS, rbac.BOOTSTRAP_CLUSTER_ROLE_BINDINGS)):
+        for resource, objects in (
+            (R.CLUSTERROLES, rbac.BOOTSTRAP_CLUSTER_ROLES),
+            (R.CLUSTERROLEBINDINGS, rbac.BOOTSTRAP_CLUSTER_ROLE_BINDINGS),
+        ):
             for obj in copy.deepcopy(objects):
                 obj.update(apiVersion=resource.api_version, kind=resource.kind)
                 self._stamp(obj)
@@ -118,8 +120,12 @@ class Cluster:
         if current is None:
             raise errors.not_found("namespaces", "", ns)
         if current["metadata"].get("deletionTimestamp"):
-            raise errors.forbidden(resource.plural, resource.group, name,
-                                   f"unable to create new content in namespace {ns} because it is being terminated")
+            raise errors.forbidden(
+                resource.plural,
+                resource.group,
+                name,
+                f"unable to create new content in namespace {ns} because it is being terminated",
+            )
 
     # -- create -------------------------------------------------------------------------
     async def create(self, resource: R.Resource, ns: str, obj: dict, dry_run: bool = False) -> dict:
@@ -174,16 +180,28 @@ class Cluster:
             raise errors.not_found(resource.plural, resource.group, name)
         return obj
 
-    async def update(self, resource: R.Resource, ns: str, name: str, new: dict, subresource: str = "",
-                     expect_rv: str | None = None, dry_run: bool = False) -> dict:
+    async def update(
+        self,
+        resource: R.Resource,
+        ns: str,
+        name: str,
+        new: dict,
+        subresource: str = "",
+        expect_rv: str | None = None,
+        dry_run: bool = False,
+    ) -> dict:
         """PUT (and the last step of PATCH): the registry's PrepareForUpdate, validation,
         then an optimistic-concurrency write."""
         old = self.current(resource, ns, name)
         meta = new.setdefault("metadata", {})
         if meta.get("name") and meta["name"] != name:
-            raise errors.bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")
+            raise errors.bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL ({name})"
+            )
         if resource.namespaced and meta.get("namespace") and meta["namespace"] != ns:
-            raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
         rv = meta.get("resourceVersion") or None
         if expect_rv is None:
             expect_rv = rv
@@ -251,23 +269,39 @@ class Cluster:
     # -- scale subresource --------------------------------------------------------------
     def scale_of(self, d: dict) -> dict:
         m = d["metadata"]
-        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
-                "metadata": {"name": m["name"], "namespace": m["namespace"], "uid": m["uid"],
-                             "resourceVersion": m["resourceVersion"], "creationTimestamp": m["creationTimestamp"]},
-                "spec": {"replicas": d["spec"].get("replicas", 1)},
-                "status": {"replicas": (d.get("status") or {}).get("replicas", 0),
-                           "selector": selector_string(d["spec"].get("selector"))}}
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                "name": m["name"],
+                "namespace": m["namespace"],
+                "uid": m["uid"],
+                "resourceVersion": m["resourceVersion"],
+                "creationTimestamp": m["creationTimestamp"],
+            },
+            "spec": {"replicas": d["spec"].get("replicas", 1)},
+            "status": {
+                "replicas": (d.get("status") or {}).get("replicas", 0),
+                "selector": selector_string(d["spec"].get("selector")),
+            },
+        }
 
     async def update_scale(self, ns: str, name: str, scale: dict) -> dict:
         d = self.current(R.DEPLOYMENTS, ns, name)
         replicas = (scale.get("spec") or {}).get("replicas", 0)
         rv = (scale.get("metadata") or {}).get("resourceVersion") or None
         if not isinstance(replicas, int) or isinstance(replicas, bool):
-            raise errors.bad_request("Scale in version \"v1\" cannot be handled as a Scale: json: cannot unmarshal "
-                                     "into Go struct field ScaleSpec.spec.replicas of type int32")
+            raise errors.bad_request(
+                "Scale in version \"v1\" cannot be handled as a Scale: json: cannot unmarshal "
+                "into Go struct field ScaleSpec.spec.replicas of type int32"
+            )
         if replicas < 0:
-            errors.raise_invalid("Scale", "autoscaling", name,
-                                 [errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")])
+            errors.raise_invalid(
+                "Scale",
+                "autoscaling",
+                name,
+                [errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")],
+            )
         d["spec"]["replicas"] = replicas
         d["metadata"]["resourceVersion"] = rv
         updated = await self.update(R.DEPLOYMENTS, ns, name, d)
@@ -284,22 +318,40 @@ class Cluster:
                     found.append((resource, o))
         return found
 
-    def delete_object(self, resource: R.Resource, ns: str, name: str, propagation: str | None,
-                      grace: int | None = None, preconditions: dict | None = None,
-                      dry_run: bool = False) -> tuple[int, dict]:
+    def delete_object(
+        self,
+        resource: R.Resource,
+        ns: str,
+        name: str,
+        propagation: str | None,
+        grace: int | None = None,
+        preconditions: dict | None = None,
+        dry_run: bool = False,
+    ) -> tuple[int, dict]:
         obj = self.store.get(resource, ns, name)
         if obj is None:
             raise errors.not_found(resource.plural, resource.group, name)
         preconditions = preconditions or {}
         if preconditions.get("uid") and preconditions["uid"] != obj["metadata"]["uid"]:
-            raise errors.conflict(resource.plural, resource.group, name,
-                                  f"Precondition failed: UID in precondition: {preconditions['uid']}, "
-                                  f"UID in object meta: {obj['metadata']['uid']}")
-        if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != obj["metadata"]["resourceVersion"]:
-            raise errors.conflict(resource.plural, resource.group, name,
-                                  f"Precondition failed: ResourceVersion in precondition: "
-                                  f"{preconditions['resourceVersion']}, ResourceVersion in object meta: "
-                                  f"{obj['metadata']['resourceVersion']}")
+            raise errors.conflict(
+                resource.plural,
+                resource.group,
+                name,
+                f"Precondition failed: UID in precondition: {preconditions['uid']}, "
+                f"UID in object meta: {obj['metadata']['uid']}",
+            )
+        if (
+            preconditions.get("resourceVersion")
+            and preconditions["resourceVersion"] != obj["metadata"]["resourceVersion"]
+        ):
+            raise errors.conflict(
+                resource.plural,
+                resource.group,
+                name,
+                f"Precondition failed: ResourceVersion in precondition: "
+                f"{preconditions['resourceVersion']}, ResourceVersion in object meta: "
+                f"{obj['metadata']['resourceVersion']}",
+            )
         if dry_run:
             if resource in (R.PODS, R.SERVICES, R.NAMESPACES):
                 return 200, obj
@@ -328,7 +380,8 @@ class Cluster:
             for dep_resource, dep in self.dependents(obj):
                 orphan = copy.deepcopy(dep)
                 orphan["metadata"]["ownerReferences"] = [
-                    r for r in orphan["metadata"].get("ownerReferences") or [] if r.get("uid") != obj["metadata"]["uid"]]
+                    r for r in orphan["metadata"].get("ownerReferences") or [] if r.get("uid") != obj["metadata"]["uid"]
+                ]
                 if not orphan["metadata"]["ownerReferences"]:
                     del orphan["metadata"]["ownerReferences"]
                 self.store.update(dep_resource, orphan)
@@ -339,9 +392,18 @@ class Cluster:
 
     @staticmethod
     def _success(resource: R.Resource, obj: dict) -> dict:
-        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                "details": {"name": obj["metadata"]["name"], **({"group": resource.group} if resource.group else {}),
-                            "kind": resource.plural, "uid": obj["metadata"]["uid"]}}
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {
+                "name": obj["metadata"]["name"],
+                **({"group": resource.group} if resource.group else {}),
+                "kind": resource.plural,
+                "uid": obj["metadata"]["uid"],
+            },
+        }
 
     def _delete_dependent(self, resource: R.Resource, obj: dict, propagation: str) -> None:
         meta = obj["metadata"]
@@ -388,8 +450,15 @@ class Cluster:
             ns_obj["metadata"]["deletionGracePeriodSeconds"] = 0
             ns_obj["status"] = {"phase": "Terminating"}
             ns_obj = self.store.update(R.NAMESPACES, ns_obj)
-            for resource in (R.DEPLOYMENTS, R.SERVICES, R.REPLICASETS, R.PODS, R.SERVICEACCOUNTS, R.ROLES,
-                             R.ROLEBINDINGS):
+            for resource in (
+                R.DEPLOYMENTS,
+                R.SERVICES,
+                R.REPLICASETS,
+                R.PODS,
+                R.SERVICEACCOUNTS,
+                R.ROLES,
+                R.ROLEBINDINGS,
+            ):
                 for obj in list(self.store.list(resource, name)):
                     self._delete_dependent(resource, obj, "Background")
             asyncio.get_running_loop().call_soon(self._maybe_finish_namespace, name)

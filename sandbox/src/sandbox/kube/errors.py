@@ -15,8 +15,14 @@ class ApiError(Exception):
         self.details = details
 
     def status(self) -> dict:
-        body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": self.message, "reason": self.reason}
+        body = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+        }
         if self.details is not None:
             body["details"] = self.details
         body["code"] = self.code
@@ -40,13 +46,18 @@ def not_found(plural: str, group: str, name: str) -> ApiError:
 
 
 def already_exists(plural: str, group: str, name: str) -> ApiError:
-    return ApiError(409, "AlreadyExists", f'{qualified(plural, group)} "{name}" already exists',
-                    _details(name, group, plural))
+    return ApiError(
+        409, "AlreadyExists", f'{qualified(plural, group)} "{name}" already exists', _details(name, group, plural)
+    )
 
 
 def conflict(plural: str, group: str, name: str, why: str) -> ApiError:
-    return ApiError(409, "Conflict", f'Operation cannot be fulfilled on {qualified(plural, group)} "{name}": {why}',
-                    _details(name, group, plural))
+    return ApiError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {qualified(plural, group)} "{name}": {why}',
+        _details(name, group, plural),
+    )
 
 
 MODIFIED = "the object has been modified; please apply your changes to the latest version and try again"
@@ -57,8 +68,9 @@ def bad_request(message: str) -> ApiError:
 
 
 def forbidden(plural: str, group: str, name: str, why: str) -> ApiError:
-    return ApiError(403, "Forbidden", f'{qualified(plural, group)} "{name}" is forbidden: {why}',
-                    _details(name, group, plural))
+    return ApiError(
+        403, "Forbidden", f'{qualified(plural, group)} "{name}" is forbidden: {why}', _details(name, group, plural)
+    )
 
 
 def method_not_allowed() -> ApiError:
@@ -71,9 +83,14 @@ def resource_not_found() -> ApiError:
 
 
 def unsupported_media_type(content_type: str) -> ApiError:
-    return ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media '
-                    f'types include: application/json-patch+json, application/merge-patch+json, '
-                    f'application/apply-patch+yaml, application/strategic-merge-patch+json', {})
+    return ApiError(
+        415,
+        "UnsupportedMediaType",
+        'the body of the request was in an unknown format - accepted media '
+        'types include: application/json-patch+json, application/merge-patch+json, '
+        'application/apply-patch+yaml, application/strategic-merge-patch+json',
+        {},
+    )
 
 
 def expired(message: str) -> ApiError:
@@ -182,8 +199,8 @@ def forbidden_field(path: str, detail: str) -> FieldError:
 class Invalid(Exception):
     """422 Invalid, as errors.NewInvalid builds it."""
 
-    kind: str          # "Deployment"
-    group: str         # "apps"
+    kind: str  # "Deployment"
+    group: str  # "apps"
     name: str
     errors: list[FieldError] = field(default_factory=list)
 

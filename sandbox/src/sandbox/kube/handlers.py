@@ -16,9 +16,8 @@ from aiohttp import web
 
 from sandbox.faults import WATCH_FAULT
 
-from . import auth, discovery, errors, openapi, patch, protobuf, table
+from . import auth, discovery, errors, openapi, patch, protobuf, schema, table
 from . import resources as R
-from . import schema
 from .cluster import Cluster
 from .selectors import parse_field_selector, parse_label_selector
 
@@ -136,16 +135,22 @@ class Api:
             if verb is None or verb not in allowed:
                 raise errors.method_not_allowed()
         elif target.name is None:
-            verb = {"GET": "watch" if (target.legacy_watch or _true(q.get("watch"))) else "list",
-                    "POST": "create", "DELETE": "deletecollection"}.get(method)
+            verb = {
+                "GET": "watch" if (target.legacy_watch or _true(q.get("watch"))) else "list",
+                "POST": "create",
+                "DELETE": "deletecollection",
+            }.get(method)
             if target.namespace is None and r.namespaced and verb not in ("list", "watch"):
                 raise errors.method_not_allowed()
         else:
-            verb = {"GET": "watch" if target.legacy_watch else "get", "PUT": "update", "PATCH": "patch",
-                    "DELETE": "delete"}.get(method)
+            verb = {
+                "GET": "watch" if target.legacy_watch else "get",
+                "PUT": "update",
+                "PATCH": "patch",
+                "DELETE": "delete",
+            }.get(method)
         if verb is None or (not target.subresource and not r.can(verb)):
             raise errors.method_not_allowed()
-        ns = target.namespace
         if verb == "get":
             return await self.get(request, target)
         if verb == "list":
@@ -196,7 +201,7 @@ class Api:
         if path == "/openapi/v3":
             return respond(openapi.index())
         if path.startswith("/openapi/v3/"):
-            rest = path[len("/openapi/v3/"):].split("/")
+            rest = path[len("/openapi/v3/") :].split("/")
             if rest[0] == "api" and len(rest) == 2:
                 gv = ("", rest[1])
             elif rest[0] == "apis" and len(rest) == 3:
@@ -218,8 +223,9 @@ class Api:
             return respond(self.c.scale_of(obj))
         if table.wants_table(request.headers.get("Accept", "")):
             include = request.query.get("includeObject", "Metadata")
-            return respond_table(table.table(t.resource, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]},
-                                             include))
+            return respond_table(
+                table.table(t.resource, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]}, include)
+            )
         return respond(obj)
 
     def _predicate(self, t: Target, q):
@@ -241,7 +247,7 @@ class Api:
             except (ValueError, KeyError, TypeError):
                 raise errors.bad_request("invalid continue token")
         limit = int(q.get("limit") or 0)
-        page = items[start:start + limit] if limit > 0 else items[start:]
+        page = items[start : start + limit] if limit > 0 else items[start:]
         if limit > 0 and start + limit < len(items):
             meta["continue"] = base64.b64encode(json.dumps({"rv": rv, "start": start + limit}).encode()).decode()
             meta["remainingItemCount"] = len(items) - start - limit
@@ -249,8 +255,9 @@ class Api:
         out = [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")} for o in page]
         if table.wants_table(request.headers.get("Accept", "")):
             return respond_table(table.table(t.resource, out, meta, q.get("includeObject", "Metadata")))
-        return respond({"kind": f"{t.resource.kind}List", "apiVersion": t.resource.api_version,
-                        "metadata": meta, "items": out})
+        return respond(
+            {"kind": f"{t.resource.kind}List", "apiVersion": t.resource.api_version, "metadata": meta, "items": out}
+        )
 
     async def watch(self, request: web.Request, t: Target, q) -> web.StreamResponse:
         predicate = self._predicate(t, q)
@@ -297,10 +304,22 @@ class Api:
                     return resp
                 if bookmark_pending and watcher.queue.empty():
                     bookmark_pending = False
-                    await resp.write(dumps({"type": "BOOKMARK", "object": {
-                        "kind": t.resource.kind, "apiVersion": t.resource.api_version,
-                        "metadata": {"resourceVersion": str(self.c.store.rv),
-                                     "annotations": {"k8s.io/initial-events-end": "true"}}}}) + b"\n")
+                    await resp.write(
+                        dumps(
+                            {
+                                "type": "BOOKMARK",
+                                "object": {
+                                    "kind": t.resource.kind,
+                                    "apiVersion": t.resource.api_version,
+                                    "metadata": {
+                                        "resourceVersion": str(self.c.store.rv),
+                                        "annotations": {"k8s.io/initial-events-end": "true"},
+                                    },
+                                },
+                            }
+                        )
+                        + b"\n"
+                    )
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
@@ -308,7 +327,7 @@ class Api:
                     # wake now and then to notice a client that went away (aiohttp does
                     # not cancel handlers on disconnect) on a resource with no events
                     kind, obj = await asyncio.wait_for(watcher.queue.get(), min(remaining, 5.0))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     if request.transport is None or request.transport.is_closing():
                         break
                     continue
@@ -334,11 +353,23 @@ class Api:
         if value == "":
             return "Warn"
         if value not in ("Ignore", "Warn", "Strict"):
-            raise errors.ApiError(422, "Invalid", f'{options_kind}.meta.k8s.io "" is invalid: fieldValidation: '
-                                  f'Unsupported value: "{value}": supported values: "Ignore", "Strict", "Warn"',
-                                  {"group": "meta.k8s.io", "kind": options_kind, "causes": [
-                                      {"reason": "FieldValueNotSupported", "message": f'Unsupported value: "{value}": '
-                                       f'supported values: "Ignore", "Strict", "Warn"', "field": "fieldValidation"}]})
+            raise errors.ApiError(
+                422,
+                "Invalid",
+                f'{options_kind}.meta.k8s.io "" is invalid: fieldValidation: '
+                f'Unsupported value: "{value}": supported values: "Ignore", "Strict", "Warn"',
+                {
+                    "group": "meta.k8s.io",
+                    "kind": options_kind,
+                    "causes": [
+                        {
+                            "reason": "FieldValueNotSupported",
+                            "message": f'Unsupported value: "{value}": supported values: "Ignore", "Strict", "Warn"',
+                            "field": "fieldValidation",
+                        }
+                    ],
+                },
+            )
         return value
 
     @staticmethod
@@ -349,13 +380,21 @@ class Api:
         if values != ["All"]:
             shown = "[]string{" + ", ".join(f'"{v}"' for v in values) + "}"
             message = f'Unsupported value: {shown}: supported values: "All"'
-            raise errors.ApiError(422, "Invalid", f'{options_kind}.meta.k8s.io "" is invalid: dryRun: {message}',
-                                  {"group": "meta.k8s.io", "kind": options_kind, "causes": [
-                                      {"reason": "FieldValueNotSupported", "message": message, "field": "dryRun"}]})
+            raise errors.ApiError(
+                422,
+                "Invalid",
+                f'{options_kind}.meta.k8s.io "" is invalid: dryRun: {message}',
+                {
+                    "group": "meta.k8s.io",
+                    "kind": options_kind,
+                    "causes": [{"reason": "FieldValueNotSupported", "message": message, "field": "dryRun"}],
+                },
+            )
         return True
 
-    async def _read_object(self, request: web.Request, model: str, kind: str, api_version: str,
-                           directive: str) -> tuple[dict, list[str]]:
+    async def _read_object(
+        self, request: web.Request, model: str, kind: str, api_version: str, directive: str
+    ) -> tuple[dict, list[str]]:
         """Decode a create/update body as the real server does: into the typed object,
         dropping unknown fields, reporting them (and duplicates) per ``directive``."""
         raw = await request.read()
@@ -370,25 +409,34 @@ class Api:
             elif ctype == protobuf.CONTENT_TYPE and kind in protobuf.DECODERS:
                 obj = protobuf.decode(raw)
             else:
-                raise errors.ApiError(415, "UnsupportedMediaType",
-                                      f'the body of the request was in an unknown format - accepted media types '
-                                      f'include: application/json, application/yaml, application/cbor', {})
+                raise errors.ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    'the body of the request was in an unknown format - accepted media types '
+                    'include: application/json, application/yaml, application/cbor',
+                    {},
+                )
         except protobuf.ProtobufError as e:
             raise errors.bad_request(str(e))
         except (ValueError, yaml.YAMLError) as e:
             raise errors.bad_request(f"couldn't get version/kind; json parse error: {_go_json_error(e)}")
         if not isinstance(obj, dict):
-            raise errors.bad_request("couldn't get version/kind; json parse error: json: cannot unmarshal "
-                                     f"{'array' if isinstance(obj, list) else 'string'} into Go value of type "
-                                     "struct { APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; "
-                                     "Kind string \"json:\\\"kind,omitempty\\\"\" }")
+            raise errors.bad_request(
+                "couldn't get version/kind; json parse error: json: cannot unmarshal "
+                f"{'array' if isinstance(obj, list) else 'string'} into Go value of type "
+                "struct { APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; "
+                "Kind string \"json:\\\"kind,omitempty\\\"\" }"
+            )
         body_kind, body_version = obj.get("kind"), obj.get("apiVersion")
         if body_version and body_version != api_version:
-            raise errors.bad_request(f"the API version in the data ({body_version}) does not match the expected API "
-                                     f"version ({api_version})")
+            raise errors.bad_request(
+                f"the API version in the data ({body_version}) does not match the expected API version ({api_version})"
+            )
         if body_kind and body_kind != kind:
-            raise errors.bad_request(f"{body_kind} in version \"{version}\" cannot be handled as a {kind}: "
-                                     f"no kind \"{body_kind}\" is registered for version \"{api_version}\"")
+            raise errors.bad_request(
+                f"{body_kind} in version \"{version}\" cannot be handled as a {kind}: "
+                f"no kind \"{body_kind}\" is registered for version \"{api_version}\""
+            )
         unknown: list[str] = []
         try:
             typed = schema.decode(obj, model, unknown)
@@ -398,8 +446,10 @@ class Api:
         warnings: list[str] = []
         if problems:
             if directive == "Strict":
-                raise errors.bad_request(f"{kind} in version \"{version}\" cannot be handled as a {kind}: "
-                                         f"strict decoding error: {', '.join(problems)}")
+                raise errors.bad_request(
+                    f"{kind} in version \"{version}\" cannot be handled as a {kind}: "
+                    f"strict decoding error: {', '.join(problems)}"
+                )
             if directive == "Warn":
                 warnings = problems
         return typed, warnings
@@ -413,16 +463,18 @@ class Api:
             return respond(auth.review(r, request[auth.USER], self.c.store, obj), 201, warnings)
         meta = obj.get("metadata") or {}
         if r.namespaced and meta.get("namespace") and meta["namespace"] != t.namespace:
-            raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the "
-                                     "request")
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
         dry_run = self._dry_run(request.query, "CreateOptions")
         created = await self.c.create(r, t.namespace or "", obj, dry_run=dry_run)
         return respond(created, 201, warnings)
 
     async def token_request(self, request: web.Request, t: Target) -> web.Response:
         directive = self._directive(request.query, "CreateOptions")
-        obj, warnings = await self._read_object(request, "AuthenticationV1TokenRequest", "TokenRequest",
-                                                "authentication.k8s.io/v1", directive)
+        obj, warnings = await self._read_object(
+            request, "AuthenticationV1TokenRequest", "TokenRequest", "authentication.k8s.io/v1", directive
+        )
         return respond(auth.token_request(self.c.authn, t.namespace, t.name, obj), 201, warnings)
 
     async def update(self, request: web.Request, t: Target) -> web.Response:
@@ -440,9 +492,13 @@ class Api:
         ctype = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if ctype not in PATCH_TYPES:
             # Server-side apply (application/apply-patch+yaml) is not implemented by the sandbox.
-            raise errors.ApiError(415, "UnsupportedMediaType",
-                                  f'the body of the request was in an unknown format - accepted media types include: '
-                                  f'{", ".join(PATCH_TYPES)}', {})
+            raise errors.ApiError(
+                415,
+                "UnsupportedMediaType",
+                f'the body of the request was in an unknown format - accepted media types include: '
+                f'{", ".join(PATCH_TYPES)}',
+                {},
+            )
         directive = self._directive(request.query, "PatchOptions")
         r = t.resource
         ns = t.namespace or ""
@@ -454,8 +510,9 @@ class Api:
         try:
             body, dups = schema.load_json_tracking_duplicates(raw)
         except ValueError as e:
-            raise errors.bad_request(f"error decoding patch: {_go_json_error(e)}" if directive != "Ignore"
-                                     else _go_json_error(e))
+            raise errors.bad_request(
+                f"error decoding patch: {_go_json_error(e)}" if directive != "Ignore" else _go_json_error(e)
+            )
         strict: list[str] = []
         if directive in ("Strict", "Warn") and ctype != "application/json-patch+json":
             strict += [f'duplicate field "{d}"' for d in dups]
@@ -468,14 +525,19 @@ class Api:
                 patched = patch.merge_patch(current, body)
             else:
                 if not isinstance(body, dict):
-                    raise patch.PatchError("json: cannot unmarshal array into Go value of type map[string]interface {}",
-                                           400)
+                    raise patch.PatchError(
+                        "json: cannot unmarshal array into Go value of type map[string]interface {}", 400
+                    )
                 patched = patch.strategic_merge(current, body, model)
         except patch.PatchError as e:
             if e.code == 400:
                 raise errors.bad_request(str(e))
-            raise errors.ApiError(422, "Invalid", "the server rejected our request due to an error in our request",
-                                  {"causes": [{"reason": "UnexpectedServerResponse", "message": str(e)}]})
+            raise errors.ApiError(
+                422,
+                "Invalid",
+                "the server rejected our request due to an error in our request",
+                {"causes": [{"reason": "UnexpectedServerResponse", "message": str(e)}]},
+            )
         if not isinstance(patched, dict):
             raise errors.bad_request("the patched document is not an object")
         unknown: list[str] = []
@@ -525,23 +587,40 @@ class Api:
                 try:
                     options["gracePeriodSeconds"] = int(options["gracePeriodSeconds"])
                 except ValueError:
-                    raise errors.bad_request(f'strconv.ParseInt: parsing "{options["gracePeriodSeconds"]}": '
-                                             'invalid syntax')
+                    raise errors.bad_request(
+                        f'strconv.ParseInt: parsing "{options["gracePeriodSeconds"]}": invalid syntax'
+                    )
             if "orphanDependents" in options:
                 options["orphanDependents"] = _true(options["orphanDependents"])
         policy = options.get("propagationPolicy")
         orphan = options.get("orphanDependents")
         causes = []
         if policy is not None and policy not in ("Foreground", "Background", "Orphan"):
-            causes.append({"reason": "FieldValueNotSupported", "message": f'Unsupported value: "{policy}": supported '
-                           f'values: "Foreground", "Background", "Orphan", "nil"', "field": "propagationPolicy"})
+            causes.append(
+                {
+                    "reason": "FieldValueNotSupported",
+                    "message": f'Unsupported value: "{policy}": supported '
+                    f'values: "Foreground", "Background", "Orphan", "nil"',
+                    "field": "propagationPolicy",
+                }
+            )
         if policy is not None and orphan is not None:
-            causes.append({"reason": "FieldValueInvalid", "message": f"Invalid value: \"{policy}\": orphanDependents "
-                           "and deletionPropagation cannot be both set", "field": "propagationPolicy"})
+            causes.append(
+                {
+                    "reason": "FieldValueInvalid",
+                    "message": f"Invalid value: \"{policy}\": orphanDependents "
+                    "and deletionPropagation cannot be both set",
+                    "field": "propagationPolicy",
+                }
+            )
         if causes:
-            raise errors.ApiError(422, "Invalid", 'DeleteOptions.meta.k8s.io "" is invalid: ' + ", ".join(
-                f"{c['field']}: {c['message']}" for c in causes),
-                {"group": "meta.k8s.io", "kind": "DeleteOptions", "causes": causes})
+            raise errors.ApiError(
+                422,
+                "Invalid",
+                'DeleteOptions.meta.k8s.io "" is invalid: '
+                + ", ".join(f"{c['field']}: {c['message']}" for c in causes),
+                {"group": "meta.k8s.io", "kind": "DeleteOptions", "causes": causes},
+            )
         if policy is None and orphan is not None:
             policy = "Orphan" if orphan else "Background"
         options["propagationPolicy"] = policy
@@ -550,8 +629,15 @@ class Api:
     async def delete(self, request: web.Request, t: Target) -> web.Response:
         options = await self._delete_options(request)
         dry_run = self._dry_run(request.query, "DeleteOptions") or options.get("dryRun") == ["All"]
-        code, body = self.c.delete_object(t.resource, t.namespace or "", t.name, options.get("propagationPolicy"),
-                                          options.get("gracePeriodSeconds"), options.get("preconditions"), dry_run)
+        code, body = self.c.delete_object(
+            t.resource,
+            t.namespace or "",
+            t.name,
+            options.get("propagationPolicy"),
+            options.get("gracePeriodSeconds"),
+            options.get("preconditions"),
+            dry_run,
+        )
         if t.resource is R.SERVICES:
             await self.c.services.sync_proxies(t.namespace, t.name)  # closed before the answer
         return respond(body, code)
@@ -563,13 +649,24 @@ class Api:
         for obj in [o for o in self.c.store.list(t.resource, t.namespace) if predicate(o)]:
             meta = obj["metadata"]
             try:
-                _, body = self.c.delete_object(t.resource, meta.get("namespace", ""), meta["name"],
-                                               options.get("propagationPolicy"), options.get("gracePeriodSeconds"))
+                _, body = self.c.delete_object(
+                    t.resource,
+                    meta.get("namespace", ""),
+                    meta["name"],
+                    options.get("propagationPolicy"),
+                    options.get("gracePeriodSeconds"),
+                )
             except errors.ApiError:
                 continue
             deleted.append({k: v for k, v in copy.deepcopy(obj).items() if k not in ("kind", "apiVersion")})
-        return respond({"kind": f"{t.resource.kind}List", "apiVersion": t.resource.api_version,
-                        "metadata": {"resourceVersion": str(self.c.store.rv)}, "items": deleted})
+        return respond(
+            {
+                "kind": f"{t.resource.kind}List",
+                "apiVersion": t.resource.api_version,
+                "metadata": {"resourceVersion": str(self.c.store.rv)},
+                "items": deleted,
+            }
+        )
 
 
 def _aggregated(doc: dict) -> web.Response:
@@ -585,8 +682,12 @@ def _true(value) -> bool:
 def _patch_invalid(shown: str, message: str) -> errors.ApiError:
     """errors.NewInvalid(schema.GroupKind{}, "", field.Invalid("patch", <patched>, msg))."""
     err = errors.invalid("patch", shown, message)
-    return errors.ApiError(422, "Invalid", f' "" is invalid: {err}',
-                           {"causes": [{"reason": "FieldValueInvalid", "message": err.body(), "field": "patch"}]})
+    return errors.ApiError(
+        422,
+        "Invalid",
+        f' "" is invalid: {err}',
+        {"causes": [{"reason": "FieldValueInvalid", "message": err.body(), "field": "patch"}]},
+    )
 
 
 def _go_plus_v(value) -> str:
@@ -606,5 +707,5 @@ def _go_json_error(e: Exception) -> str:
     if isinstance(e, json.JSONDecodeError):
         if e.msg.startswith("Expecting value"):
             return "invalid character looking for beginning of value"
-        return f"invalid character after top-level value" if e.msg.startswith("Extra data") else e.msg.lower()
+        return "invalid character after top-level value" if e.msg.startswith("Extra data") else e.msg.lower()
     return str(e)

@@ -29,6 +29,7 @@ class PatchError(Exception):
 
 # -- RFC 7386 -----------------------------------------------------------------------------
 
+
 def merge_patch(target, patch):
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
@@ -65,8 +66,8 @@ def _merge_map(original: dict, patch: dict, model: str | None):
     if directive is not None:
         raise PatchError(f"Unable to find the patch directive: {directive}", 400)
     retain = patch.pop(RETAIN_KEYS, None)
-    orders = {k[len(SET_ORDER):]: patch.pop(k) for k in list(patch) if k.startswith(SET_ORDER)}
-    deletes = {k[len(DELETE_PRIMITIVE):]: patch.pop(k) for k in list(patch) if k.startswith(DELETE_PRIMITIVE)}
+    orders = {k[len(SET_ORDER) :]: patch.pop(k) for k in list(patch) if k.startswith(SET_ORDER)}
+    deletes = {k[len(DELETE_PRIMITIVE) :]: patch.pop(k) for k in list(patch) if k.startswith(DELETE_PRIMITIVE)}
     if retain is not None:
         if not isinstance(retain, list):
             raise PatchError("invalid patch format for retainKeys", 400)
@@ -124,8 +125,9 @@ def _merge_list(original: list, patch: list, merge_key: str, item_model: str | N
             raise PatchError("invalid JSON document", 400)
         if merge_key not in item:
             raise PatchError(f"map: {item} does not contain declared merge key: {merge_key}", 400)
-        index = next((i for i, o in enumerate(result) if isinstance(o, dict) and o.get(merge_key) == item[merge_key]),
-                     None)
+        index = next(
+            (i for i, o in enumerate(result) if isinstance(o, dict) and o.get(merge_key) == item[merge_key]), None
+        )
         if item.get(DIRECTIVE) == "delete":
             if index is not None:
                 result.pop(index)
@@ -163,6 +165,7 @@ def _strip(value):
 
 
 # -- RFC 6902 -----------------------------------------------------------------------------
+
 
 def json_patch(doc, ops) -> object:
     if not isinstance(ops, list):
@@ -210,8 +213,11 @@ def json_patch(doc, ops) -> object:
                 current = _MISSING
             if current is _MISSING and op["value"] is None:
                 continue
-            if current != op["value"] or type(current) is not type(op["value"]) and not (
-                    isinstance(current, (int, float)) and isinstance(op["value"], (int, float))):
+            if (
+                current != op["value"]
+                or type(current) is not type(op["value"])
+                and not (isinstance(current, (int, float)) and isinstance(op["value"], (int, float)))
+            ):
                 raise PatchError(f"testing value {path} failed: test failed")
     return doc
 

@@ -44,11 +44,11 @@ def fields(data: bytes) -> list[tuple[int, object]]:
             value, i = _varint(data, i)
         elif wire == 2:
             length, i = _varint(data, i)
-            value, i = data[i:i + length], i + length
+            value, i = data[i : i + length], i + length
         elif wire == 1:
-            value, i = data[i:i + 8], i + 8
+            value, i = data[i : i + 8], i + 8
         elif wire == 5:
-            value, i = data[i:i + 4], i + 4
+            value, i = data[i : i + 4], i + 4
         else:
             raise ProtobufError(f"unsupported wire type {wire}")
         out.append((number, value))
@@ -58,11 +58,10 @@ def fields(data: bytes) -> list[tuple[int, object]]:
 def unwrap(body: bytes) -> tuple[str, str, bytes]:
     """apiVersion, kind and the raw message of an encoded object."""
     if not body.startswith(MAGIC):
-        raise ProtobufError("provided data does not appear to be a protobuf message, expected prefix "
-                            "[107 56 115 0]")
+        raise ProtobufError("provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]")
     api_version = kind = ""
     raw = b""
-    for number, value in fields(body[len(MAGIC):]):
+    for number, value in fields(body[len(MAGIC) :]):
         if number == 1:
             for n, v in fields(value):
                 if n == 1:
@@ -153,26 +152,28 @@ def token_request(raw: bytes) -> dict:
     return obj
 
 
-_RESOURCE_ATTRIBUTES = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource", 6: "subresource",
-                        7: "name"}
+_RESOURCE_ATTRIBUTES = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource", 6: "subresource", 7: "name"}
 _NON_RESOURCE_ATTRIBUTES = {1: "path", 2: "verb"}
 
 
 def self_subject_access_review(raw: bytes) -> dict:
     """authorization/v1 SelfSubjectAccessReview: 1 metadata, 2 spec (1 resourceAttributes,
     2 nonResourceAttributes)."""
-    obj: dict = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "metadata": {},
-                 "spec": {}}
+    obj: dict = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "metadata": {}, "spec": {}}
     for number, value in fields(raw):
         if number == 1:
             obj["metadata"] = object_meta(value)
         elif number == 2:
             for n, v in fields(value):
-                names, key = ((_RESOURCE_ATTRIBUTES, "resourceAttributes") if n == 1
-                              else (_NON_RESOURCE_ATTRIBUTES, "nonResourceAttributes"))
+                names, key = (
+                    (_RESOURCE_ATTRIBUTES, "resourceAttributes")
+                    if n == 1
+                    else (_NON_RESOURCE_ATTRIBUTES, "nonResourceAttributes")
+                )
                 if n in (1, 2):
-                    obj["spec"][key] = {names[k]: x.decode() for k, x in fields(v)
-                                        if k in names and isinstance(x, bytes) and x}
+                    obj["spec"][key] = {
+                        names[k]: x.decode() for k, x in fields(v) if k in names and isinstance(x, bytes) and x
+                    }
     return obj
 
 
@@ -180,8 +181,13 @@ def self_subject_review(raw: bytes) -> dict:
     return {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview", "metadata": {}}
 
 
-DECODERS = {"Namespace": namespace, "DeleteOptions": delete_options, "TokenRequest": token_request,
-            "SelfSubjectAccessReview": self_subject_access_review, "SelfSubjectReview": self_subject_review}
+DECODERS = {
+    "Namespace": namespace,
+    "DeleteOptions": delete_options,
+    "TokenRequest": token_request,
+    "SelfSubjectAccessReview": self_subject_access_review,
+    "SelfSubjectReview": self_subject_review,
+}
 
 
 def decode(body: bytes) -> dict:

@@ -108,14 +108,17 @@ def _rule_allows(a: Attributes, rule: dict) -> bool:
     if "*" not in verbs and a.verb not in verbs:
         return False
     if not a.resource_request:
-        return any(u == "*" or u == a.path or (u.endswith("*") and a.path.startswith(u.rstrip("*")))
-                   for u in rule.get("nonResourceURLs") or [])
+        return any(
+            u == "*" or u == a.path or (u.endswith("*") and a.path.startswith(u.rstrip("*")))
+            for u in rule.get("nonResourceURLs") or []
+        )
     groups = rule.get("apiGroups") or []
     if "*" not in groups and a.group not in groups:
         return False
     combined = f"{a.resource}/{a.subresource}" if a.subresource else a.resource
-    if not any(r == "*" or r == combined or (a.subresource and r == f"*/{a.subresource}")
-               for r in rule.get("resources") or []):
+    if not any(
+        r == "*" or r == combined or (a.subresource and r == f"*/{a.subresource}") for r in rule.get("resources") or []
+    ):
         return False
     names = rule.get("resourceNames") or []
     return not names or a.name in names
@@ -176,8 +179,10 @@ def authorize(store, a: Attributes) -> tuple[bool, str]:
         if any(_rule_allows(a, rule) for rule in rules):
             kind = "RoleBinding" if ns else "ClusterRoleBinding"
             where = f'{binding["metadata"]["name"]}/{ns}' if ns else binding["metadata"]["name"]
-            return True, (f'RBAC: allowed by {kind} "{where}" of {ref.get("kind")} "{ref.get("name")}" to '
-                          f'{_describe(subject, ns)}')
+            return True, (
+                f'RBAC: allowed by {kind} "{where}" of {ref.get("kind")} "{ref.get("name")}" to '
+                f'{_describe(subject, ns)}'
+            )
     if not problems:
         return False, ""
     # utilerrors.NewAggregate: one error alone, several in brackets
@@ -208,8 +213,10 @@ def forbidden(a: Attributes, reason: str) -> errors.ApiError:
 
 
 # -- the default policy (plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go) ------
-_BOOTSTRAP_META = {"labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
-                   "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}}
+_BOOTSTRAP_META = {
+    "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+    "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
+}
 _RBAC_GROUP = R.RBAC
 
 
@@ -218,29 +225,61 @@ def _cluster_role(name: str, rules: list[dict]) -> dict:
 
 
 def _cluster_binding(name: str, role: str, groups: list[str]) -> dict:
-    return {"metadata": {"name": name, **_BOOTSTRAP_META},
-            "roleRef": {"apiGroup": _RBAC_GROUP, "kind": "ClusterRole", "name": role},
-            "subjects": [{"apiGroup": _RBAC_GROUP, "kind": "Group", "name": g} for g in groups]}
+    return {
+        "metadata": {"name": name, **_BOOTSTRAP_META},
+        "roleRef": {"apiGroup": _RBAC_GROUP, "kind": "ClusterRole", "name": role},
+        "subjects": [{"apiGroup": _RBAC_GROUP, "kind": "Group", "name": g} for g in groups],
+    }
 
 
 BOOTSTRAP_CLUSTER_ROLES = [
-    _cluster_role("cluster-admin", [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
-                                    {"nonResourceURLs": ["*"], "verbs": ["*"]}]),
-    _cluster_role("system:discovery", [{"nonResourceURLs": [
-        "/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version",
-        "/version/"], "verbs": ["get"]}]),
-    _cluster_role("system:public-info-viewer", [{"nonResourceURLs": [
-        "/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}]),
-    _cluster_role("system:basic-user", [
-        {"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
-         "verbs": ["create"]},
-        {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]}]),
+    _cluster_role(
+        "cluster-admin",
+        [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}],
+    ),
+    _cluster_role(
+        "system:discovery",
+        [
+            {
+                "nonResourceURLs": [
+                    "/api",
+                    "/api/*",
+                    "/apis",
+                    "/apis/*",
+                    "/healthz",
+                    "/livez",
+                    "/openapi",
+                    "/openapi/*",
+                    "/readyz",
+                    "/version",
+                    "/version/",
+                ],
+                "verbs": ["get"],
+            }
+        ],
+    ),
+    _cluster_role(
+        "system:public-info-viewer",
+        [{"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}],
+    ),
+    _cluster_role(
+        "system:basic-user",
+        [
+            {
+                "apiGroups": ["authorization.k8s.io"],
+                "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                "verbs": ["create"],
+            },
+            {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]},
+        ],
+    ),
 ]
 BOOTSTRAP_CLUSTER_ROLE_BINDINGS = [
     _cluster_binding("cluster-admin", "cluster-admin", [MASTERS]),
     _cluster_binding("system:discovery", "system:discovery", [AUTHENTICATED]),
-    _cluster_binding("system:public-info-viewer", "system:public-info-viewer",
-                     [AUTHENTICATED, "system:unauthenticated"]),
+    _cluster_binding(
+        "system:public-info-viewer", "system:public-info-viewer", [AUTHENTICATED, "system:unauthenticated"]
+    ),
     _cluster_binding("system:basic-user", "system:basic-user", [AUTHENTICATED]),
 ]
 
@@ -254,11 +293,21 @@ def _validate_rules(rules, namespaced: bool) -> list:
             errs.append(errors.required(f"{path}.verbs", "verbs must contain at least one value"))
         if rule.get("nonResourceURLs"):
             if namespaced:
-                errs.append(errors.invalid(f"{path}.nonResourceURLs", rule["nonResourceURLs"],
-                                           "namespaced rules cannot apply to non-resource URLs"))
+                errs.append(
+                    errors.invalid(
+                        f"{path}.nonResourceURLs",
+                        rule["nonResourceURLs"],
+                        "namespaced rules cannot apply to non-resource URLs",
+                    )
+                )
             if rule.get("apiGroups") or rule.get("resources") or rule.get("resourceNames"):
-                errs.append(errors.invalid(f"{path}.nonResourceURLs", rule["nonResourceURLs"],
-                                           "rules cannot apply to both regular resources and non-resource URLs"))
+                errs.append(
+                    errors.invalid(
+                        f"{path}.nonResourceURLs",
+                        rule["nonResourceURLs"],
+                        "rules cannot apply to both regular resources and non-resource URLs",
+                    )
+                )
             continue
         if not rule.get("apiGroups"):
             errs.append(errors.required(f"{path}.apiGroups", "resource rules must supply at least one api group"))
@@ -308,15 +357,20 @@ def validate(resource: R.Resource, obj: dict, old: dict | None = None) -> list:
     if resource in (R.ROLEBINDINGS, R.CLUSTERROLEBINDINGS):
         errs = _validate_binding(obj, resource.namespaced)
         if old is not None and (old.get("roleRef") or {}) != (obj.get("roleRef") or {}):
-            errs.append(errors.invalid("roleRef", errors.GoRepr(_go_role_ref(obj.get("roleRef") or {})),
-                                       "cannot change roleRef"))
+            errs.append(
+                errors.invalid(
+                    "roleRef", errors.GoRepr(_go_role_ref(obj.get("roleRef") or {})), "cannot change roleRef"
+                )
+            )
         return errs
     return []
 
 
 def _go_role_ref(ref: dict) -> str:
-    return (f'rbac.RoleRef{{APIGroup:"{ref.get("apiGroup", "")}", Kind:"{ref.get("kind", "")}", '
-            f'Name:"{ref.get("name", "")}"}}')
+    return (
+        f'rbac.RoleRef{{APIGroup:"{ref.get("apiGroup", "")}", Kind:"{ref.get("kind", "")}", '
+        f'Name:"{ref.get("name", "")}"}}'
+    )
 
 
 RBAC_RESOURCES = (R.ROLES, R.ROLEBINDINGS, R.CLUSTERROLES, R.CLUSTERROLEBINDINGS)
@@ -324,4 +378,3 @@ RBAC_RESOURCES = (R.ROLES, R.ROLEBINDINGS, R.CLUSTERROLES, R.CLUSTERROLEBINDINGS
 
 def is_rbac(resource: R.Resource) -> bool:
     return resource in RBAC_RESOURCES
-

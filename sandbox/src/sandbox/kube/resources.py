@@ -46,39 +46,139 @@ class Resource:
         return verb in self.verbs
 
 
-NAMESPACES = Resource("", "v1", "namespaces", "namespace", "Namespace", False,
-                      ["create", "delete", "get", "list", "patch", "update", "watch"], ["ns"],
-                      {"status": ["get", "patch", "update"]}, model="V1Namespace")
-PODS = Resource("", "v1", "pods", "pod", "Pod", True, ["delete", "get", "list", "watch"], ["po"],
-                {"status": ["get"]}, ["all"], model="V1Pod")
-SERVICES = Resource("", "v1", "services", "service", "Service", True,
-                    ["create", "delete", "get", "list", "patch", "update", "watch"], ["svc"],
-                    {"status": ["get", "patch", "update"]}, ["all"], model="V1Service")
+NAMESPACES = Resource(
+    "",
+    "v1",
+    "namespaces",
+    "namespace",
+    "Namespace",
+    False,
+    ["create", "delete", "get", "list", "patch", "update", "watch"],
+    ["ns"],
+    {"status": ["get", "patch", "update"]},
+    model="V1Namespace",
+)
+PODS = Resource(
+    "",
+    "v1",
+    "pods",
+    "pod",
+    "Pod",
+    True,
+    ["delete", "get", "list", "watch"],
+    ["po"],
+    {"status": ["get"]},
+    ["all"],
+    model="V1Pod",
+)
+SERVICES = Resource(
+    "",
+    "v1",
+    "services",
+    "service",
+    "Service",
+    True,
+    ["create", "delete", "get", "list", "patch", "update", "watch"],
+    ["svc"],
+    {"status": ["get", "patch", "update"]},
+    ["all"],
+    model="V1Service",
+)
 ENDPOINTS = Resource("", "v1", "endpoints", "endpoints", "Endpoints", True, READ, ["ep"], model="V1Endpoints")
-DEPLOYMENTS = Resource("apps", "v1", "deployments", "deployment", "Deployment", True, CRUD, ["deploy"],
-                       {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"]}, ["all"],
-                       model="V1Deployment")
-REPLICASETS = Resource("apps", "v1", "replicasets", "replicaset", "ReplicaSet", True, READ, ["rs"],
-                       {"status": ["get"]}, ["all"], model="V1ReplicaSet")
-ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", True, READ,
-                          model="V1EndpointSlice")
+DEPLOYMENTS = Resource(
+    "apps",
+    "v1",
+    "deployments",
+    "deployment",
+    "Deployment",
+    True,
+    CRUD,
+    ["deploy"],
+    {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"]},
+    ["all"],
+    model="V1Deployment",
+)
+REPLICASETS = Resource(
+    "apps",
+    "v1",
+    "replicasets",
+    "replicaset",
+    "ReplicaSet",
+    True,
+    READ,
+    ["rs"],
+    {"status": ["get"]},
+    ["all"],
+    model="V1ReplicaSet",
+)
+ENDPOINTSLICES = Resource(
+    "discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", True, READ, model="V1EndpointSlice"
+)
 # Identities and RBAC (kube/auth.py, kube/rbac.py): service accounts with the TokenRequest
 # subresource, the four RBAC kinds, and the two self reviews (created, answered, never stored).
-SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, CRUD, ["sa"],
-                           {"token": ["create"]}, model="V1ServiceAccount")
+SERVICEACCOUNTS = Resource(
+    "",
+    "v1",
+    "serviceaccounts",
+    "serviceaccount",
+    "ServiceAccount",
+    True,
+    CRUD,
+    ["sa"],
+    {"token": ["create"]},
+    model="V1ServiceAccount",
+)
 RBAC = "rbac.authorization.k8s.io"
 ROLES = Resource(RBAC, "v1", "roles", "role", "Role", True, CRUD, model="V1Role")
 ROLEBINDINGS = Resource(RBAC, "v1", "rolebindings", "rolebinding", "RoleBinding", True, CRUD, model="V1RoleBinding")
 CLUSTERROLES = Resource(RBAC, "v1", "clusterroles", "clusterrole", "ClusterRole", False, CRUD, model="V1ClusterRole")
-CLUSTERROLEBINDINGS = Resource(RBAC, "v1", "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", False,
-                               CRUD, model="V1ClusterRoleBinding")
-SELFSUBJECTACCESSREVIEWS = Resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "selfsubjectaccessreview",
-                                    "SelfSubjectAccessReview", False, ["create"], model="V1SelfSubjectAccessReview")
-SELFSUBJECTREVIEWS = Resource("authentication.k8s.io", "v1", "selfsubjectreviews", "selfsubjectreview",
-                              "SelfSubjectReview", False, ["create"], model="V1SelfSubjectReview")
+CLUSTERROLEBINDINGS = Resource(
+    RBAC,
+    "v1",
+    "clusterrolebindings",
+    "clusterrolebinding",
+    "ClusterRoleBinding",
+    False,
+    CRUD,
+    model="V1ClusterRoleBinding",
+)
+SELFSUBJECTACCESSREVIEWS = Resource(
+    "authorization.k8s.io",
+    "v1",
+    "selfsubjectaccessreviews",
+    "selfsubjectaccessreview",
+    "SelfSubjectAccessReview",
+    False,
+    ["create"],
+    model="V1SelfSubjectAccessReview",
+)
+SELFSUBJECTREVIEWS = Resource(
+    "authentication.k8s.io",
+    "v1",
+    "selfsubjectreviews",
+    "selfsubjectreview",
+    "SelfSubjectReview",
+    False,
+    ["create"],
+    model="V1SelfSubjectReview",
+)
 
-ALL = [NAMESPACES, PODS, SERVICES, ENDPOINTS, DEPLOYMENTS, REPLICASETS, ENDPOINTSLICES, SERVICEACCOUNTS, ROLES,
-       ROLEBINDINGS, CLUSTERROLES, CLUSTERROLEBINDINGS, SELFSUBJECTACCESSREVIEWS, SELFSUBJECTREVIEWS]
+ALL = [
+    NAMESPACES,
+    PODS,
+    SERVICES,
+    ENDPOINTS,
+    DEPLOYMENTS,
+    REPLICASETS,
+    ENDPOINTSLICES,
+    SERVICEACCOUNTS,
+    ROLES,
+    ROLEBINDINGS,
+    CLUSTERROLES,
+    CLUSTERROLEBINDINGS,
+    SELFSUBJECTACCESSREVIEWS,
+    SELFSUBJECTREVIEWS,
+]
 # Answered on create, never stored (list/get/watch are not offered, as on a real server).
 REVIEWS = (SELFSUBJECTACCESSREVIEWS, SELFSUBJECTREVIEWS)
 
@@ -87,8 +187,14 @@ BY_PATH: dict[str, dict[str, dict[str, Resource]]] = {}
 for _r in ALL:
     BY_PATH.setdefault(_r.group, {}).setdefault(_r.version, {})[_r.plural] = _r
 
-GROUP_VERSIONS = [("", "v1"), ("apps", "v1"), ("discovery.k8s.io", "v1"), (RBAC, "v1"),
-                  ("authorization.k8s.io", "v1"), ("authentication.k8s.io", "v1")]
+GROUP_VERSIONS = [
+    ("", "v1"),
+    ("apps", "v1"),
+    ("discovery.k8s.io", "v1"),
+    (RBAC, "v1"),
+    ("authorization.k8s.io", "v1"),
+    ("authentication.k8s.io", "v1"),
+]
 
 # Subresource kinds (discovery's APIResource.kind for "deployments/scale" is Scale of autoscaling/v1).
 SUBRESOURCE_KIND = {"scale": ("autoscaling", "v1", "Scale"), "token": ("authentication.k8s.io", "v1", "TokenRequest")}

@@ -49,14 +49,23 @@ PATCH_META: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 # Go integer fields that are int64 (the rest of the API's integers are int32).
-INT64 = {"terminationGracePeriodSeconds", "activeDeadlineSeconds", "deletionGracePeriodSeconds", "generation",
-         "observedGeneration", "runAsUser", "runAsGroup", "fsGroup", "seconds"}
+INT64 = {
+    "terminationGracePeriodSeconds",
+    "activeDeadlineSeconds",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "observedGeneration",
+    "runAsUser",
+    "runAsGroup",
+    "fsGroup",
+    "seconds",
+}
 
 _LIST = re.compile(r"^list\[(.*)\]$")
 _DICT = re.compile(r"^dict\(str, (.*)\)$")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def fields(model: str) -> dict[str, str]:
     """json field name -> client type string ('str', 'int', 'list[V1Container]', 'V1ObjectMeta', ...)."""
     cls = getattr(models, model)
@@ -116,7 +125,9 @@ class TypeError_(Exception):
     """A JSON value that Go could not decode into the field (json: cannot unmarshal ...)."""
 
 
-def decode(value, type_str: str, unknown: list[str], path: str = "", go_path: str = "", parent: str = "", key: str = ""):
+def decode(
+    value, type_str: str, unknown: list[str], path: str = "", go_path: str = "", parent: str = "", key: str = ""
+):
     """Decode ``value`` as the typed server would: return it with unknown fields pruned and
     nulls dropped, append the path of every unknown field to ``unknown``, and raise
     TypeError_ for a value of the wrong JSON type."""
@@ -181,7 +192,6 @@ def decode(value, type_str: str, unknown: list[str], path: str = "", go_path: st
                 out[k] = d
         return out
     return value
-
 
 
 def load_json_tracking_duplicates(text: str | bytes) -> tuple[object, list[str]]:

@@ -72,7 +72,7 @@ def parse_label_selector(text: str | None) -> Selector:
     for part in _split_top(text):
         part = part.strip()
         if not part:
-            raise bad_request(f"unable to parse requirement: found '', expected: identifier")
+            raise bad_request("unable to parse requirement: found '', expected: identifier")
         m = re.fullmatch(rf"({_KEY})\s+(in|notin)\s+\(([^)]*)\)", part)
         if m:
             values = tuple(v.strip() for v in m.group(3).split(",") if v.strip())
@@ -101,7 +101,9 @@ def from_label_selector(selector: dict | None) -> Selector:
     reqs = [Requirement(k, "=", (v,)) for k, v in sorted((selector.get("matchLabels") or {}).items())]
     ops = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!"}
     for expr in selector.get("matchExpressions") or []:
-        reqs.append(Requirement(expr.get("key", ""), ops.get(expr.get("operator"), "in"), tuple(expr.get("values") or ())))
+        reqs.append(
+            Requirement(expr.get("key", ""), ops.get(expr.get("operator"), "in"), tuple(expr.get("values") or ()))
+        )
     return Selector(reqs)
 
 
@@ -124,8 +126,18 @@ def selector_string(selector: dict | None) -> str:
 
 # Fields each kind can be selected on (the real registries' GetAttrs / field label conversions).
 FIELDS = {
-    "pods": {"metadata.name", "metadata.namespace", "spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
-             "spec.serviceAccountName", "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"},
+    "pods": {
+        "metadata.name",
+        "metadata.namespace",
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
+    },
     "namespaces": {"metadata.name", "status.phase"},
     "replicasets": {"metadata.name", "metadata.namespace", "status.replicas"},
 }

@@ -19,12 +19,12 @@ import random
 import socket
 from typing import TYPE_CHECKING
 
+from sandbox.runtime.runtime import IpPool, addresses, matches
+
 from . import resources as R
 from .errors import GoRepr, invalid, raise_invalid
 from .store import new_uid, now_iso
 from .workloads import owner_ref, random_suffix
-
-from sandbox.runtime.runtime import IpPool, addresses, matches
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -44,13 +44,13 @@ def needs_cluster_ip(svc: dict) -> bool:
 
 
 class Services:
-    def __init__(self, cluster: "Cluster"):
+    def __init__(self, cluster: Cluster):
         self.c = cluster
         self.network = ipaddress.ip_network(cluster.settings.service_network)
         self.ips = IpPool(cluster.settings.service_network)
         self.used_ips: dict[str, tuple[str, str]] = {}
         self.node_ports: dict[int, tuple[str, str]] = {}
-        self.open: dict[tuple[str, str], set[str]] = {}   # service -> runtime proxy keys
+        self.open: dict[tuple[str, str], set[str]] = {}  # service -> runtime proxy keys
         self.slice_names: dict[tuple[str, str], str] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
@@ -59,7 +59,9 @@ class Services:
         """dropTypeDependentFields: a type change away from NodePort/LoadBalancer (or to
         ExternalName) clears what the old type had allocated, unless the request changed it."""
         if needs_node_ports(old) and not needs_node_ports(new):
-            old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in old["spec"].get("ports") or []}
+            old_ports = {
+                (p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in old["spec"].get("ports") or []
+            }
             for p in new["spec"].get("ports") or []:
                 if p.get("nodePort") and p["nodePort"] == old_ports.get((p.get("port"), p.get("protocol", "TCP"))):
                     del p["nodePort"]
@@ -84,7 +86,9 @@ class Services:
                 spec["clusterIP"] = old["spec"].get("clusterIP")
                 spec["clusterIPs"] = copy.deepcopy(old["spec"].get("clusterIPs"))
             if needs_node_ports(old) and needs_node_ports(svc):
-                old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in old["spec"].get("ports") or []}
+                old_ports = {
+                    (p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in old["spec"].get("ports") or []
+                }
                 for p in spec.get("ports") or []:
                     if not p.get("nodePort") and old_ports.get((p.get("port"), p.get("protocol", "TCP"))):
                         p["nodePort"] = old_ports[(p.get("port"), p.get("protocol", "TCP"))]
@@ -97,14 +101,28 @@ class Services:
                     inside = ipaddress.ip_address(ip) in self.network
                 except ValueError:
                     inside = False
-                    errs.append(invalid("spec.clusterIPs[0]", ip, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"))
+                    errs.append(
+                        invalid(
+                            "spec.clusterIPs[0]", ip, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+                        )
+                    )
                 if not errs and not inside:
-                    errs.append(invalid("spec.clusterIPs", GoRepr('[]string{"' + ip + '"}'),
-                                        f"failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid "
-                                        f"range. The range of valid IPs is {self.network}"))
+                    errs.append(
+                        invalid(
+                            "spec.clusterIPs",
+                            GoRepr('[]string{"' + ip + '"}'),
+                            f"failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid "
+                            f"range. The range of valid IPs is {self.network}",
+                        )
+                    )
                 elif not errs and self.used_ips.get(ip, (ns, name)) != (ns, name):
-                    errs.append(invalid("spec.clusterIPs", GoRepr('[]string{"' + ip + '"}'),
-                                        f"failed to allocate IP {ip}: provided IP is already allocated"))
+                    errs.append(
+                        invalid(
+                            "spec.clusterIPs",
+                            GoRepr('[]string{"' + ip + '"}'),
+                            f"failed to allocate IP {ip}: provided IP is already allocated",
+                        )
+                    )
             spec["clusterIP"] = ip
             spec["clusterIPs"] = [ip]
             if ip != "None" or True:
@@ -190,7 +208,11 @@ class Services:
                 if ip and ip != "None":
                     wanted[f"kube/{ns}/{name}/{p['port']}"] = (ip, p["port"], backends)
                 if p.get("nodePort") and needs_node_ports(svc):
-                    wanted[f"kube/{ns}/{name}/nodePort/{p['nodePort']}"] = (self.c.settings.host, p["nodePort"], backends)
+                    wanted[f"kube/{ns}/{name}/nodePort/{p['nodePort']}"] = (
+                        self.c.settings.host,
+                        p["nodePort"],
+                        backends,
+                    )
         current = self.open.setdefault((ns, name), set())
         for key in list(current):
             proxy = self.c.runtime.proxies.get(key)
@@ -222,9 +244,15 @@ class Services:
             port = next((p for p in svc["spec"].get("ports") or [] if p.get("port") == service_port), None)
             if port is None or not selector:
                 return []
-            pods = runtime.ready_pods(lambda p: (r := workloads.records.get(p.name)) is not None
-                                      and r.namespace == ns and r.deletion_timestamp is None and not r.evicted
-                                      and matches(selector, p.labels))
+            pods = runtime.ready_pods(
+                lambda p: (
+                    (r := workloads.records.get(p.name)) is not None
+                    and r.namespace == ns
+                    and r.deletion_timestamp is None
+                    and not r.evicted
+                    and matches(selector, p.labels)
+                )
+            )
             return addresses(pods, port.get("targetPort", service_port))
 
         return backends
@@ -249,10 +277,14 @@ class Services:
         if not selector:
             return
         # an evicted pod is terminal (phase Failed): the controllers leave it out at once
-        records = sorted((r for r in self.c.workloads.records.values()
-                          if r.namespace == ns and matches(selector, r.pod.labels) and r.pod.state != "Pending"
-                          and not r.evicted),
-                         key=lambda r: tuple(int(x) for x in r.pod.ip.split(".")))
+        records = sorted(
+            (
+                r
+                for r in self.c.workloads.records.values()
+                if r.namespace == ns and matches(selector, r.pod.labels) and r.pod.state != "Pending" and not r.evicted
+            ),
+            key=lambda r: tuple(int(x) for x in r.pod.ip.split(".")),
+        )
         subsets: dict[tuple, dict] = {}
         slice_ports: list[dict] | None = None
         slice_endpoints = []
@@ -269,25 +301,38 @@ class Services:
             if not ports:
                 continue
             terminating = r.deletion_timestamp is not None
-            address = {"ip": r.pod.ip, "nodeName": "sandbox",
-                       "targetRef": {"kind": "Pod", "namespace": ns, "name": r.pod.name, "uid": r.uid}}
+            address = {
+                "ip": r.pod.ip,
+                "nodeName": "sandbox",
+                "targetRef": {"kind": "Pod", "namespace": ns, "name": r.pod.name, "uid": r.uid},
+            }
             if not terminating:
                 key = tuple(sorted((p.get("name", ""), p["port"]) for p in ports))
                 subset = subsets.setdefault(key, {"ports": ports})
                 subset.setdefault("addresses" if r.pod.ready else "notReadyAddresses", []).append(address)
             if slice_ports is None:
                 slice_ports = ports
-            slice_endpoints.append({
-                "addresses": [r.pod.ip],
-                "conditions": {"ready": r.pod.ready and not terminating, "serving": r.pod.ready,
-                               "terminating": terminating},
-                "targetRef": address["targetRef"], "nodeName": "sandbox"})
+            slice_endpoints.append(
+                {
+                    "addresses": [r.pod.ip],
+                    "conditions": {
+                        "ready": r.pod.ready and not terminating,
+                        "serving": r.pod.ready,
+                        "terminating": terminating,
+                    },
+                    "targetRef": address["targetRef"],
+                    "nodeName": "sandbox",
+                }
+            )
         ordered = []
         for subset in subsets.values():
             ordered.append({k: subset[k] for k in ("addresses", "notReadyAddresses", "ports") if k in subset})
         labels = dict(svc["metadata"].get("labels") or {})
-        endpoints = {"apiVersion": "v1", "kind": "Endpoints",
-                     "metadata": {"name": name, "namespace": ns, "labels": labels}}
+        endpoints = {
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {"name": name, "namespace": ns, "labels": labels},
+        }
         if ordered:
             endpoints["subsets"] = ordered
         self._write(R.ENDPOINTS, endpoints)
@@ -295,11 +340,19 @@ class Services:
         if slice_name is None:
             slice_name = f"{name}-{random_suffix()}"
             self.slice_names[(ns, name)] = slice_name
-        es = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-              "metadata": {"name": slice_name, "generateName": f"{name}-", "namespace": ns,
-                           "labels": {**labels, MANAGED_BY: "endpointslice-controller.k8s.io", SERVICE_NAME: name},
-                           "ownerReferences": [owner_ref(svc, "Service", "v1")]},
-              "addressType": "IPv4", "endpoints": slice_endpoints}
+        es = {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": slice_name,
+                "generateName": f"{name}-",
+                "namespace": ns,
+                "labels": {**labels, MANAGED_BY: "endpointslice-controller.k8s.io", SERVICE_NAME: name},
+                "ownerReferences": [owner_ref(svc, "Service", "v1")],
+            },
+            "addressType": "IPv4",
+            "endpoints": slice_endpoints,
+        }
         if slice_ports:
             es["ports"] = slice_ports
         self._write(R.ENDPOINTSLICES, es)
@@ -308,14 +361,19 @@ class Services:
         meta = obj["metadata"]
         current = self.c.store.peek(resource, meta["namespace"], meta["name"])
         if current is None:
-            meta.update(uid=new_uid(), creationTimestamp=now_iso(), **({"generation": 1} if resource is R.ENDPOINTSLICES else {}))
+            meta.update(
+                uid=new_uid(),
+                creationTimestamp=now_iso(),
+                **({"generation": 1} if resource is R.ENDPOINTSLICES else {}),
+            )
             self.c.store.create(resource, obj)
             return
         for key in ("uid", "creationTimestamp", "generation"):
             if key in current["metadata"]:
                 meta[key] = current["metadata"][key]
-        if {k: v for k, v in obj.items() if k != "metadata"} != {k: v for k, v in current.items() if k != "metadata"} \
-                and resource is R.ENDPOINTSLICES:
+        if {k: v for k, v in obj.items() if k != "metadata"} != {
+            k: v for k, v in current.items() if k != "metadata"
+        } and resource is R.ENDPOINTSLICES:
             meta["generation"] = current["metadata"].get("generation", 1) + 1
         self.c.store.update(resource, obj)
 

@@ -14,15 +14,15 @@ import collections
 import copy
 import datetime
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from . import errors
 from .resources import Resource
 
 
 def now_iso() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_uid() -> str:
@@ -32,14 +32,13 @@ def new_uid() -> str:
 @dataclass
 class Event:
     rv: int
-    type: str           # ADDED, MODIFIED, DELETED
+    type: str  # ADDED, MODIFIED, DELETED
     obj: dict
-    old: dict | None    # the previous state (MODIFIED), for selector transitions
+    old: dict | None  # the previous state (MODIFIED), for selector transitions
 
 
 class Watcher:
-    def __init__(self, store: "Store", resource: Resource, namespace: str | None,
-                 predicate: Callable[[dict], bool]):
+    def __init__(self, store: Store, resource: Resource, namespace: str | None, predicate: Callable[[dict], bool]):
         self.store = store
         self.resource = resource
         self.namespace = namespace
@@ -75,7 +74,8 @@ class Store:
         self.history_size = history
         self.objects: dict[str, dict[tuple[str, str], dict]] = collections.defaultdict(dict)
         self._history: dict[str, collections.deque[Event]] = collections.defaultdict(
-            lambda: collections.deque(maxlen=self.history_size))
+            lambda: collections.deque(maxlen=self.history_size)
+        )
         # per resource: the newest resourceVersion that fell out of the history
         self._dropped: dict[str, int] = collections.defaultdict(int)
         self._watchers: dict[str, set[Watcher]] = collections.defaultdict(set)
@@ -155,13 +155,14 @@ class Store:
         for listener in list(self._listeners):
             listener(resource, event)
 
-    def subscribe(self, listener: Callable[[Resource, "Event"], None]) -> None:
+    def subscribe(self, listener: Callable[[Resource, Event], None]) -> None:
         """Controllers hear every write (synchronously, after watchers)."""
         self._listeners.append(listener)
 
     # -- watches ------------------------------------------------------------------------
-    def watch(self, resource: Resource, namespace: str | None, predicate: Callable[[dict], bool],
-              since: int | None) -> Watcher:
+    def watch(
+        self, resource: Resource, namespace: str | None, predicate: Callable[[dict], bool], since: int | None
+    ) -> Watcher:
         """A watcher that first replays: every current object as ADDED (``since`` None: a
         watch without resourceVersion, or "0"), or the history after ``since``."""
         w = Watcher(self, resource, namespace, predicate)

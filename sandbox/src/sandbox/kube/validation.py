@@ -15,15 +15,21 @@ DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
-_LABEL_MSG = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
-              "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
-              "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
-_SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
-                  "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
-                  "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
-_DNS1035_MSG = ("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
-                "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', "
-                "regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')")
+_LABEL_MSG = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
+    "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
+    "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+_SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
+    "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
+    "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+_DNS1035_MSG = (
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
+    "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', "
+    "regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+)
 
 
 def dns1123_label(value: str) -> list[str]:
@@ -64,12 +70,16 @@ NAME_RULES = {
 
 _QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_QN_MSG = ("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
-           "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
-           "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")
-_LV_MSG = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must "
-           "start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used "
-           "for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
+_QN_MSG = (
+    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+    "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
+    "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+)
+_LV_MSG = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must "
+    "start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used "
+    "for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+)
 
 
 def validate_labels(labels, path: str) -> list[FieldError]:
@@ -111,6 +121,7 @@ def validate_meta_update(new: dict, old: dict) -> list[FieldError]:
 
 
 # -- pod templates ------------------------------------------------------------------------
+
 
 def default_pod_spec(spec: dict) -> None:
     spec.setdefault("restartPolicy", "Always")
@@ -207,6 +218,7 @@ def validate_template(template: dict, path: str) -> list[FieldError]:
 
 # -- deployments --------------------------------------------------------------------------
 
+
 def default_deployment(obj: dict) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("replicas", 1)
@@ -228,8 +240,14 @@ def _int_or_percent(value, path: str) -> list[FieldError]:
     if isinstance(value, str):
         m = re.fullmatch(r"(\d+)%", value)
         if not m:
-            return [invalid(path, value, "a valid percent string must be a numeric string followed by an ending '%' "
-                                         "(e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')")]
+            return [
+                invalid(
+                    path,
+                    value,
+                    "a valid percent string must be a numeric string followed by an ending '%' "
+                    "(e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')",
+                )
+            ]
         if int(m.group(1)) > 100:
             return [invalid(path, value, "must not be greater than 100%")]
         return []
@@ -257,14 +275,22 @@ def validate_deployment(obj: dict) -> list[FieldError]:
         for i, expr in enumerate(selector.get("matchExpressions") or []):
             op = expr.get("operator")
             if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
-                errs.append(not_supported(f"spec.selector.matchExpressions[{i}].operator", op,
-                                          ["DoesNotExist", "Exists", "In", "NotIn"]))
+                errs.append(
+                    not_supported(
+                        f"spec.selector.matchExpressions[{i}].operator", op, ["DoesNotExist", "Exists", "In", "NotIn"]
+                    )
+                )
             elif op in ("In", "NotIn") and not expr.get("values"):
-                errs.append(required(f"spec.selector.matchExpressions[{i}].values",
-                                     "must be specified when `operator` is 'In' or 'NotIn'"))
+                errs.append(
+                    required(
+                        f"spec.selector.matchExpressions[{i}].values",
+                        "must be specified when `operator` is 'In' or 'NotIn'",
+                    )
+                )
         labels = (template.get("metadata") or {}).get("labels") or {}
-        if (selector.get("matchLabels") or selector.get("matchExpressions")) and \
-                not from_label_selector(selector).matches(labels):
+        if (selector.get("matchLabels") or selector.get("matchExpressions")) and not from_label_selector(
+            selector
+        ).matches(labels):
             errs.append(invalid("spec.template.metadata.labels", labels, "`selector` does not match template `labels`"))
     errs += validate_template(template, "spec.template")
     strategy = spec.get("strategy") or {}
@@ -272,15 +298,18 @@ def validate_deployment(obj: dict) -> list[FieldError]:
     if stype not in ("Recreate", "RollingUpdate"):
         errs.append(not_supported("spec.strategy.type", stype, ["Recreate", "RollingUpdate"]))
     elif stype == "Recreate" and strategy.get("rollingUpdate") is not None:
-        errs.append(forbidden_field("spec.strategy.rollingUpdate", "may not be specified when strategy `type` is 'Recreate'"))
+        errs.append(
+            forbidden_field("spec.strategy.rollingUpdate", "may not be specified when strategy `type` is 'Recreate'")
+        )
     elif stype == "RollingUpdate":
         ru = strategy.get("rollingUpdate") or {}
         surge, unavailable = ru.get("maxSurge", "25%"), ru.get("maxUnavailable", "25%")
         errs += _int_or_percent(surge, "spec.strategy.rollingUpdate.maxSurge")
         errs += _int_or_percent(unavailable, "spec.strategy.rollingUpdate.maxUnavailable")
         if _is_zero(surge) and _is_zero(unavailable):
-            errs.append(invalid("spec.strategy.rollingUpdate.maxUnavailable", unavailable,
-                                "may not be 0 when `maxSurge` is 0"))
+            errs.append(
+                invalid("spec.strategy.rollingUpdate.maxUnavailable", unavailable, "may not be 0 when `maxSurge` is 0")
+            )
     for key in ("minReadySeconds", "revisionHistoryLimit", "progressDeadlineSeconds"):
         value = spec.get(key)
         if value is not None and value < 0:
@@ -301,7 +330,9 @@ def _go_selector(selector: dict | None) -> GoRepr:
     if exprs:
         items = ", ".join(
             f'v1.LabelSelectorRequirement{{Key:"{e.get("key", "")}", Operator:"{e.get("operator", "")}", '
-            f'Values:[]string{{{", ".join(chr(34) + v + chr(34) for v in e.get("values") or [])}}}}}' for e in exprs)
+            f'Values:[]string{{{", ".join(chr(34) + v + chr(34) for v in e.get("values") or [])}}}}}'
+            for e in exprs
+        )
         ex = f"[]v1.LabelSelectorRequirement{{{items}}}"
     else:
         ex = "[]v1.LabelSelectorRequirement(nil)"
@@ -316,6 +347,7 @@ def validate_deployment_update(new: dict, old: dict) -> list[FieldError]:
 
 
 # -- services -----------------------------------------------------------------------------
+
 
 def default_service(obj: dict) -> None:
     spec = obj.setdefault("spec", {})
@@ -372,8 +404,9 @@ def validate_service(obj: dict, node_port_range: tuple[int, int]) -> list[FieldE
             errs.append(not_supported(f"{p}.protocol", protocol, _PROTOCOLS))
         key = (number, protocol)
         if key in seen_ports:
-            errs.append(duplicate(f"{p}", GoRepr(f'core.ServicePort{{Name:"{name}", Protocol:"{protocol}", '
-                                                 f'Port:{number}}}')))
+            errs.append(
+                duplicate(f"{p}", GoRepr(f'core.ServicePort{{Name:"{name}", Protocol:"{protocol}", Port:{number}}}'))
+            )
         seen_ports.add(key)
         target = port.get("targetPort")
         if isinstance(target, int) and not isinstance(target, bool):
@@ -387,9 +420,14 @@ def validate_service(obj: dict, node_port_range: tuple[int, int]) -> list[FieldE
             if stype not in ("NodePort", "LoadBalancer"):
                 errs.append(forbidden_field(f"{p}.nodePort", "may not be used when `type` is 'ClusterIP'"))
             elif not node_port_range[0] <= node_port <= node_port_range[1]:
-                errs.append(invalid(f"{p}.nodePort", node_port,
-                                    f"provided port is not in the valid range. The range of valid ports is "
-                                    f"{node_port_range[0]}-{node_port_range[1]}"))
+                errs.append(
+                    invalid(
+                        f"{p}.nodePort",
+                        node_port,
+                        f"provided port is not in the valid range. The range of valid ports is "
+                        f"{node_port_range[0]}-{node_port_range[1]}",
+                    )
+                )
     selector = spec.get("selector")
     if selector is not None:
         if not isinstance(selector, dict):
@@ -413,6 +451,7 @@ def validate_service_update(new: dict, old: dict, node_port_range) -> list[Field
 
 # -- namespaces ---------------------------------------------------------------------------
 
+
 def default_namespace(obj: dict) -> None:
     meta = obj["metadata"]
     meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta.get("name", "")
@@ -422,4 +461,3 @@ def default_namespace(obj: dict) -> None:
 
 def validate_namespace(obj: dict) -> list[FieldError]:
     return validate_meta(obj, "Namespace", False)
-

@@ -42,8 +42,10 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # What the kubelet's eviction manager writes (pkg/kubelet/eviction/helpers.go formats: the
 # node-low message, the threshold and the container's usage; the quantities are made up).
 EVICTED = "Evicted"
-EVICTION_MESSAGE = ("The node was low on resource: memory. Threshold quantity: 100Mi, available: 51200Ki. "
-                    "Container {container} was using 180Mi, request is 0, has larger consumption of memory. ")
+EVICTION_MESSAGE = (
+    "The node was low on resource: memory. Threshold quantity: 100Mi, available: 51200Ki. "
+    "Container {container} was using 180Mi, request is 0, has larger consumption of memory. "
+)
 # rand.SafeEncodeString's alphabet: no vowels, no confusable characters.
 ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -54,6 +56,7 @@ def iso(ts: float) -> str:
 
 def parse_iso(text: str) -> float:
     import calendar
+
     return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
 
 
@@ -76,8 +79,14 @@ def controller_of(obj: dict) -> dict | None:
 
 
 def owner_ref(obj: dict, kind: str, api_version: str) -> dict:
-    return {"apiVersion": api_version, "kind": kind, "name": obj["metadata"]["name"],
-            "uid": obj["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": obj["metadata"]["name"],
+        "uid": obj["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def resolve(value, total: int, round_up: bool) -> int:
@@ -128,7 +137,7 @@ class PodRecord:
         self.deletion_timestamp: str | None = None
         self.grace = 30
         self.container_id = _container_id()
-        self.last_container_id = ""      # the container before the last restart
+        self.last_container_id = ""  # the container before the last restart
         self.seen_restarts = 0
         self.evicted: str | None = None  # the eviction message, once evicted
 
@@ -138,11 +147,11 @@ def _container_id() -> str:
 
 
 class Workloads:
-    def __init__(self, cluster: "Cluster"):
+    def __init__(self, cluster: Cluster):
         self.c = cluster
-        self.groups: dict[tuple[str, str], object] = {}        # (ns, rs name) -> PodGroup
-        self.records: dict[str, PodRecord] = {}               # runtime pod name -> record
-        self.evicted: dict[tuple[str, str], PodRecord] = {}   # (ns, pod) -> evicted pods whose object stays
+        self.groups: dict[tuple[str, str], object] = {}  # (ns, rs name) -> PodGroup
+        self.records: dict[str, PodRecord] = {}  # runtime pod name -> record
+        self.evicted: dict[tuple[str, str], PodRecord] = {}  # (ns, pod) -> evicted pods whose object stays
         cluster.runtime.evictors["kube"] = self.evict
 
     # -- event routing ------------------------------------------------------------------
@@ -179,12 +188,19 @@ class Workloads:
         ns, name = rs["metadata"]["namespace"], rs["metadata"]["name"]
         template = rs["spec"]["template"]
         containers = template["spec"]["containers"]
-        ports = [{"containerPort": p["containerPort"], "name": p.get("name", "")}
-                 for c in containers for p in c.get("ports") or []]
+        ports = [
+            {"containerPort": p["containerPort"], "name": p.get("name", "")}
+            for c in containers
+            for p in c.get("ports") or []
+        ]
         ref = controller_of(rs)
         workload = ref["name"] if ref and ref.get("kind") == "Deployment" else name
-        spec = PodSpec(image=containers[0]["image"], labels=dict(template["metadata"].get("labels") or {}),
-                       container_ports=ports, workload=workload)
+        spec = PodSpec(
+            image=containers[0]["image"],
+            labels=dict(template["metadata"].get("labels") or {}),
+            container_ports=ports,
+            workload=workload,
+        )
 
         def name_pod(_index: int) -> str:
             while True:
@@ -223,8 +239,9 @@ class Workloads:
         if min_ready:
             for p in ready:
                 if p not in available and p.ready_since is not None:
-                    self.c.replicasets.later((rs["metadata"]["namespace"], rs["metadata"]["name"]),
-                                             p.ready_since + min_ready - now + 0.01)
+                    self.c.replicasets.later(
+                        (rs["metadata"]["namespace"], rs["metadata"]["name"]), p.ready_since + min_ready - now + 0.01
+                    )
         labels = rs["spec"]["template"]["metadata"].get("labels") or {}
         status = {
             "replicas": len(live),
@@ -345,8 +362,15 @@ class Workloads:
         pod = record.pod
         t = record.template
         labels = dict(t["metadata"].get("labels") or {})
-        meta = {"name": pod.name, "generateName": record.rs_name + "-", "namespace": record.namespace,
-                "uid": record.uid, "generation": 1, "creationTimestamp": record.created, "labels": labels}
+        meta = {
+            "name": pod.name,
+            "generateName": record.rs_name + "-",
+            "namespace": record.namespace,
+            "uid": record.uid,
+            "generation": 1,
+            "creationTimestamp": record.created,
+            "labels": labels,
+        }
         if t["metadata"].get("annotations"):
             meta["annotations"] = dict(t["metadata"]["annotations"])
         meta["ownerReferences"] = [record.owner]
@@ -359,10 +383,23 @@ class Workloads:
         spec.setdefault("enableServiceLinks", True)
         spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
         spec.setdefault("priority", 0)
-        spec.setdefault("tolerations", [
-            {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-        ])
+        spec.setdefault(
+            "tolerations",
+            [
+                {
+                    "key": "node.kubernetes.io/not-ready",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
+                {
+                    "key": "node.kubernetes.io/unreachable",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
+            ],
+        )
         return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": self._pod_status(record)}
 
     def _pod_status(self, record: PodRecord) -> dict:
@@ -373,38 +410,74 @@ class Workloads:
         behaviour = pod.behaviour
         ready = pod.ready
         rc = "True" if ready else "False"
-        not_ready_reason = {"reason": "ContainersNotReady",
-                            "message": "containers with unready status: [" +
-                                       " ".join(c["name"] for c in record.template["spec"]["containers"]) + "]"}
+        not_ready_reason = {
+            "reason": "ContainersNotReady",
+            "message": "containers with unready status: ["
+            + " ".join(c["name"] for c in record.template["spec"]["containers"])
+            + "]",
+        }
         conditions = [
-            {"type": "PodReadyToStartContainers", "status": "True" if running else "False",
-             "lastProbeTime": None, "lastTransitionTime": started or created},
+            {
+                "type": "PodReadyToStartContainers",
+                "status": "True" if running else "False",
+                "lastProbeTime": None,
+                "lastTransitionTime": started or created,
+            },
             {"type": "Initialized", "status": "True", "lastProbeTime": None, "lastTransitionTime": created},
-            {"type": "Ready", "status": rc, "lastProbeTime": None, "lastTransitionTime": record.ready_changed,
-             **({} if ready else not_ready_reason)},
-            {"type": "ContainersReady", "status": rc, "lastProbeTime": None,
-             "lastTransitionTime": record.ready_changed, **({} if ready else not_ready_reason)},
+            {
+                "type": "Ready",
+                "status": rc,
+                "lastProbeTime": None,
+                "lastTransitionTime": record.ready_changed,
+                **({} if ready else not_ready_reason),
+            },
+            {
+                "type": "ContainersReady",
+                "status": rc,
+                "lastProbeTime": None,
+                "lastTransitionTime": record.ready_changed,
+                **({} if ready else not_ready_reason),
+            },
             {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": created},
         ]
         statuses = []
         for c in record.template["spec"]["containers"]:
-            st: dict = {"name": c["name"], "image": c["image"], "imageID": "", "ready": ready,
-                        "restartCount": pod.restart_count, "started": running}
-            exited = {"exitCode": pod.last_exit_code, "reason": "Error",
-                      "startedAt": iso(pod.last_started_at) if pod.last_started_at else None,
-                      "finishedAt": iso(pod.finished_at) if pod.finished_at else None}
+            st: dict = {
+                "name": c["name"],
+                "image": c["image"],
+                "imageID": "",
+                "ready": ready,
+                "restartCount": pod.restart_count,
+                "started": running,
+            }
+            exited = {
+                "exitCode": pod.last_exit_code,
+                "reason": "Error",
+                "startedAt": iso(pod.last_started_at) if pod.last_started_at else None,
+                "finishedAt": iso(pod.finished_at) if pod.finished_at else None,
+            }
             if not running:
                 st["state"] = {"waiting": {"reason": "ContainerCreating"}}
                 st["started"] = False
             elif behaviour.crashloop and pod.state != TERMINATING:
-                st["state"] = {"waiting": {"reason": "CrashLoopBackOff",
-                                           "message": f"back-off 10s restarting failed container={c['name']} "
-                                                      f"pod={pod.name}_{record.namespace}({record.uid})"}}
+                st["state"] = {
+                    "waiting": {
+                        "reason": "CrashLoopBackOff",
+                        "message": f"back-off 10s restarting failed container={c['name']} "
+                        f"pod={pod.name}_{record.namespace}({record.uid})",
+                    }
+                }
                 st["started"] = False
                 if pod.restart_count:
-                    st["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": started,
-                                                      "finishedAt": now_iso(),
-                                                      "containerID": record.last_container_id or record.container_id}}
+                    st["lastState"] = {
+                        "terminated": {
+                            "exitCode": 1,
+                            "reason": "Error",
+                            "startedAt": started,
+                            "finishedAt": now_iso(),
+                            "containerID": record.last_container_id or record.container_id,
+                        }
+                    }
             elif pod.down:
                 # killed, not restarted yet
                 st["state"] = {"terminated": {**exited, "containerID": record.container_id}}
@@ -416,10 +489,18 @@ class Workloads:
             if running:
                 st["containerID"] = record.container_id
             statuses.append(st)
-        status = {"observedGeneration": 1, "phase": "Running" if running else "Pending", "conditions": conditions,
-                  "hostIP": self.c.settings.host, "hostIPs": [{"ip": self.c.settings.host}],
-                  "podIP": pod.ip, "podIPs": [{"ip": pod.ip}], "startTime": created,
-                  "containerStatuses": statuses, "qosClass": "BestEffort"}
+        status = {
+            "observedGeneration": 1,
+            "phase": "Running" if running else "Pending",
+            "conditions": conditions,
+            "hostIP": self.c.settings.host,
+            "hostIPs": [{"ip": self.c.settings.host}],
+            "podIP": pod.ip,
+            "podIPs": [{"ip": pod.ip}],
+            "startTime": created,
+            "containerStatuses": statuses,
+            "qosClass": "BestEffort",
+        }
         if record.evicted:
             self._evicted_status(record, status)
         return status
@@ -430,12 +511,25 @@ class Workloads:
         phase Failed, reason Evicted, a DisruptionTarget condition, the containers killed."""
         now = now_iso()
         status.update(phase="Failed", reason=EVICTED, message=record.evicted)
-        conditions = [{"type": "DisruptionTarget", "status": "True", "lastProbeTime": None,
-                       "lastTransitionTime": now, "reason": "TerminationByKubelet", "message": record.evicted}]
+        conditions = [
+            {
+                "type": "DisruptionTarget",
+                "status": "True",
+                "lastProbeTime": None,
+                "lastTransitionTime": now,
+                "reason": "TerminationByKubelet",
+                "message": record.evicted,
+            }
+        ]
         for cond in status["conditions"]:
             if cond["type"] in ("Ready", "ContainersReady"):
-                cond = {"type": cond["type"], "status": "False", "lastProbeTime": None,
-                        "lastTransitionTime": record.ready_changed, "reason": "PodFailed"}
+                cond = {
+                    "type": cond["type"],
+                    "status": "False",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": record.ready_changed,
+                    "reason": "PodFailed",
+                }
             elif cond["type"] == "PodReadyToStartContainers":
                 cond = dict(cond, status="False")
             conditions.append(cond)
@@ -443,9 +537,19 @@ class Workloads:
         pod = record.pod
         for st in status["containerStatuses"]:
             started = iso(pod.started_at) if pod.started_at else None
-            st.update(ready=False, started=False, state={"terminated": {
-                "exitCode": 137, "reason": "Error", "startedAt": started, "finishedAt": now,
-                "containerID": record.container_id}})
+            st.update(
+                ready=False,
+                started=False,
+                state={
+                    "terminated": {
+                        "exitCode": 137,
+                        "reason": "Error",
+                        "startedAt": started,
+                        "finishedAt": now,
+                        "containerID": record.container_id,
+                    }
+                },
+            )
 
     # -- deployments --------------------------------------------------------------------
     def owned_replicasets(self, d: dict) -> list[dict]:
@@ -543,9 +647,12 @@ class Workloads:
             if target is not None:
                 self._scale_rs(d, target, replicas)
             return
-        if new_rs is not None and new_rs["spec"].get("replicas", 0) == replicas and \
-                (new_rs["metadata"].get("annotations") or {}).get(DESIRED) == str(replicas) and \
-                new_rs.get("status", {}).get("availableReplicas", 0) == replicas:
+        if (
+            new_rs is not None
+            and new_rs["spec"].get("replicas", 0) == replicas
+            and (new_rs["metadata"].get("annotations") or {}).get(DESIRED) == str(replicas)
+            and new_rs.get("status", {}).get("availableReplicas", 0) == replicas
+        ):
             for rs in active:
                 if rs is not new_rs:
                     self._scale_rs(d, rs, 0)  # the new one is saturated
@@ -610,17 +717,29 @@ class Workloads:
         revision = str(self._max_revision(all_rs) + 1)
         surge, _ = max_surge_unavailable(d)
         replicas = d["spec"]["replicas"]
-        annotations = {k: v for k, v in (d["metadata"].get("annotations") or {}).items()
-                       if k not in (LAST_APPLIED, REVISION)}
+        annotations = {
+            k: v for k, v in (d["metadata"].get("annotations") or {}).items() if k not in (LAST_APPLIED, REVISION)
+        }
         annotations.update({DESIRED: str(replicas), MAX_REPLICAS: str(replicas + surge), REVISION: revision})
         rs = {
-            "apiVersion": "apps/v1", "kind": "ReplicaSet",
-            "metadata": {"name": f"{d['metadata']['name']}-{h}", "namespace": d["metadata"]["namespace"],
-                         "uid": new_uid(), "generation": 1, "creationTimestamp": now_iso(),
-                         "labels": dict(template["metadata"]["labels"]), "annotations": annotations,
-                         "ownerReferences": [owner_ref(d, "Deployment", "apps/v1")]},
-            "spec": {"replicas": 0, "minReadySeconds": d["spec"].get("minReadySeconds", 0),
-                     "selector": selector, "template": template},
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": f"{d['metadata']['name']}-{h}",
+                "namespace": d["metadata"]["namespace"],
+                "uid": new_uid(),
+                "generation": 1,
+                "creationTimestamp": now_iso(),
+                "labels": dict(template["metadata"]["labels"]),
+                "annotations": annotations,
+                "ownerReferences": [owner_ref(d, "Deployment", "apps/v1")],
+            },
+            "spec": {
+                "replicas": 0,
+                "minReadySeconds": d["spec"].get("minReadySeconds", 0),
+                "selector": selector,
+                "template": template,
+            },
             "status": {"replicas": 0},
         }
         if not rs["spec"]["minReadySeconds"]:
@@ -633,8 +752,13 @@ class Workloads:
         created = self.c.store.create(R.REPLICASETS, rs)
         self._set_revision(d, revision)
         if d["spec"].get("progressDeadlineSeconds") is not None:
-            self._set_condition(d.setdefault("status", {}), "Progressing", "True", "NewReplicaSetCreated",
-                                f'Created new replica set "{created["metadata"]["name"]}"')
+            self._set_condition(
+                d.setdefault("status", {}),
+                "Progressing",
+                "True",
+                "NewReplicaSetCreated",
+                f'Created new replica set "{created["metadata"]["name"]}"',
+            )
         d["_dirty"] = True
         return created
 
@@ -649,10 +773,17 @@ class Workloads:
             updated["metadata"].setdefault("annotations", {})[REVISION] = revision
             self.c.store.update(R.REPLICASETS, updated)
         self._set_revision(d, revision)
-        if d["spec"].get("progressDeadlineSeconds") is not None and \
-                self._condition(d.setdefault("status", {}), "Progressing") is None:
-            self._set_condition(d["status"], "Progressing", "True", "FoundNewReplicaSet",
-                                f'Found new replica set "{new_rs["metadata"]["name"]}"')
+        if (
+            d["spec"].get("progressDeadlineSeconds") is not None
+            and self._condition(d.setdefault("status", {}), "Progressing") is None
+        ):
+            self._set_condition(
+                d["status"],
+                "Progressing",
+                "True",
+                "FoundNewReplicaSet",
+                f'Found new replica set "{new_rs["metadata"]["name"]}"',
+            )
             d["_dirty"] = True
 
     def _set_revision(self, d: dict, revision: str) -> None:
@@ -662,8 +793,9 @@ class Workloads:
             d["_dirty"] = True
 
     def _scale_rs(self, d: dict, rs: dict, replicas: int) -> dict:
-        if rs["spec"].get("replicas") == replicas and rs["metadata"].get("annotations", {}).get(DESIRED) == \
-                str(d["spec"]["replicas"]):
+        if rs["spec"].get("replicas") == replicas and rs["metadata"].get("annotations", {}).get(DESIRED) == str(
+            d["spec"]["replicas"]
+        ):
             return rs
         surge, _ = max_surge_unavailable(d)
         updated = copy.deepcopy(rs)
@@ -703,8 +835,10 @@ class Workloads:
             if target > new_replicas:
                 return  # scaled up: the old ones are looked at on the next sync
         new_rs = self.c.store.peek(R.REPLICASETS, new_rs["metadata"]["namespace"], new_rs["metadata"]["name"]) or new_rs
-        old_rss = [self.c.store.peek(R.REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"]) or rs
-                   for rs in old_rss]
+        old_rss = [
+            self.c.store.peek(R.REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"]) or rs
+            for rs in old_rss
+        ]
         old_count = sum(rs["spec"].get("replicas", 0) for rs in old_rss)
         if old_count == 0:
             return
@@ -726,8 +860,10 @@ class Workloads:
             down = min(max_scaled_down - scaled, spec_r - avail)
             self._scale_rs(d, rs, spec_r - down)
             scaled += down
-        old_rss = [self.c.store.peek(R.REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"]) or rs
-                   for rs in old_rss]
+        old_rss = [
+            self.c.store.peek(R.REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"]) or rs
+            for rs in old_rss
+        ]
         # then healthy ones, as far as availability allows (scaleDownOldReplicaSetsForRollingUpdate)
         available = sum(rs.get("status", {}).get("availableReplicas", 0) for rs in old_rss + [new_rs])
         if available <= min_available:
@@ -746,9 +882,14 @@ class Workloads:
 
     def _cleanup(self, d: dict, all_rs: list[dict], new_rs: dict) -> None:
         limit = d["spec"].get("revisionHistoryLimit", 10)
-        old = [rs for rs in all_rs if rs["metadata"]["uid"] != new_rs["metadata"]["uid"]
-               and not rs["spec"].get("replicas", 0) and not rs.get("status", {}).get("replicas", 0)
-               and not rs["metadata"].get("deletionTimestamp")]
+        old = [
+            rs
+            for rs in all_rs
+            if rs["metadata"]["uid"] != new_rs["metadata"]["uid"]
+            and not rs["spec"].get("replicas", 0)
+            and not rs.get("status", {}).get("replicas", 0)
+            and not rs["metadata"].get("deletionTimestamp")
+        ]
         excess = len(old) - limit
         if excess <= 0:
             return
@@ -764,14 +905,21 @@ class Workloads:
         return next((c for c in status.get("conditions") or [] if c["type"] == ctype), None)
 
     @staticmethod
-    def _set_condition(status: dict, ctype: str, cstatus: str, reason: str, message: str,
-                       keep_transition: str | None = None) -> None:
+    def _set_condition(
+        status: dict, ctype: str, cstatus: str, reason: str, message: str, keep_transition: str | None = None
+    ) -> None:
         now = now_iso()
         current = Workloads._condition(status, ctype)
         if current is not None and current["status"] == cstatus and current["reason"] == reason:
             return
-        cond = {"type": ctype, "status": cstatus, "lastUpdateTime": now, "lastTransitionTime": now,
-                "reason": reason, "message": message}
+        cond = {
+            "type": ctype,
+            "status": cstatus,
+            "lastUpdateTime": now,
+            "lastTransitionTime": now,
+            "reason": reason,
+            "message": message,
+        }
         if current is not None and current["status"] == cstatus:
             cond["lastTransitionTime"] = current["lastTransitionTime"]
         status["conditions"] = [c for c in status.get("conditions") or [] if c["type"] != ctype] + [cond]
@@ -795,37 +943,64 @@ class Workloads:
         if old_status.get("collisionCount"):
             status["collisionCount"] = old_status["collisionCount"]
         if available >= replicas - unavailable_budget:
-            self._set_condition(status, "Available", "True", "MinimumReplicasAvailable",
-                                "Deployment has minimum availability.")
+            self._set_condition(
+                status, "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability."
+            )
         else:
-            self._set_condition(status, "Available", "False", "MinimumReplicasUnavailable",
-                                "Deployment does not have minimum availability.")
+            self._set_condition(
+                status,
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+            )
         deadline = d["spec"].get("progressDeadlineSeconds")
         current = self._condition(old_status, "Progressing")
         rs_name = new_rs["metadata"]["name"] if new_rs else None
-        complete = (status["updatedReplicas"] == replicas and status["replicas"] == replicas
-                    and status["availableReplicas"] == replicas
-                    and status["observedGeneration"] >= d["metadata"].get("generation", 1))
-        is_complete_deployment = (status["replicas"] == status["updatedReplicas"] and current is not None
-                                  and current["reason"] == "NewReplicaSetAvailable")
+        complete = (
+            status["updatedReplicas"] == replicas
+            and status["replicas"] == replicas
+            and status["availableReplicas"] == replicas
+            and status["observedGeneration"] >= d["metadata"].get("generation", 1)
+        )
+        is_complete_deployment = (
+            status["replicas"] == status["updatedReplicas"]
+            and current is not None
+            and current["reason"] == "NewReplicaSetAvailable"
+        )
         if deadline is None:
             status["conditions"] = [c for c in status["conditions"] if c["type"] != "Progressing"]
         elif progress and not is_complete_deployment:
             old_old = old_status.get("replicas", 0) - old_status.get("updatedReplicas", 0)
             new_old = status["replicas"] - status["updatedReplicas"]
-            progressing = (status["updatedReplicas"] > old_status.get("updatedReplicas", 0) or new_old < old_old
-                           or status["readyReplicas"] > old_status.get("readyReplicas", 0)
-                           or status["availableReplicas"] > old_status.get("availableReplicas", 0))
+            progressing = (
+                status["updatedReplicas"] > old_status.get("updatedReplicas", 0)
+                or new_old < old_old
+                or status["readyReplicas"] > old_status.get("readyReplicas", 0)
+                or status["availableReplicas"] > old_status.get("availableReplicas", 0)
+            )
             if complete:
-                self._set_condition(status, "Progressing", "True", "NewReplicaSetAvailable",
-                                    f'ReplicaSet "{rs_name}" has successfully progressed.' if rs_name else
-                                    f'Deployment "{d["metadata"]["name"]}" has successfully progressed.')
+                self._set_condition(
+                    status,
+                    "Progressing",
+                    "True",
+                    "NewReplicaSetAvailable",
+                    f'ReplicaSet "{rs_name}" has successfully progressed.'
+                    if rs_name
+                    else f'Deployment "{d["metadata"]["name"]}" has successfully progressed.',
+                )
             elif progressing:
                 now = now_iso()
-                cond = {"type": "Progressing", "status": "True", "lastUpdateTime": now, "lastTransitionTime": now,
-                        "reason": "ReplicaSetUpdated",
-                        "message": f'ReplicaSet "{rs_name}" is progressing.' if rs_name else
-                                   f'Deployment "{d["metadata"]["name"]}" is progressing.'}
+                cond = {
+                    "type": "Progressing",
+                    "status": "True",
+                    "lastUpdateTime": now,
+                    "lastTransitionTime": now,
+                    "reason": "ReplicaSetUpdated",
+                    "message": f'ReplicaSet "{rs_name}" is progressing.'
+                    if rs_name
+                    else f'Deployment "{d["metadata"]["name"]}" is progressing.',
+                }
                 prog = self._condition(status, "Progressing")
                 if prog is not None and prog["status"] == "True":
                     cond["lastTransitionTime"] = prog["lastTransitionTime"]
@@ -836,13 +1011,20 @@ class Workloads:
                     if prog["reason"] != "ProgressDeadlineExceeded":
                         due = parse_iso(prog["lastUpdateTime"]) + deadline
                         if due < time.time():
-                            self._set_condition(status, "Progressing", "False", "ProgressDeadlineExceeded",
-                                                f'ReplicaSet "{rs_name}" has timed out progressing.' if rs_name else
-                                                f'Deployment "{d["metadata"]["name"]}" has timed out progressing.')
+                            self._set_condition(
+                                status,
+                                "Progressing",
+                                "False",
+                                "ProgressDeadlineExceeded",
+                                f'ReplicaSet "{rs_name}" has timed out progressing.'
+                                if rs_name
+                                else f'Deployment "{d["metadata"]["name"]}" has timed out progressing.',
+                            )
                         else:
                             # requeue when the deadline passes (timestamps have 1 s resolution)
-                            self.c.deployments.later((d["metadata"]["namespace"], d["metadata"]["name"]),
-                                                     due - time.time() + 1.0)
+                            self.c.deployments.later(
+                                (d["metadata"]["namespace"], d["metadata"]["name"]), due - time.time() + 1.0
+                            )
         d["status"] = _drop_zeros(status)
         d.pop("_dirty", None)
         self.c.store.update(R.DEPLOYMENTS, d)

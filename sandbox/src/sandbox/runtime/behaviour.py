@@ -40,7 +40,7 @@ class Behaviour:
     stop_delay: float = 0.0
 
     @classmethod
-    def parse(cls, spec: str, default_ready_after: float = 1.0) -> "Behaviour":
+    def parse(cls, spec: str, default_ready_after: float = 1.0) -> Behaviour:
         """Read the behaviour keywords out of an image tag (or a bare keyword string)."""
         values: dict = {"ready_after": default_ready_after}
         for field, pattern in _PATTERNS.items():
@@ -51,10 +51,10 @@ class Behaviour:
         return cls(**values)
 
     @classmethod
-    def from_image(cls, image: str, default_ready_after: float = 1.0) -> "Behaviour":
+    def from_image(cls, image: str, default_ready_after: float = 1.0) -> Behaviour:
         return cls.parse(image_tag(image), default_ready_after)
 
-    def with_defaults(self, **changes) -> "Behaviour":
+    def with_defaults(self, **changes) -> Behaviour:
         return replace(self, **changes)
 
 

@@ -22,8 +22,9 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from .behaviour import Behaviour
 
@@ -61,8 +62,9 @@ DEFAULT_PORT = 8080
 
 
 class Pod:
-    def __init__(self, runtime: "Runtime", name: str, spec: PodSpec, on_change: Callable[["Pod"], None],
-                 ip: str = "127.0.0.1"):
+    def __init__(
+        self, runtime: Runtime, name: str, spec: PodSpec, on_change: Callable[[Pod], None], ip: str = "127.0.0.1"
+    ):
         self.runtime = runtime
         self.name = name
         self.spec = spec
@@ -90,8 +92,8 @@ class Pod:
         self.last_exit_code: int | None = None
         self.last_started_at: float | None = None
         self.finished_at: float | None = None
-        self.down_until: float | None = None     # killed: dead until the kubelet restarts it
-        self._warming = False                    # restarted after a kill, not ready yet: 503
+        self.down_until: float | None = None  # killed: dead until the kubelet restarts it
+        self._warming = False  # restarted after a kill, not ready yet: 503
         self.unready_until: float | None = None  # readiness held failing until then
 
     # -- identity -------------------------------------------------------------------
@@ -294,7 +296,7 @@ class Pod:
         self._wake.clear()
         try:
             await asyncio.wait_for(self._wake.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     # -- HTTP -----------------------------------------------------------------------
@@ -317,7 +319,9 @@ class Pod:
             if self._failing or self.behaviour.crashloop or self.held_unready or self._warming:
                 status, body = "503 Service Unavailable", {"error": "unhealthy", **self.answer()}
             elif path.startswith("/healthz"):
-                status, body = ("200 OK", {"ready": True}) if self.ready else ("503 Service Unavailable", {"ready": False})
+                status, body = (
+                    ("200 OK", {"ready": True}) if self.ready else ("503 Service Unavailable", {"ready": False})
+                )
             else:
                 status, body = "200 OK", self.answer()
             payload = json.dumps(body).encode()
@@ -327,7 +331,7 @@ class Pod:
             ).encode()
             writer.write(headers + (b"" if method == "HEAD" else payload))
             await writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             pass
         finally:
             writer.close()

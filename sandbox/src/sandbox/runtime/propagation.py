@@ -19,13 +19,13 @@ from __future__ import annotations
 import collections
 import copy
 import time
-from typing import Hashable
+from collections.abc import Hashable
 
 
 class Propagation:
     def __init__(self, delay: float = 0.0):
         self.delay = delay
-        self._routed: dict[Hashable, dict | None] = {}                       # what the proxies apply now
+        self._routed: dict[Hashable, dict | None] = {}  # what the proxies apply now
         self._pending: dict[Hashable, collections.deque[tuple[float, dict | None]]] = {}
 
     def created(self, key: Hashable, selector: dict | None) -> None:

@@ -18,7 +18,7 @@ import ipaddress
 import itertools
 import logging
 import threading
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from ..audit import Audit
 from ..faults import Faults
@@ -45,13 +45,14 @@ class PodFaultError(Exception):
 class PodGroup:
     """A desired number of pods from one spec; scales up and down like a ReplicaSet."""
 
-    def __init__(self, runtime: "Runtime", key: str, spec: PodSpec, name_pod: Callable[[int], str],
-                 on_change: PodListener):
+    def __init__(
+        self, runtime: Runtime, key: str, spec: PodSpec, name_pod: Callable[[int], str], on_change: PodListener
+    ):
         self.runtime = runtime
         self.key = key
         self.spec = spec
         self.replicas = 0
-        self.pods: list[Pod] = []        # live pods (not yet asked to terminate)
+        self.pods: list[Pod] = []  # live pods (not yet asked to terminate)
         self.terminating: list[Pod] = []  # asked to stop, not yet gone
         self._name_pod = name_pod
         self._on_change = on_change
@@ -61,8 +62,13 @@ class PodGroup:
         self.replicas = max(0, replicas)
         while len(self.pods) < self.replicas:
             self._index += 1
-            pod = Pod(self.runtime, self._name_pod(self._index), self.spec, self._pod_changed,
-                      ip=self.runtime.allocate_pod_ip())
+            pod = Pod(
+                self.runtime,
+                self._name_pod(self._index),
+                self.spec,
+                self._pod_changed,
+                ip=self.runtime.allocate_pod_ip(),
+            )
             self.pods.append(pod)
             self.runtime._register(pod)
             pod.start()
@@ -98,8 +104,9 @@ class PodGroup:
 
 
 class Runtime:
-    def __init__(self, default_ready_after: float = 1.0, pod_network: str = "127.10.0.0/16",
-                 propagation_delay: float = 0.0):
+    def __init__(
+        self, default_ready_after: float = 1.0, pod_network: str = "127.10.0.0/16", propagation_delay: float = 0.0
+    ):
         self.default_ready_after = default_ready_after
         self._pod_ips = IpPool(pod_network)
         self.groups: dict[str, PodGroup] = {}
