@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # pytest workers; the suite's slow parts wait on sandbox timers, so two cores run 4 well.
 WORKERS ?= 4
 
-.PHONY: install test test-fast demo sandbox bench chaos clean
+.PHONY: install lint format test test-fast demo sandbox bench chaos clean
 
 install: $(STAMP)
 
@@ -21,7 +21,19 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml sandbox/pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e . -e sandbox
 	@touch $@
 
-test: install
+# ruff (lint and format check) and mypy, configured in pyproject.toml; make test runs it first.
+LINTED := plugins dags deploy tests sandbox chaos demo benchmarks
+lint: install
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
+
+# Rewrites what ruff can fix by itself (imports, format); review the diff.
+format: install
+	$(BIN)/ruff check --fix $(LINTED)
+	$(BIN)/ruff format $(LINTED)
+
+test: install lint
 	$(BIN)/python -m pytest -n $(WORKERS)
 
 # Unit tests only (no sandbox, no Airflow run): a few seconds.

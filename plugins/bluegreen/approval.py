@@ -19,17 +19,23 @@ class ReleaseApprovalOperator(ApprovalOperator, ReleaseStepOperator):
 
     ui_color = "#fff4cc"
 
-    def __init__(self, *, app: dict, approval_timeout: float | None = None, approval_default: str = "Reject",
-                 **kwargs):
-        super().__init__(app=app, subject="Approve the switch?", fail_on_reject=True, defaults=[approval_default],
-                         response_timeout=datetime.timedelta(seconds=approval_timeout) if approval_timeout else None,
-                         **kwargs)
+    def __init__(self, *, app: dict, approval_timeout: float | None = None, approval_default: str = "Reject", **kwargs):
+        super().__init__(
+            app=app,
+            subject="Approve the switch?",
+            fail_on_reject=True,
+            defaults=[approval_default],
+            response_timeout=datetime.timedelta(seconds=approval_timeout) if approval_timeout else None,
+            **kwargs,
+        )
 
     def execute(self, context):
         if not (context.get("params") or {}).get("approval"):
             self.log.info("no approval asked for this run: going on to the switch")
             return None
         plan = self.plan_of(context)
+        if plan is None:
+            self.fail(context, "no release plan in this run (the plan task pushed none): nothing to approve")
         release = self.release(context)
         try:
             # Nothing renews the lock while a task awaits input: start the wait with a whole
@@ -47,6 +53,8 @@ class ReleaseApprovalOperator(ApprovalOperator, ReleaseStepOperator):
             result = super().execute_complete(context, event)
         except HITLRejectException:
             plan = self.plan_of(context)
+            if plan is None:
+                self.fail(context, f"the switch was rejected by {who}")
             self.fail(context, f"the switch to {plan.new_color} ({plan.image}) was rejected by {who}")
         self.log.info("the switch was approved by %s", who)
         return result

@@ -30,35 +30,71 @@ def release_params(app: AppConfig) -> dict:
     from airflow.sdk import Param
 
     scheduled = bool(app.windows)
-    image_doc = ("The image to release, e.g. registry.example.com/team/app:1.4.2. "
-                 + ("Leave empty to release the pending version a build pipeline set in the Airflow Variable "
-                    f"{app.pending_variable}." if scheduled else "Required."))
+    image_doc = "The image to release, e.g. registry.example.com/team/app:1.4.2. " + (
+        "Leave empty to release the pending version a build pipeline set in the Airflow Variable "
+        f"{app.pending_variable}."
+        if scheduled
+        else "Required."
+    )
     # With windows, an empty image means the pending version (what scheduled runs release).
-    image = Param(None if scheduled else app.default_image, type=["null", "string"] if scheduled else "string",
-                  pattern=IMAGE_PATTERN, minLength=1, title="Image", description=image_doc,
-                  section="Release")
+    image = Param(
+        None if scheduled else app.default_image,
+        type=["null", "string"] if scheduled else "string",
+        pattern=IMAGE_PATTERN,
+        minLength=1,
+        title="Image",
+        description=image_doc,
+        section="Release",
+    )
     if not scheduled and app.default_image is None:
-        image = Param(type="string", pattern=IMAGE_PATTERN, minLength=1, title="Image", description=image_doc,
-                      section="Release")
+        image = Param(
+            type="string", pattern=IMAGE_PATTERN, minLength=1, title="Image", description=image_doc, section="Release"
+        )
     return {
         "image": image,
-        "replicas": Param(app.replicas, type="integer", minimum=1, maximum=1000, title="Replicas",
-                          description=f"How many replicas the new color runs (the app's default is {app.replicas}).",
-                          section="Release"),
-        "soak": Param(format_duration(app.soak), type="string", pattern=DURATION_PATTERN, title="Soak",
-                      description="How long the new color must stay healthy under real traffic before the old "
-                                  "one is removed, e.g. 90s, 10m, 1h30m. Until then, rolling back is one "
-                                  "selector switch.", section="Release"),
-        "approval": Param(app.approval, type="boolean", title="Require approval before the switch",
-                          description="Pause after the new color is ready until a person approves the switch "
-                                      "(Browse > Required Actions).", section="Release"),
-        "reason": Param("", type="string", title="Reason",
-                        description="Why this release (a ticket, a change summary). It goes into the run's note.",
-                        section="Release"),
-        "restore_previous": Param(False, type="boolean", title="Roll back to the previous release",
-                                  description="Ignore Image: re-deploy the release that was live before the last "
-                                              "one (its image and manifest are recorded on the Service), for when "
-                                              "its color is already gone.", section="Rollback"),
+        "replicas": Param(
+            app.replicas,
+            type="integer",
+            minimum=1,
+            maximum=1000,
+            title="Replicas",
+            description=f"How many replicas the new color runs (the app's default is {app.replicas}).",
+            section="Release",
+        ),
+        "soak": Param(
+            format_duration(app.soak),
+            type="string",
+            pattern=DURATION_PATTERN,
+            title="Soak",
+            description="How long the new color must stay healthy under real traffic before the old "
+            "one is removed, e.g. 90s, 10m, 1h30m. Until then, rolling back is one "
+            "selector switch.",
+            section="Release",
+        ),
+        "approval": Param(
+            app.approval,
+            type="boolean",
+            title="Require approval before the switch",
+            description="Pause after the new color is ready until a person approves the switch "
+            "(Browse > Required Actions).",
+            section="Release",
+        ),
+        "reason": Param(
+            "",
+            type="string",
+            title="Reason",
+            description="Why this release (a ticket, a change summary). It goes into the run's note.",
+            section="Release",
+        ),
+        "restore_previous": Param(
+            False,
+            type="boolean",
+            title="Roll back to the previous release",
+            description="Ignore Image: re-deploy the release that was live before the last "
+            "one (its image and manifest are recorded on the Service), for when "
+            "its color is already gone.",
+            section="Rollback",
+        ),
     }
 
 
@@ -66,8 +102,14 @@ def release_dag(app: AppConfig):
     from airflow.sdk import DAG, TriggerRule, chain
 
     from .approval import ReleaseApprovalOperator
-    from .operators import (DeployNewColorOperator, FinishReleaseOperator, PlanReleaseOperator,
-                            RetireOldColorOperator, RollbackOperator, SwitchTrafficOperator)
+    from .operators import (
+        DeployNewColorOperator,
+        FinishReleaseOperator,
+        PlanReleaseOperator,
+        RetireOldColorOperator,
+        RollbackOperator,
+        SwitchTrafficOperator,
+    )
     from .sensors import SoakSensor, WaitForReadySensor, WaitForWindowSensor
 
     spec = app.to_json()
@@ -78,11 +120,11 @@ def release_dag(app: AppConfig):
         schedule = ReleaseWindowTimetable(app.windows, app.freeze_dates)
     dag = DAG(
         dag_id=app.dag_id,
-        description=app.description or f"Blue-green release of {app.name} ({app.platform}, {app.namespace}/"
-                                       f"{app.service})",
+        description=app.description
+        or f"Blue-green release of {app.name} ({app.platform}, {app.namespace}/{app.service})",
         doc_md=_doc(app),
         schedule=schedule,
-        start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+        start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
         catchup=False,
         max_active_runs=1,
         params=release_params(app),
@@ -90,26 +132,38 @@ def release_dag(app: AppConfig):
         tags=["bluegreen", app.platform, app.name],
         # A step that raises a ReleaseError (a refusal) fails at once; anything else (an API that
         # kept failing past the step's budget, a crashed worker) is retried: every step converges.
-        default_args={"retries": app.retries, "retry_delay": dt.timedelta(seconds=5),
-                      "retry_exponential_backoff": 2.0, "max_retry_delay": dt.timedelta(minutes=5)},
+        default_args={
+            "retries": app.retries,
+            "retry_delay": dt.timedelta(seconds=5),
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": dt.timedelta(minutes=5),
+        },
     )
     with dag:
         window = [WaitForWindowSensor(task_id="wait_for_window", app=spec)] if app.windows else []
         plan = PlanReleaseOperator(task_id="plan", app=spec)
         deploy = DeployNewColorOperator(task_id="deploy_new_color", app=spec)
         ready = WaitForReadySensor(task_id="wait_until_ready", app=spec)
-        approve = ReleaseApprovalOperator(task_id="approve", app=spec,
-                                          approval_timeout=app.effective_approval_timeout,
-                                          approval_default=app.approval_default)
+        approve = ReleaseApprovalOperator(
+            task_id="approve",
+            app=spec,
+            approval_timeout=app.effective_approval_timeout,
+            approval_default=app.approval_default,
+        )
         switch = SwitchTrafficOperator(task_id="switch_traffic", app=spec)
         soak = SoakSensor(task_id="soak", app=spec)
         retire = RetireOldColorOperator(task_id="retire_old_color", app=spec)
         finish = FinishReleaseOperator(task_id="finish", app=spec)
         guarded = [deploy, ready, approve, switch, soak]
-        rollback = RollbackOperator(task_id="rollback", app=spec, trigger_rule=TriggerRule.ONE_FAILED,
-                                    watched_tasks=[t.task_id for t in guarded], retries=app.rollback_retries,
-                                    # the safety path: tried again soon (5 s, 10 s, ... at most a minute apart)
-                                    max_retry_delay=dt.timedelta(minutes=1))
+        rollback = RollbackOperator(
+            task_id="rollback",
+            app=spec,
+            trigger_rule=TriggerRule.ONE_FAILED,
+            watched_tasks=[t.task_id for t in guarded],
+            retries=app.rollback_retries,
+            # the safety path: tried again soon (5 s, 10 s, ... at most a minute apart)
+            max_retry_delay=dt.timedelta(minutes=1),
+        )
         chain(*window, plan, deploy, ready, approve, switch, soak, retire, finish)
         for task in guarded:
             task >> rollback
@@ -146,7 +200,9 @@ def load_release_dags(apps_dir: Path) -> dict:
     (DagBag.process_file), so each broken config gets a placeholder DAG that raises
     its ConfigError (file, field, value) there.
     """
-    dags, sources, errors = {}, {}, []
+    dags: dict = {}
+    sources: dict[str, str] = {}
+    errors: list = []
     for path in sorted(Path(apps_dir).glob("*.yaml")):
         try:
             app = load_app(path)

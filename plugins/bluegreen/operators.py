@@ -12,7 +12,8 @@ and a crash is retried rather than rolled back.
 from __future__ import annotations
 
 import datetime
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
@@ -54,7 +55,7 @@ class ReleaseStepOperator(BaseOperator):
         data = context["ti"].xcom_pull(task_ids=PLAN_TASK)
         return Plan.from_json(data) if data else None
 
-    def fail(self, context, message: str):
+    def fail(self, context, message: str) -> NoReturn:
         context["ti"].xcom_push(key=FAILURE_KEY, value=message)
         raise AirflowFailException(message)
 
@@ -87,10 +88,16 @@ class PlanReleaseOperator(ReleaseStepOperator):
     template_fields: Sequence[str] = ("image", "replicas", "soak", "restore_previous")
     ui_color = "#fdf3d8"
 
-    def __init__(self, *, image: Any = "{{ params.image }}", replicas: Any = "{{ params.replicas }}",
-                 soak: Any = "{{ params.soak }}", restore_previous: Any = "{{ params.restore_previous }}",
-                 skip_if_live: bool = False,
-                 **kwargs):
+    def __init__(
+        self,
+        *,
+        image: Any = "{{ params.image }}",
+        replicas: Any = "{{ params.replicas }}",
+        soak: Any = "{{ params.soak }}",
+        restore_previous: Any = "{{ params.restore_previous }}",
+        skip_if_live: bool = False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.image, self.replicas, self.soak = image, replicas, soak
         self.restore_previous, self.skip_if_live = restore_previous, skip_if_live
@@ -140,8 +147,13 @@ class PlanReleaseOperator(ReleaseStepOperator):
             self.image = pending
         try:
             image, replicas, soak = self.inputs()
-            plan = release.plan(image, replicas, soak, skip_if_live=self.skip_if_live or bool(pending),
-                                restore_previous=self._restoring())
+            plan = release.plan(
+                image,
+                replicas,
+                soak,
+                skip_if_live=self.skip_if_live or bool(pending),
+                restore_previous=self._restoring(),
+            )
         except ReleaseError as e:
             self.fail(context, str(e))
         if plan.noop_reason:
@@ -171,7 +183,7 @@ class SwitchTrafficOperator(ReleaseStepOperator):
         from .apps.windows import schedule_of
 
         schedule = schedule_of(release.app)
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         switched = release.serving_color() == plan.new_color
         if schedule is not None and schedule.open_window(now) is None and not switched:
             next_open = schedule.next_open(now)
@@ -179,10 +191,17 @@ class SwitchTrafficOperator(ReleaseStepOperator):
                 from .triggers import HoldUntilTrigger
 
                 self.log.info("outside the release windows: waiting for the next one, at %s", next_open.isoformat())
-                self.defer(trigger=HoldUntilTrigger(release.app.to_json(), plan.to_json(), release.run_id,
-                                                    moment=next_open.timestamp()), method_name="resume")
-            self.fail(context, f"the release window closed before the switch (next window opens at "
-                               f"{next_open.isoformat() if next_open else 'never'}); rolling back")
+                self.defer(
+                    trigger=HoldUntilTrigger(
+                        release.app.to_json(), plan.to_json(), release.run_id, moment=next_open.timestamp()
+                    ),
+                    method_name="resume",
+                )
+            self.fail(
+                context,
+                f"the release window closed before the switch (next window opens at "
+                f"{next_open.isoformat() if next_open else 'never'}); rolling back",
+            )
         release.switch(plan)
 
     def resume(self, context, event=None):
@@ -248,11 +267,15 @@ class RollbackOperator(ReleaseStepOperator):
             ti = context["ti"]
             if ti.try_number <= ti.max_tries:
                 # Every rollback step converges: try again (with backoff) until the budget runs out.
-                raise AirflowException(f"rollback did not finish ({type(e).__name__}: {e}); it is tried again "
-                                       f"(attempt {ti.try_number} of {ti.max_tries + 1})") from e
-            message = (f"rollback failed after {ti.try_number} attempts: {type(e).__name__}: {e}.  Now: "
-                       f"{release.situation(plan)}.  To finish by hand: {release.finish_by_hand(plan)}; or clear "
-                       "this task to try again")
+                raise AirflowException(
+                    f"rollback did not finish ({type(e).__name__}: {e}); it is tried again "
+                    f"(attempt {ti.try_number} of {ti.max_tries + 1})"
+                ) from e
+            message = (
+                f"rollback failed after {ti.try_number} attempts: {type(e).__name__}: {e}.  Now: "
+                f"{release.situation(plan)}.  To finish by hand: {release.finish_by_hand(plan)}; or clear "
+                "this task to try again"
+            )
             self.note(context, plan, f"ROLLBACK FAILED: {message}")
             self.fail(context, message)
         self.log.error(summary)

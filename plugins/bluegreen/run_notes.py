@@ -9,8 +9,9 @@ note is skipped with a log line; the release itself never fails over its note.
 
 from __future__ import annotations
 
-import logging
 from urllib.parse import quote
+
+from .release.model import Log
 
 CONN_ID = "bluegreen_airflow_api"
 
@@ -21,7 +22,7 @@ def release_note(app: str, plan, outcome: str, reason: str = "") -> str:
     return f"{text}\nReason: {reason}" if reason else text
 
 
-def set_run_note(dag_id: str, run_id: str, note: str, log: logging.Logger, conn_id: str = CONN_ID) -> bool:
+def set_run_note(dag_id: str, run_id: str, note: str, log: Log, conn_id: str = CONN_ID) -> bool:
     import requests
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
@@ -35,12 +36,17 @@ def set_run_note(dag_id: str, run_id: str, note: str, log: logging.Logger, conn_
     if "://" not in base:
         base = f"{conn.schema or 'http'}://{base}" + (f":{conn.port}" if conn.port else "")
     try:
-        token = requests.post(f"{base}/auth/token", json={"username": conn.login, "password": conn.password},
-                              timeout=10)
+        token = requests.post(
+            f"{base}/auth/token", json={"username": conn.login, "password": conn.password}, timeout=10
+        )
         token.raise_for_status()
-        resp = requests.patch(f"{base}/api/v2/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}", json={"note": note},
-                              params={"update_mask": "note"}, timeout=10,
-                              headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+        resp = requests.patch(
+            f"{base}/api/v2/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}",
+            json={"note": note},
+            params={"update_mask": "note"},
+            timeout=10,
+            headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+        )
         resp.raise_for_status()
     except (requests.RequestException, KeyError, ValueError) as e:
         log.warning("run note not written (%s): %s", type(e).__name__, note.splitlines()[0])

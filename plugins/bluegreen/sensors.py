@@ -20,7 +20,6 @@ from .operators import PLAN_TASK, ReleaseStepOperator
 from .release.health import FAILED, ReadinessJudge, Verdict
 from .release.model import Plan, ReleaseError
 
-
 # A deferred task that resumes too soon can be failed by Airflow 3.3's scheduler: the stale
 # "success" of the worker that exited on defer() is drained after the resumed attempt is
 # already running, and taken for an external kill (apache/airflow#72716, open against 3.3.1
@@ -124,14 +123,23 @@ class WaitForReadySensor(_ReleaseSensor):
     def execute(self, context) -> None:
         release, plan = self._start(context)
         app = release.app
-        self._judge = ReadinessJudge(app.deployment_name(plan.new_color), time.time() + app.readiness_timeout,
-                                     app.readiness_timeout)
+        self._judge = ReadinessJudge(
+            app.deployment_name(plan.new_color), time.time() + app.readiness_timeout, app.readiness_timeout
+        )
         self._next_keep = 0.0
         from .triggers import ReadinessTrigger
 
-        return self.wait(context, lambda not_before: ReadinessTrigger(
-            app.to_json(), plan.to_json(), context["run_id"], self._judge.deadline, app.readiness_timeout,
-            not_before=not_before))
+        return self.wait(
+            context,
+            lambda not_before: ReadinessTrigger(
+                app.to_json(),
+                plan.to_json(),
+                context["run_id"],
+                self._judge.deadline,
+                app.readiness_timeout,
+                not_before=not_before,
+            ),
+        )
 
     def judge_once(self, context) -> Verdict:
         from .triggers import keep_every
@@ -159,13 +167,20 @@ class SoakSensor(_ReleaseSensor):
         except ReleaseError as e:
             self.fail(context, str(e))
         left = max(0.0, self._judge.ends_at - time.time())
-        self.log.info("soaking %s for %s more (of %s; %s)", app.deployment_name(plan.new_color), format_duration(left),
-                      format_duration(plan.soak_seconds), status.progress)
+        self.log.info(
+            "soaking %s for %s more (of %s; %s)",
+            app.deployment_name(plan.new_color),
+            format_duration(left),
+            format_duration(plan.soak_seconds),
+            status.progress,
+        )
         self.interval_here = app.check_interval  # the soak reads the Service and runs its HTTP check this often
         from .triggers import SoakTrigger
 
-        return self.wait(context, lambda not_before: SoakTrigger(app.to_json(), plan.to_json(), context["run_id"],
-                                                                 not_before=not_before))
+        return self.wait(
+            context,
+            lambda not_before: SoakTrigger(app.to_json(), plan.to_json(), context["run_id"], not_before=not_before),
+        )
 
     def judge_once(self, context) -> Verdict:
         plan = self._context_plan(context)
@@ -204,16 +219,19 @@ class WaitForWindowSensor(BaseSensorOperator):
 
         app = AppConfig.from_json(self.app)
         schedule = schedule_of(app)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         current = schedule.open_window(now) if schedule else (now, now)
         if current is not None:
             self.log.info("inside a release window (it closes at %s)", current[1].isoformat())
             return
+        assert schedule is not None  # without a schedule every moment is inside a window (above)
         next_open = schedule.next_open(now)
         when = next_open.isoformat() if next_open else "never (freeze dates)"
         if app.outside_window == "refuse" or next_open is None:
-            raise AirflowFailException(f"refused: outside {app.name}'s release windows (the next one opens at {when}); "
-                                       "trigger the release again inside a window")
+            raise AirflowFailException(
+                f"refused: outside {app.name}'s release windows (the next one opens at {when}); "
+                "trigger the release again inside a window"
+            )
         from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
         self.log.info("outside the release windows: waiting until the next one opens, at %s", when)

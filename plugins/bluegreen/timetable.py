@@ -18,7 +18,7 @@ from .apps.windows import Schedule, Window
 def _pendulum(moment: dt.datetime):
     import pendulum
 
-    return pendulum.instance(moment.astimezone(dt.timezone.utc))
+    return pendulum.instance(moment.astimezone(dt.UTC))
 
 
 class ReleaseWindowTimetable(Timetable):
@@ -28,11 +28,13 @@ class ReleaseWindowTimetable(Timetable):
 
     # -- (de)serialization --------------------------------------------------------------
     def serialize(self) -> dict[str, Any]:
-        return {"windows": [w.to_json() for w in self.schedule.windows],
-                "freeze_dates": list(self.schedule.freeze_dates)}
+        return {
+            "windows": [w.to_json() for w in self.schedule.windows],
+            "freeze_dates": list(self.schedule.freeze_dates),
+        }
 
     @classmethod
-    def deserialize(cls, data: dict[str, Any]) -> "ReleaseWindowTimetable":
+    def deserialize(cls, data: dict[str, Any]) -> ReleaseWindowTimetable:
         return cls(data["windows"], data.get("freeze_dates", ()))
 
     @property
@@ -43,9 +45,10 @@ class ReleaseWindowTimetable(Timetable):
     def infer_manual_data_interval(self, *, run_after) -> DataInterval:
         return DataInterval.exact(run_after)
 
-    def next_dagrun_info(self, *, last_automated_data_interval: DataInterval | None,
-                         restriction: TimeRestriction) -> DagRunInfo | None:
-        now = dt.datetime.now(dt.timezone.utc)
+    def next_dagrun_info(
+        self, *, last_automated_data_interval: DataInterval | None, restriction: TimeRestriction
+    ) -> DagRunInfo | None:
+        now = dt.datetime.now(dt.UTC)
         after = last_automated_data_interval.end if last_automated_data_interval else None
         if restriction.earliest is not None and (after is None or restriction.earliest > after):
             earliest = restriction.earliest

@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -62,9 +63,11 @@ def release_for(app: dict, run_id: str):
     reference = app_reference(app)
     config = load_app(reference["source"])
     if config_digest(config.to_json()) != reference["digest"]:
-        raise ReleaseError(f"{reference['source']}: the app config of {reference['name']} changed while this release "
-                           "was running; the release goes on only with the config it started with: put the file "
-                           "back as it was and clear this task, or mark it failed to roll back")
+        raise ReleaseError(
+            f"{reference['source']}: the app config of {reference['name']} changed while this release "
+            "was running; the release goes on only with the config it started with: put the file "
+            "back as it was and clear this task, or mark it failed to roll back"
+        )
     return Release(config, platform_for(config), run_id)
 
 
@@ -81,7 +84,7 @@ class Observations:
     """The latest observation of a color from the platform's watch, awaited with a timeout: a
     watch that hangs (an API server that accepts and never answers) never stalls a judge."""
 
-    def __init__(self, watch: AsyncIterator[ColorStatus]):
+    def __init__(self, watch: AsyncGenerator[ColorStatus, None]):
         self._watch = watch
         self._latest: ColorStatus | None = None
         self._error: BaseException | None = None
@@ -89,7 +92,7 @@ class Observations:
         self._task: asyncio.Task | None = None
         self._stopping = False
 
-    async def __aenter__(self) -> "Observations":
+    async def __aenter__(self) -> Observations:
         self._task = asyncio.create_task(self._pump())
         return self
 
@@ -139,9 +142,16 @@ class _ReleaseTrigger(BaseTrigger):
         self.app, self.plan, self.run_id, self.not_before = app_reference(app), plan, run_id, not_before
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (f"bluegreen.triggers.{type(self).__name__}",
-                {"app": self.app, "plan": self.plan, "run_id": self.run_id, "not_before": self.not_before,
-                 **self.arguments()})
+        return (
+            f"bluegreen.triggers.{type(self).__name__}",
+            {
+                "app": self.app,
+                "plan": self.plan,
+                "run_id": self.run_id,
+                "not_before": self.not_before,
+                **self.arguments(),
+            },
+        )
 
     def arguments(self) -> dict[str, Any]:
         return {}
@@ -162,7 +172,7 @@ class _ReleaseTrigger(BaseTrigger):
         """Renew the lock (fenced).  A transient API error is logged: the lease has time left."""
         try:
             await in_thread(release.keep, plan)
-        except (TransientError, asyncio.TimeoutError) as e:
+        except (TimeoutError, TransientError) as e:
             self.log.warning("could not renew the release lock this time (%s: %s); trying again", type(e).__name__, e)
 
 
@@ -190,8 +200,10 @@ class ReadinessTrigger(_ReleaseTrigger):
                 status = await observations.next(min(2 * heartbeat + 1, self.deadline - time.time()))
                 if status is None:
                     if time.time() >= self.deadline:
-                        return Verdict(FAILED, f"{name} not ready after {format_duration(self.timeout)}: the "
-                                               "cluster's API did not answer")
+                        return Verdict(
+                            FAILED,
+                            f"{name} not ready after {format_duration(self.timeout)}: the cluster's API did not answer",
+                        )
                     continue
                 verdict = judge.judge(status, time.time())
                 if verdict.message != last:
@@ -233,14 +245,16 @@ class SoakTrigger(_ReleaseTrigger):
                 now = time.time()
                 if status is None:
                     if now > max(judge.ends_at, began) + app.switch_timeout:
-                        return Verdict(FAILED, f"{name}: no observation of it since the soak began: the cluster's "
-                                               "API did not answer")
+                        return Verdict(
+                            FAILED,
+                            f"{name}: no observation of it since the soak began: the cluster's API did not answer",
+                        )
                     next_check = now + app.check_interval
                     continue
                 next_check = now + app.check_interval
                 try:
                     serving, http = await in_thread(release.soak_probe, plan)
-                except (TransientError, asyncio.TimeoutError) as e:
+                except (TimeoutError, TransientError) as e:
                     # The API failing says nothing of the app; but the soak passes only on a fresh look.
                     if now > max(judge.ends_at, began) + app.switch_timeout:
                         return Verdict(FAILED, f"could not confirm {name}'s health at the end of the soak: {e}")
@@ -284,5 +298,9 @@ async def hold_until(moment: float) -> None:
 def got_worse(status, previous) -> bool:
     if previous is None:
         return True
-    return (status.ready < previous.ready or status.restarts > previous.restarts or not status.exists
-            or bool(status.failure))
+    return (
+        status.ready < previous.ready
+        or status.restarts > previous.restarts
+        or not status.exists
+        or bool(status.failure)
+    )

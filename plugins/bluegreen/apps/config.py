@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -17,23 +17,52 @@ import yaml
 
 from . import manifests as mf
 from .colors import COLORS
-from .errors import ConfigError
 from .durations import format_duration, parse_duration
+from .errors import ConfigError
 from .images import check_image
 
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 BCS_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_]*[A-Za-z0-9])?$")
 
 KNOWN_FIELDS = {
-    "app", "platform", "connection_id", "namespace", "service", "deployment_prefix", "manifests",
-    "container", "replicas", "readiness_timeout", "soak", "soak_tolerance", "check_interval", "http_check",
-    "poll_interval", "abnormal_tolerance", "defer_after",
-    "switch_timeout", "delete_timeout", "lock_ttl", "description", "default_image",
+    "app",
+    "platform",
+    "connection_id",
+    "namespace",
+    "service",
+    "deployment_prefix",
+    "manifests",
+    "container",
+    "replicas",
+    "readiness_timeout",
+    "soak",
+    "soak_tolerance",
+    "check_interval",
+    "http_check",
+    "poll_interval",
+    "abnormal_tolerance",
+    "defer_after",
+    "switch_timeout",
+    "delete_timeout",
+    "lock_ttl",
+    "description",
+    "default_image",
     # operating from the UI (windows, approval, preview, old color handling, history)
-    "windows", "freeze_dates", "outside_window", "window_closes", "pending_version_variable",
-    "approval", "approval_timeout", "approval_default", "old_color", "history_limit",
+    "windows",
+    "freeze_dates",
+    "outside_window",
+    "window_closes",
+    "pending_version_variable",
+    "approval",
+    "approval_timeout",
+    "approval_default",
+    "old_color",
+    "history_limit",
     # surviving faults (retries, API budget, traffic still on its way after a switch)
-    "drain_delay", "retries", "rollback_retries", "api_retry_budget",
+    "drain_delay",
+    "retries",
+    "rollback_retries",
+    "api_retry_budget",
 }
 
 
@@ -97,8 +126,8 @@ class AppConfig:
     # Operating from the UI (see bluegreen.apps.windows and the README's release-engineer guide).
     windows: tuple = ()
     freeze_dates: tuple = ()
-    outside_window: str = "wait"      # wait | refuse
-    window_closes: str = "rollback"   # rollback | wait
+    outside_window: str = "wait"  # wait | refuse
+    window_closes: str = "rollback"  # rollback | wait
     pending_version_variable: str = ""
     approval: bool = False
     approval_timeout: float | None = None
@@ -124,11 +153,19 @@ class AppConfig:
         """The color whose workload the selector matches; None for neither.
 
         Raises when it matches both (the Service would send traffic to both colors)."""
-        matched = [c for c in COLORS if selector and all(
-            mf.selectable_labels(self.platform, self.manifests[c]).get(k) == v for k, v in selector.items())]
+        matched = [
+            c
+            for c in COLORS
+            if selector
+            and all(mf.selectable_labels(self.platform, self.manifests[c]).get(k) == v for k, v in selector.items())
+        ]
         if len(matched) > 1:
-            raise ConfigError("service.spec.selector", selector,
-                              "matches both colors' labels; the release cannot tell which is live", self.source)
+            raise ConfigError(
+                "service.spec.selector",
+                selector,
+                "matches both colors' labels; the release cannot tell which is live",
+                self.source,
+            )
         return matched[0] if matched else None
 
     @property
@@ -166,7 +203,7 @@ class AppConfig:
         return data
 
     @classmethod
-    def from_json(cls, data: dict) -> "AppConfig":
+    def from_json(cls, data: dict) -> AppConfig:
         data = dict(data)
         if "old_color" in data:
             data["old_color_policy"] = OldColorPolicy(data.pop("old_color"))
@@ -176,6 +213,7 @@ class AppConfig:
             data[key] = tuple(tuple(w) if isinstance(w, list) else w for w in data.get(key) or ())
         if data.get("windows"):
             from .windows import Window
+
             data["windows"] = tuple(Window.from_json(w) for w in data["windows"])
         return cls(**data)
 
@@ -241,17 +279,26 @@ def load_app(path: Path) -> AppConfig:
         **windows_cfg,
     )
     if config.approval_timeout is not None and config.approval_timeout >= config.lock_ttl:
-        raise ConfigError("approval_timeout", v.raw.get("approval_timeout"),
-                          f"must be shorter than lock_ttl ({format_duration(config.lock_ttl)}): nothing renews the "
-                          "release lock while a person decides", source)
+        raise ConfigError(
+            "approval_timeout",
+            v.raw.get("approval_timeout"),
+            f"must be shorter than lock_ttl ({format_duration(config.lock_ttl)}): nothing renews the "
+            "release lock while a person decides",
+            source,
+        )
     if config.platform == mf.BCS_MESOS and config.old_color_policy == OldColorPolicy.SCALE_TO_ZERO:
-        raise ConfigError("old_color", str(config.old_color_policy), "BCS Mesos cannot keep a deployment at zero instances "
-                          "(bcs-scheduler's ScaleDeployment refuses fewer than 1); use delete", source)
+        raise ConfigError(
+            "old_color",
+            str(config.old_color_policy),
+            "BCS Mesos cannot keep a deployment at zero instances "
+            "(bcs-scheduler's ScaleDeployment refuses fewer than 1); use delete",
+            source,
+        )
     _check_manifests(config)
     return config
 
 
-def _load_http_check(v: "_Validator") -> HttpCheck | None:
+def _load_http_check(v: _Validator) -> HttpCheck | None:
     raw = v.raw.get("http_check")
     if raw is None:
         return None
@@ -260,28 +307,35 @@ def _load_http_check(v: "_Validator") -> HttpCheck | None:
     sub = _Validator(raw, v.source, prefix="http_check.")
     for key in raw:
         if key not in ("url", "timeout", "expect_status"):
-            raise ConfigError(f"http_check.{key}", raw[key], "unknown field (known: url, timeout, expect_status)",
-                              v.source)
+            raise ConfigError(
+                f"http_check.{key}", raw[key], "unknown field (known: url, timeout, expect_status)", v.source
+            )
     url = sub.string("url")
     if not re.match(r"^https?://", url):
         raise ConfigError("http_check.url", url, "must start with http:// or https://", v.source)
     try:
         url.format(node_port=1, port=1, cluster_ip="x", lb_port=1, service="s", namespace="n")
     except (KeyError, IndexError, ValueError) as e:
-        raise ConfigError("http_check.url", url,
-                          f"unknown placeholder {e}; use {{node_port}} {{port}} {{cluster_ip}} {{lb_port}} "
-                          "{service} {namespace}", v.source) from None
-    return HttpCheck(url=url, timeout=sub.duration("timeout", default="5s", minimum=0.1),
-                     expect_status=sub.integer("expect_status", default=None, minimum=100))
+        raise ConfigError(
+            "http_check.url",
+            url,
+            f"unknown placeholder {e}; use {{node_port}} {{port}} {{cluster_ip}} {{lb_port}} {{service}} {{namespace}}",
+            v.source,
+        ) from None
+    return HttpCheck(
+        url=url,
+        timeout=sub.duration("timeout", default="5s", minimum=0.1),
+        expect_status=sub.integer("expect_status", default=None, minimum=100),
+    )
 
 
-def _load_windows(v: "_Validator") -> dict:
+def _load_windows(v: _Validator) -> dict:
     from .windows import load_windows
 
     return load_windows(v)
 
 
-def _load_manifests(v: "_Validator", base: Path, platform: str) -> dict:
+def _load_manifests(v: _Validator, base: Path, platform: str) -> dict:
     raw = v.raw.get("manifests")
     if not isinstance(raw, dict):
         raise ConfigError("manifests", raw, "must map blue, green and service to manifest files", v.source)
@@ -305,8 +359,9 @@ def _load_manifests(v: "_Validator", base: Path, platform: str) -> dict:
         out[key] = doc
     for key in raw:
         if key not in (*COLORS, "service", "preview"):
-            raise ConfigError(f"manifests.{key}", raw[key], "unknown manifest (known: blue, green, service, preview)",
-                              v.source)
+            raise ConfigError(
+                f"manifests.{key}", raw[key], "unknown manifest (known: blue, green, service, preview)", v.source
+            )
     return out
 
 
@@ -317,12 +372,17 @@ def _check_manifests(app: AppConfig) -> None:
         check_workload(app, color, app.manifests[color], src, where=f"manifests.{color}", labels=False)
     svc = app.manifests["service"]
     if mf.workload_name(p, svc) != app.service:
-        raise ConfigError("manifests.service metadata.name", mf.workload_name(p, svc),
-                          f"must equal service {app.service!r}", src)
+        raise ConfigError(
+            "manifests.service metadata.name", mf.workload_name(p, svc), f"must equal service {app.service!r}", src
+        )
     preview = app.manifests.get("preview")
     if preview is not None and mf.workload_name(p, preview) in ("", app.service):
-        raise ConfigError("manifests.preview metadata.name", mf.workload_name(p, preview),
-                          f"must name a Service other than {app.service!r}", src)
+        raise ConfigError(
+            "manifests.preview metadata.name",
+            mf.workload_name(p, preview),
+            f"must name a Service other than {app.service!r}",
+            src,
+        )
     keys = app.selector_keys
     if not keys:
         raise ConfigError("manifests.service spec.selector", {}, "the Service needs a selector to switch", src)
@@ -331,16 +391,24 @@ def _check_manifests(app: AppConfig) -> None:
         missing = [k for k in keys if k not in labels]
         if missing:
             where = "spec.template.metadata.labels" if p == mf.KUBERNETES else "metadata.labels"
-            raise ConfigError(f"manifests.{color} {where}", labels,
-                              f"lacks the selector key(s) {missing} that the Service selects on", src)
+            raise ConfigError(
+                f"manifests.{color} {where}",
+                labels,
+                f"lacks the selector key(s) {missing} that the Service selects on",
+                src,
+            )
     if app.selector_for("blue") == app.selector_for("green"):
-        raise ConfigError("manifests.service spec.selector", service_selector_of(app),
-                          "selects the same labels for blue and green; the colors must differ in a selector key",
-                          src)
+        raise ConfigError(
+            "manifests.service spec.selector",
+            service_selector_of(app),
+            "selects the same labels for blue and green; the colors must differ in a selector key",
+            src,
+        )
 
 
-def check_workload(app: AppConfig, color: str, manifest, source: str, where: str | None = None,
-                   labels: bool = True) -> None:
+def check_workload(
+    app: AppConfig, color: str, manifest, source: str, where: str | None = None, labels: bool = True
+) -> None:
     """One color's workload manifest: its name, its containers, and (``labels``) the labels that
     the Service's selector tells this color by."""
     p, where = app.platform, where or f"{color} manifest"
@@ -348,14 +416,19 @@ def check_workload(app: AppConfig, color: str, manifest, source: str, where: str
         raise ConfigError(where, manifest, "must be a workload manifest (a mapping)", source)
     name = mf.workload_name(p, manifest)
     if name != app.deployment_name(color):
-        raise ConfigError(f"{where} metadata.name", name,
-                          f"must be {app.deployment_name(color)!r} (deployment_prefix + '-{color}')", source)
+        raise ConfigError(
+            f"{where} metadata.name",
+            name,
+            f"must be {app.deployment_name(color)!r} (deployment_prefix + '-{color}')",
+            source,
+        )
     conts = mf.containers(p, manifest)
     if not conts or not all(isinstance(c, dict) for c in conts):
         raise ConfigError(f"{where} containers", conts, "the workload has no container", source)
     if app.container is None and len(conts) > 1:
-        raise ConfigError("container", None, f"{name} has {len(conts)} containers: name the one that gets "
-                          "the release's image", source)
+        raise ConfigError(
+            "container", None, f"{name} has {len(conts)} containers: name the one that gets the release's image", source
+        )
     if app.container is not None and not any(c.get("name") == app.container for c in conts):
         raise ConfigError("container", app.container, f"{name} has no container of that name", source)
     if labels:
@@ -363,8 +436,9 @@ def check_workload(app: AppConfig, color: str, manifest, source: str, where: str
         have = mf.selectable_labels(p, manifest)
         if any(have.get(k) != v for k, v in wanted.items()):
             path = "spec.template.metadata.labels" if p == mf.KUBERNETES else "metadata.labels"
-            raise ConfigError(f"{where} {path}", have, f"must carry the Service's selector for {color} {wanted}",
-                              source)
+            raise ConfigError(
+                f"{where} {path}", have, f"must carry the Service's selector for {color} {wanted}", source
+            )
 
 
 def service_selector_of(app: AppConfig) -> dict:

@@ -27,7 +27,8 @@ def check_image(value) -> str | None:
     if len(value.split("@")[0].rsplit(":", 1)[0]) > 255:
         return "the image name is longer than 255 characters"
     if not _IMAGE.match(value):
-        return ("is not a valid image reference ([registry[:port]/]name[:tag][@digest]; "
-                "lower-case name, tag of letters, digits, '_', '.', '-')")
+        return (
+            "is not a valid image reference ([registry[:port]/]name[:tag][@digest]; "
+            "lower-case name, tag of letters, digits, '_', '.', '-')"
+        )
     return None
-

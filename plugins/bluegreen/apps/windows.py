@@ -17,7 +17,6 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # How far ahead next_open looks before giving up (a year of frozen days is a config error).
 _HORIZON_DAYS = 400
@@ -27,7 +26,7 @@ _HORIZON_DAYS = 400
 class Window:
     days: tuple[str, ...]
     start: str  # "HH:MM"
-    end: str    # "HH:MM"
+    end: str  # "HH:MM"
     timezone: str = "UTC"
 
     @property
@@ -48,13 +47,13 @@ class Window:
             opens = dt.datetime.combine(day, start_t, self.tz)
             end_day = day if end_t > start_t else day + dt.timedelta(days=1)
             closes = dt.datetime.combine(end_day, end_t, self.tz)
-            yield opens.astimezone(dt.timezone.utc), closes.astimezone(dt.timezone.utc)
+            yield opens.astimezone(dt.UTC), closes.astimezone(dt.UTC)
 
     def to_json(self) -> dict:
         return {"days": list(self.days), "start": self.start, "end": self.end, "timezone": self.timezone}
 
     @classmethod
-    def from_json(cls, data) -> "Window":
+    def from_json(cls, data) -> Window:
         if isinstance(data, Window):
             return data
         return cls(days=tuple(data["days"]), start=data["start"], end=data["end"], timezone=data.get("timezone", "UTC"))
@@ -104,7 +103,11 @@ def load_windows(v) -> dict:
             v.fail(field, raw, "must be a mapping with days, start, end and timezone")
         unknown = set(raw) - {"days", "start", "end", "timezone"}
         if unknown:
-            v.fail(f"{field}.{sorted(unknown)[0]}", raw[sorted(unknown)[0]], "unknown field (known: days, start, end, timezone)")
+            v.fail(
+                f"{field}.{sorted(unknown)[0]}",
+                raw[sorted(unknown)[0]],
+                "unknown field (known: days, start, end, timezone)",
+            )
         days = raw.get("days")
         if isinstance(days, str):
             days = [days]
@@ -122,8 +125,14 @@ def load_windows(v) -> dict:
             ZoneInfo(str(tz))
         except (ZoneInfoNotFoundError, ValueError):
             v.fail(f"{field}.timezone", tz, "is not a known time zone (e.g. Asia/Shanghai, UTC)")
-        windows.append(Window(days=tuple(str(d).lower()[:3] for d in days), start=str(raw["start"]),
-                              end=str(raw["end"]), timezone=str(tz)))
+        windows.append(
+            Window(
+                days=tuple(str(d).lower()[:3] for d in days),
+                start=str(raw["start"]),
+                end=str(raw["end"]),
+                timezone=str(tz),
+            )
+        )
     freeze = v.list("freeze_dates")
     for i, d in enumerate(freeze):
         try:
@@ -139,11 +148,10 @@ def load_windows(v) -> dict:
         "window_closes": v.choice("window_closes", ("rollback", "wait"), default="rollback"),
         "pending_version_variable": v.string("pending_version_variable", default=""),
     }
-    if windows and Schedule(tuple(windows), out["freeze_dates"]).next_open(dt.datetime.now(dt.timezone.utc)) is None:
+    if windows and Schedule(tuple(windows), out["freeze_dates"]).next_open(dt.datetime.now(dt.UTC)) is None:
         v.fail("freeze_dates", freeze, "leave no window open in the next year")
     return out
 
 
 def schedule_of(app) -> Schedule | None:
     return Schedule(tuple(Window.from_json(w) for w in app.windows), tuple(app.freeze_dates)) if app.windows else None
-

@@ -31,9 +31,9 @@ from ..platforms.user_agent import USER_AGENT
 from . import bcs_form
 
 # bk-bcs bcs-common/common/errorCode.go
-NOT_FOUND = 1405202            # BcsErrMesosSchedNotFound: update/delete of a missing object
-ALREADY_EXISTS = 1405201       # BcsErrMesosSchedResourceExist
-STORAGE_NOT_EXIST = 1405087    # BcsErrStorageResourceNotExist: storage inspect of a missing object
+NOT_FOUND = 1405202  # BcsErrMesosSchedNotFound: update/delete of a missing object
+ALREADY_EXISTS = 1405201  # BcsErrMesosSchedResourceExist
+STORAGE_NOT_EXIST = 1405087  # BcsErrStorageResourceNotExist: storage inspect of a missing object
 
 SCHEDULER = "/bcsapi/v4/scheduler/mesos"
 STORAGE = "/bcsapi/v4/storage"
@@ -57,11 +57,15 @@ class BcsHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {"hidden_fields": bcs_form.HIDDEN_FIELDS, "relabeling": bcs_form.RELABELING,
-                "placeholders": bcs_form.PLACEHOLDERS}
+        return {
+            "hidden_fields": bcs_form.HIDDEN_FIELDS,
+            "relabeling": bcs_form.RELABELING,
+            "placeholders": bcs_form.PLACEHOLDERS,
+        }
 
-    def __init__(self, bcs_conn_id: str = default_conn_name, *, connection=None, budget: Budget | None = None,
-                 **kwargs):
+    def __init__(
+        self, bcs_conn_id: str = default_conn_name, *, connection=None, budget: Budget | None = None, **kwargs
+    ):
         super().__init__(**kwargs)
         self.bcs_conn_id = bcs_conn_id
         self._connection = connection
@@ -73,7 +77,7 @@ class BcsHook(BaseHook):
         return self._connection or self.get_connection(self.bcs_conn_id)
 
     @classmethod
-    async def from_connection_id_async(cls, conn_id: str) -> "BcsHook":
+    async def from_connection_id_async(cls, conn_id: str) -> BcsHook:
         """For triggers: read the connection without blocking the triggerer's event loop."""
         from airflow.providers.common.compat.connection import get_async_connection
 
@@ -113,8 +117,14 @@ class BcsHook(BaseHook):
         import requests
 
         session = requests.Session()
-        session.headers.update({"Content-Type": "application/json", "Accept": "application/json",
-                                "BCS-ClusterID": self.cluster_id, "User-Agent": USER_AGENT})
+        session.headers.update(
+            {
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "BCS-ClusterID": self.cluster_id,
+                "User-Agent": USER_AGENT,
+            }
+        )
         if self.connection.password:
             session.headers["Authorization"] = f"Bearer {self.connection.password}"
         session.verify = self.verify
@@ -135,12 +145,12 @@ class BcsHook(BaseHook):
         def attempt():
             try:
                 # verify per request: requests lets REQUESTS_CA_BUNDLE override a session's verify
-                resp = self.session.request(method, url, json=json, params=params, timeout=timeout,
-                                            verify=self.verify)
+                resp = self.session.request(method, url, json=json, params=params, timeout=timeout, verify=self.verify)
             except (requests.ConnectionError, requests.Timeout) as e:
                 raise Transient(f"cannot reach the BCS API gateway: {type(e).__name__}") from None
-            raise_if_transient(resp.status_code, f"HTTP {resp.status_code} {(resp.text or '')[:200]}".strip(),
-                               resp.headers)
+            raise_if_transient(
+                resp.status_code, f"HTTP {resp.status_code} {(resp.text or '')[:200]}".strip(), resp.headers
+            )
             return self._unwrap(method, path, resp)
 
         return retrying(attempt, self.budget, f"BCS API {method} {path}", self.log)
@@ -168,12 +178,16 @@ class BcsHook(BaseHook):
         return self.request("PUT", f"{SCHEDULER}/namespaces/{quote(namespace)}/services", json=body)
 
     def delete(self, kind: str, namespace: str, name: str, enforce: bool = False) -> Any:
-        return self.request("DELETE", f"{SCHEDULER}/namespaces/{quote(namespace)}/{_plural(kind)}/{quote(name)}",
-                            params={"enforce": "1" if enforce else "0"})
+        return self.request(
+            "DELETE",
+            f"{SCHEDULER}/namespaces/{quote(namespace)}/{_plural(kind)}/{quote(name)}",
+            params={"enforce": "1" if enforce else "0"},
+        )
 
     def scale_deployment(self, namespace: str, name: str, instances: int) -> Any:
-        return self.request("PUT", f"{SCHEDULER}/namespaces/{quote(namespace)}/deployments/{quote(name)}/scale/"
-                                   f"{int(instances)}")
+        return self.request(
+            "PUT", f"{SCHEDULER}/namespaces/{quote(namespace)}/deployments/{quote(name)}/scale/{int(instances)}"
+        )
 
     def definition(self, kind: str, namespace: str, name: str) -> Any:
         """The stored original JSON of a deployment or application (``bcs-client get``)."""
@@ -188,8 +202,10 @@ class BcsHook(BaseHook):
 
     def inspect(self, kind: str, namespace: str, name: str) -> dict | None:
         """One storage record (``bcs-client inspect``), or None when it does not exist."""
-        path = (f"{STORAGE}/mesos/dynamic/namespace_resources/clusters/{quote(self.cluster_id)}/namespaces/"
-                f"{quote(namespace)}/{kind}/{quote(name)}")
+        path = (
+            f"{STORAGE}/mesos/dynamic/namespace_resources/clusters/{quote(self.cluster_id)}/namespaces/"
+            f"{quote(namespace)}/{kind}/{quote(name)}"
+        )
         try:
             return self.request("GET", path) or None
         except BcsApiError as e:
@@ -206,5 +222,9 @@ class BcsHook(BaseHook):
 
 
 def _plural(kind: str) -> str:
-    return {"deployment": "deployments", "service": "services", "application": "applications",
-            "configmap": "configmaps"}.get(kind, kind)
+    return {
+        "deployment": "deployments",
+        "service": "services",
+        "application": "applications",
+        "configmap": "configmaps",
+    }.get(kind, kind)

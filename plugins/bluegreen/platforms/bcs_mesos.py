@@ -21,8 +21,8 @@ import asyncio
 import datetime as dt
 import json
 import time
+from collections.abc import AsyncGenerator
 from functools import cached_property
-from typing import AsyncIterator
 
 from ..apps import manifests as mf
 from ..hooks.bcs import ALREADY_EXISTS, NOT_FOUND, BcsApiError, BcsHook
@@ -83,8 +83,14 @@ def member_ready(taskgroup: dict, check_after: float, now: float) -> bool:
     return True
 
 
-def mesos_status(deployment: dict | None, application: dict | None, taskgroups: list[dict], now: float,
-                 abnormal_for: float = 0.0, abnormal_tolerance: float = 30.0) -> ColorStatus:
+def mesos_status(
+    deployment: dict | None,
+    application: dict | None,
+    taskgroups: list[dict],
+    now: float,
+    abnormal_for: float = 0.0,
+    abnormal_tolerance: float = 30.0,
+) -> ColorStatus:
     """The readiness rule of shared/docs/bcs-mesos-api.md section 3: the deployment record
     Running with no rolling update in progress; its application Running with
     runningInstance == instance; every taskgroup Running with every health check passed
@@ -101,27 +107,46 @@ def mesos_status(deployment: dict | None, application: dict | None, taskgroups: 
     restarts = sum(int(cs.get("restartCount") or 0) for t in taskgroups for cs in t.get("containerStatuses") or [])
     containers = mf.containers(mf.BCS_MESOS, raw)
     app_status = (application or {}).get("status", "absent")
-    common = dict(exists=True, desired=desired, ready=ready, restarts=restarts,
-                  image=containers[0].get("image") if containers else None,
-                  deleting=deployment.get("status") == "Deleting")
-    progress = f"{ready}/{desired} running and healthy (deployment {deployment.get('status')}, application {app_status})"
-    if common["deleting"]:
-        return ColorStatus(**common, progress=progress, failure="the deployment is being deleted")
+    deleting = deployment.get("status") == "Deleting"
+    image = containers[0].get("image") if containers else None
+    progress = (
+        f"{ready}/{desired} running and healthy (deployment {deployment.get('status')}, application {app_status})"
+    )
+
+    def status(failure: str | None = None, complete: bool = False) -> ColorStatus:
+        return ColorStatus(
+            exists=True,
+            desired=desired,
+            ready=ready,
+            restarts=restarts,
+            image=image,
+            deleting=deleting,
+            progress=progress,
+            failure=failure,
+            complete=complete,
+        )
+
+    if deleting:
+        return status(failure="the deployment is being deleted")
     lost = [t for t in members if t.get("status") in FAILED_STATES]
     if lost:
         t = lost[0]
-        return ColorStatus(**common, progress=progress, failure=f"taskgroup {t['metadata']['name']} is "
-                                                              f"{t['status']}: {t.get('message', '')}".rstrip(": "))
+        return status(
+            failure=f"taskgroup {t['metadata']['name']} is {t['status']}: {t.get('message', '')}".rstrip(": ")
+        )
     if app_status == "Abnormal" and abnormal_for > abnormal_tolerance:
-        return ColorStatus(**common, progress=progress, failure=f"application Abnormal for {abnormal_for:.0f}s: "
-                                                              f"{(application or {}).get('message', '')}")
-    complete = (deployment.get("status") == "Running" and not deployment.get("application_ext")
-                and not deployment.get("is_in_rolling") and app_status == "Running"
-                and int((application or {}).get("runningInstance") or 0) == desired
-                and len(members) == desired and ready == desired and desired > 0)
-    return ColorStatus(**common, progress=progress, complete=complete)
-
-
+        return status(failure=f"application Abnormal for {abnormal_for:.0f}s: {(application or {}).get('message', '')}")
+    complete = (
+        deployment.get("status") == "Running"
+        and not deployment.get("application_ext")
+        and not deployment.get("is_in_rolling")
+        and app_status == "Running"
+        and int((application or {}).get("runningInstance") or 0) == desired
+        and len(members) == desired
+        and ready == desired
+        and desired > 0
+    )
+    return status(complete=complete)
 
 
 class BcsMesosPlatform(Platform):
@@ -164,12 +189,19 @@ class BcsMesosPlatform(Platform):
         ports = (data.get("spec") or {}).get("ports") or [{}]
         port = str(ports[0].get("servicePort", ""))
         annotations = dict((data.get("metadata") or {}).get("annotations") or {})
-        return ServiceView(selector=dict((data.get("spec") or {}).get("selector") or {}),
-                           annotations=annotations,
-                           version=f"{annotations.get(VERSION, '0')}:{mf.fingerprint(data)}",
-                           url_fields={"service": (data.get("metadata") or {}).get("name", ""),
-                                       "namespace": self.ns, "port": port,
-                                       "lb_port": port, "node_port": port, "cluster_ip": ""})
+        return ServiceView(
+            selector=dict((data.get("spec") or {}).get("selector") or {}),
+            annotations=annotations,
+            version=f"{annotations.get(VERSION, '0')}:{mf.fingerprint(data)}",
+            url_fields={
+                "service": (data.get("metadata") or {}).get("name", ""),
+                "namespace": self.ns,
+                "port": port,
+                "lb_port": port,
+                "node_port": port,
+                "cluster_ip": "",
+            },
+        )
 
     def _records(self, color: str) -> tuple[dict | None, dict | None, list[dict]]:
         name = self.app.deployment_name(color)
@@ -190,8 +222,14 @@ class BcsMesosPlatform(Platform):
         else:
             self._abnormal_since.pop(color, None)
             since = now
-        return mesos_status(deployment, application, taskgroups, now, abnormal_for=now - since,
-                            abnormal_tolerance=self.app.abnormal_tolerance)
+        return mesos_status(
+            deployment,
+            application,
+            taskgroups,
+            now,
+            abnormal_for=now - since,
+            abnormal_tolerance=self.app.abnormal_tolerance,
+        )
 
     def read_manifest(self, color: str) -> dict | None:
         try:
@@ -209,15 +247,22 @@ class BcsMesosPlatform(Platform):
 
     def service_backends(self) -> set[str]:
         records = self._call(self.hook.query, "endpoints", namespace=self.ns, name=self.app.service)
-        return {ep["targetRef"]["id"] for r in records for ep in (r["data"].get("eps") or [])
-                if (ep.get("targetRef") or {}).get("id")}
+        return {
+            ep["targetRef"]["id"]
+            for r in records
+            for ep in (r["data"].get("eps") or [])
+            if (ep.get("targetRef") or {}).get("id")
+        }
 
     def ready_members(self, color: str) -> set[str]:
         """Running taskgroups of the color: what BCS routes traffic to (health is not consulted there)."""
         deployment, application, taskgroups = self._records(color)
         current = set(p.get("name") for p in (application or {}).get("pods") or [])
-        return {t["metadata"]["name"] for t in taskgroups
-                if t.get("status") == "Running" and (not current or t["metadata"]["name"] in current)}
+        return {
+            t["metadata"]["name"]
+            for t in taskgroups
+            if t.get("status") == "Running" and (not current or t["metadata"]["name"] in current)
+        }
 
     # -- writes ---------------------------------------------------------------------------
     def apply_color(self, color: str, manifest: dict) -> str:
@@ -231,7 +276,10 @@ class BcsMesosPlatform(Platform):
         action = "created"
         if record is not None:
             stored = (record["data"].get("raw_json") or {}).get("metadata") or {}
-            if record["data"].get("status") != "Deleting" and (stored.get("annotations") or {}).get(mf.APPLIED) == wanted:
+            if (
+                record["data"].get("status") != "Deleting"
+                and (stored.get("annotations") or {}).get(mf.APPLIED) == wanted
+            ):
                 return "unchanged"
             # A leftover is deleted and created again, not updated: an update is a rolling
             # update that needs the deployment Running, its application Running or
@@ -242,8 +290,11 @@ class BcsMesosPlatform(Platform):
             # gives the readiness rule a new application to judge.  The idle color serves
             # no traffic, so the gap costs nothing.
             self.delete_color(color)
-            self._wait(lambda: self.color_gone(color), f"{name} to be deleted before it is created again",
-                       self.app.delete_timeout)
+            self._wait(
+                lambda: self.color_gone(color),
+                f"{name} to be deleted before it is created again",
+                self.app.delete_timeout,
+            )
             action = "recreated"
         try:
             self.hook.create("deployment", self.ns, desired)
@@ -251,8 +302,11 @@ class BcsMesosPlatform(Platform):
             if e.code != ALREADY_EXISTS:
                 raise ReleaseError(str(e)) from None
             return self.apply_color(color, manifest)  # created meanwhile (a retried POST): judge it again
-        self._wait(lambda: self._call(self.hook.inspect, "deployment", self.ns, name) is not None,
-                   f"storage to show {name}", STORAGE_LAG_TIMEOUT)
+        self._wait(
+            lambda: self._call(self.hook.inspect, "deployment", self.ns, name) is not None,
+            f"storage to show {name}",
+            STORAGE_LAG_TIMEOUT,
+        )
         return action
 
     def scale_color(self, color: str, replicas: int) -> None:
@@ -271,8 +325,9 @@ class BcsMesosPlatform(Platform):
             return False
         return not self._call(self.hook.query, "taskgroup", namespace=self.ns, rcName=name)
 
-    def create_service(self, selector: dict[str, str], annotations: dict[str, str],
-                       manifest: dict | None = None) -> ServiceView:
+    def create_service(
+        self, selector: dict[str, str], annotations: dict[str, str], manifest: dict | None = None
+    ) -> ServiceView:
         body = mf.service_body(manifest or self.app.manifests["service"], self.ns, selector, annotations)
         try:
             # bcs-scheduler checks that the service does not exist and saves it in one request
@@ -284,8 +339,13 @@ class BcsMesosPlatform(Platform):
             raise ReleaseError(str(e)) from None
         return self._await_service(selector, body["metadata"]["annotations"], manifest)
 
-    def write_service(self, current: ServiceView, selector: dict[str, str],
-                      annotations: dict[str, str | None], manifest: dict | None = None) -> ServiceView:
+    def write_service(
+        self,
+        current: ServiceView,
+        selector: dict[str, str],
+        annotations: dict[str, str | None],
+        manifest: dict | None = None,
+    ) -> ServiceView:
         name = self._service_name(manifest)
         data = self._service_data(manifest)
         if data is None:
@@ -298,8 +358,10 @@ class BcsMesosPlatform(Platform):
             try:
                 version = int(current.annotations.get(VERSION, "0") or 0) + 1
             except ValueError:
-                raise ReleaseError(f"the service {name}'s annotation {VERSION} is not a number: "
-                                   f"{current.annotations.get(VERSION)!r} (set it to a number, or remove it)") from None
+                raise ReleaseError(
+                    f"the service {name}'s annotation {VERSION} is not a number: "
+                    f"{current.annotations.get(VERSION)!r} (set it to a number, or remove it)"
+                ) from None
             claims.claim(version)  # Conflict when another writer claimed it first
             changes[VERSION] = str(version)
         # The stored object with only the selector (and our annotations) changed; the
@@ -336,8 +398,10 @@ class BcsMesosPlatform(Platform):
 
     # -- for people ---------------------------------------------------------------------
     def manual_switch(self, selector: dict[str, str]) -> str:
-        return (f"bcs-client update -t service -f <the service {self.ns}/{self.app.service} as `bcs-client inspect "
-                f"-t service` shows it, with spec.selector {json.dumps(selector)}>")
+        return (
+            f"bcs-client update -t service -f <the service {self.ns}/{self.app.service} as `bcs-client inspect "
+            f"-t service` shows it, with spec.selector {json.dumps(selector)}>"
+        )
 
     def manual_delete(self, color: str) -> str:
         return f"bcs-client delete -t deployment -ns {self.ns} -n {self.app.deployment_name(color)}"
@@ -350,8 +414,10 @@ class BcsMesosPlatform(Platform):
             if view is not None and view.selector == selector and view.annotations == annotations:
                 return view
             if time.monotonic() > deadline:
-                raise ReleaseError(f"BCS storage did not show the update of service {self._service_name(manifest)} within "
-                                   f"{STORAGE_LAG_TIMEOUT:g}s")
+                raise ReleaseError(
+                    f"BCS storage did not show the update of service {self._service_name(manifest)} within "
+                    f"{STORAGE_LAG_TIMEOUT:g}s"
+                )
             time.sleep(0.2)
 
     def _wait(self, done, what: str, timeout: float) -> None:
@@ -366,7 +432,7 @@ class BcsMesosPlatform(Platform):
         if self._hook is None:
             self._hook = await BcsHook.from_connection_id_async(self.app.connection_id)
 
-    async def watch(self, color: str, heartbeat: float = 2.0) -> AsyncIterator[ColorStatus]:
+    async def watch(self, color: str, heartbeat: float = 2.0) -> AsyncGenerator[ColorStatus, None]:
         """Poll storage.  An unreachable gateway is polled again for as long as the watch is
         wanted (the judge keeps its own deadline); an envelope error (storage briefly unable
         to list) is tried again, and only POLL_ERRORS_TOLERATED of those in a row end it."""
@@ -413,7 +479,7 @@ class ClaimedWrites:
     was read with what is stored, as before).
     """
 
-    def __init__(self, platform: "BcsMesosPlatform", service: str):
+    def __init__(self, platform: BcsMesosPlatform, service: str):
         self.platform, self.service = platform, service
         # longer than any writer takes from its claim to its write landing in storage
         self.stale_after = platform.app.api_retry_budget + STORAGE_LAG_TIMEOUT + 30.0
@@ -423,11 +489,19 @@ class ClaimedWrites:
 
     def claim(self, version: int) -> None:
         hook, ns = self.platform.hook, self.platform.ns
-        body = {"apiVersion": "v4", "kind": "configmap",
-                "metadata": {"name": self.name(version), "namespace": ns,
-                             "labels": {"bluegreen.io/claims": self.service}},
-                "datas": {"claim": {"type": "file", "content": json.dumps({
-                    "version": version, "claimed_at": time.time(), "writer": self.platform.writer})}}}
+        body = {
+            "apiVersion": "v4",
+            "kind": "configmap",
+            "metadata": {"name": self.name(version), "namespace": ns, "labels": {"bluegreen.io/claims": self.service}},
+            "datas": {
+                "claim": {
+                    "type": "file",
+                    "content": json.dumps(
+                        {"version": version, "claimed_at": time.time(), "writer": self.platform.writer}
+                    ),
+                }
+            },
+        }
         try:
             hook.create("configmap", ns, body)
             return

@@ -20,9 +20,9 @@ import json
 import logging
 import random
 import time
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import AsyncIterator
 
 from ..apps import manifests as mf
 from ..apps.config import OldColorPolicy
@@ -52,8 +52,8 @@ RBAC_MANIFEST = "deploy/kubernetes/rbac.yaml"
 @dataclass(frozen=True)
 class Permission:
     verb: str
-    group: str      # "" is the core group
-    resource: str   # "deployments/scale" for a subresource
+    group: str  # "" is the core group
+    resource: str  # "deployments/scale" for a subresource
     why: str
 
     def __str__(self) -> str:
@@ -101,21 +101,33 @@ def rollout_status(deployment: dict | None, pods: list[dict]) -> ColorStatus:
     ready = int(status.get("readyReplicas") or 0)
     available = int(status.get("availableReplicas") or 0)
     total = int(status.get("replicas") or 0)
-    restarts = sum(int(cs.get("restartCount") or 0) for p in pods
-                   for cs in (p.get("status") or {}).get("containerStatuses") or [])
+    restarts = sum(
+        int(cs.get("restartCount") or 0) for p in pods for cs in (p.get("status") or {}).get("containerStatuses") or []
+    )
     containers = spec.get("template", {}).get("spec", {}).get("containers") or [{}]
-    common = dict(exists=True, desired=desired, ready=min(available, ready), restarts=restarts,
-                  image=containers[0].get("image"), deleting=bool(meta.get("deletionTimestamp")))
+    common = dict(
+        exists=True,
+        desired=desired,
+        ready=min(available, ready),
+        restarts=restarts,
+        image=containers[0].get("image"),
+        deleting=bool(meta.get("deletionTimestamp")),
+    )
     progress = f"{available}/{desired} available"
     if common["deleting"]:
-        return ColorStatus(**common, progress=f"{progress}, being deleted", failure=f"deployment {name} is being deleted")
+        return ColorStatus(
+            **common, progress=f"{progress}, being deleted", failure=f"deployment {name} is being deleted"
+        )
     if int(meta.get("generation") or 0) > int(status.get("observedGeneration") or 0):
         return ColorStatus(**common, progress=f"{progress}, waiting for the deployment spec update to be observed")
     for cond in status.get("conditions") or []:
         if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
-            return ColorStatus(**common, progress=progress,
-                               failure=f"deployment {name} exceeded its progress deadline "
-                                       f"({spec.get('progressDeadlineSeconds', 600)}s): {cond.get('message', '')}".strip())
+            return ColorStatus(
+                **common,
+                progress=progress,
+                failure=f"deployment {name} exceeded its progress deadline "
+                f"({spec.get('progressDeadlineSeconds', 600)}s): {cond.get('message', '')}".strip(),
+            )
     if updated < desired:
         return ColorStatus(**common, progress=f"{progress}, {updated} of {desired} new replicas updated")
     if total > updated:
@@ -128,14 +140,14 @@ def rollout_status(deployment: dict | None, pods: list[dict]) -> ColorStatus:
 def pod_ready(pod: dict) -> bool:
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         return False
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
 
 
 def label_selector(labels: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-
-
 
 
 def _api_error(e) -> str:
@@ -175,8 +187,15 @@ class KubernetesPlatform(Platform):
     def ns(self) -> str:
         return self.app.namespace
 
-    def _call(self, fn, *args, missing_ok: bool = False, exists_is_conflict: bool = False,
-              forbidden_ok: bool = False, **kwargs):
+    def _call(
+        self,
+        fn,
+        *args,
+        missing_ok: bool = False,
+        exists_is_conflict: bool = False,
+        forbidden_ok: bool = False,
+        **kwargs,
+    ):
         """Call the API and return the JSON body (None for a 404 when missing_ok, a 403 when forbidden_ok)."""
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
@@ -207,16 +226,28 @@ class KubernetesPlatform(Platform):
         missing = []
         for p in required_permissions(self.app):
             resource, _, sub = p.resource.partition("/")
-            review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-                      "spec": {"resourceAttributes": {"namespace": self.ns, "verb": p.verb, "group": p.group,
-                                                      "resource": resource, "subresource": sub}}}
+            review = {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectAccessReview",
+                "spec": {
+                    "resourceAttributes": {
+                        "namespace": self.ns,
+                        "verb": p.verb,
+                        "group": p.group,
+                        "resource": resource,
+                        "subresource": sub,
+                    }
+                },
+            }
             answer = self._call(api.create_self_subject_access_review, review, forbidden_ok=True)
             if answer is None:
                 # Every authenticated user may ask (ClusterRole system:basic-user); a cluster that
                 # took that away cannot be asked: the release goes on, and the API still refuses
                 # whatever is not allowed, step by step.
-                log.warning("cannot check the connection's permissions (SelfSubjectAccessReview is forbidden); "
-                            "going on without the check")
+                log.warning(
+                    "cannot check the connection's permissions (SelfSubjectAccessReview is forbidden); "
+                    "going on without the check"
+                )
                 return
             if not (answer.get("status") or {}).get("allowed"):
                 missing.append(p)
@@ -225,31 +256,53 @@ class KubernetesPlatform(Platform):
                 f"the Kubernetes connection {self.app.connection_id!r} may not do what a release needs in the "
                 f"namespace {self.ns!r}: {', '.join(str(p) for p in missing)} (RBAC; nothing was changed).  Grant "
                 f"them with {RBAC_MANIFEST}: kubectl -n {self.ns} apply -f {RBAC_MANIFEST} (and bind its Role "
-                f"to the connection's account), then start a new run")
+                f"to the connection's account), then start a new run"
+            )
 
     # -- reads --------------------------------------------------------------------------
     def _service_name(self, manifest: dict | None) -> str:
         return mf.workload_name(self.name, manifest) if manifest else self.app.service
 
     def read_service(self, manifest: dict | None = None) -> ServiceView | None:
-        raw = self._call(self.hook.core_v1_client.read_namespaced_service, self._service_name(manifest), self.ns,
-                         missing_ok=True)
+        raw = self._call(
+            self.hook.core_v1_client.read_namespaced_service, self._service_name(manifest), self.ns, missing_ok=True
+        )
         return self._service_view(raw)
+
+    def _answered_view(self, raw: dict | None) -> ServiceView:
+        """The Service a create or replace answered with (the API always answers the object)."""
+        view = self._service_view(raw)
+        if view is None:
+            raise ReleaseError("the Kubernetes API answered a Service write without the Service")
+        return view
 
     def _service_view(self, raw: dict | None) -> ServiceView | None:
         if raw is None:
             return None
         meta, spec = raw.get("metadata", {}), raw.get("spec", {})
         ports = spec.get("ports") or [{}]
-        fields = {"service": meta.get("name", ""), "namespace": self.ns, "cluster_ip": spec.get("clusterIP", ""),
-                  "port": str(ports[0].get("port", "")), "node_port": str(ports[0].get("nodePort", "")),
-                  "lb_port": str(ports[0].get("port", ""))}
-        return ServiceView(selector=dict(spec.get("selector") or {}), annotations=dict(meta.get("annotations") or {}),
-                           version=meta.get("resourceVersion", ""), url_fields=fields)
+        fields = {
+            "service": meta.get("name", ""),
+            "namespace": self.ns,
+            "cluster_ip": spec.get("clusterIP", ""),
+            "port": str(ports[0].get("port", "")),
+            "node_port": str(ports[0].get("nodePort", "")),
+            "lb_port": str(ports[0].get("port", "")),
+        }
+        return ServiceView(
+            selector=dict(spec.get("selector") or {}),
+            annotations=dict(meta.get("annotations") or {}),
+            version=meta.get("resourceVersion", ""),
+            url_fields=fields,
+        )
 
     def _deployment(self, color: str) -> dict | None:
-        return self._call(self.hook.apps_v1_client.read_namespaced_deployment, self.app.deployment_name(color),
-                          self.ns, missing_ok=True)
+        return self._call(
+            self.hook.apps_v1_client.read_namespaced_deployment,
+            self.app.deployment_name(color),
+            self.ns,
+            missing_ok=True,
+        )
 
     def _pods(self, labels: dict[str, str]) -> list[dict]:
         body = self._call(self.hook.core_v1_client.list_namespaced_pod, self.ns, label_selector=label_selector(labels))
@@ -270,8 +323,11 @@ class KubernetesPlatform(Platform):
         if deployment is None:
             return None
         meta = deployment.get("metadata", {})
-        annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
-                       if not k.startswith(("bluegreen.io/", "deployment.kubernetes.io/", "kubectl.kubernetes.io/"))}
+        annotations = {
+            k: v
+            for k, v in (meta.get("annotations") or {}).items()
+            if not k.startswith(("bluegreen.io/", "deployment.kubernetes.io/", "kubectl.kubernetes.io/"))
+        }
         clean_meta = {"name": meta["name"], "labels": meta.get("labels") or {}}
         if annotations:
             clean_meta["annotations"] = annotations
@@ -279,10 +335,17 @@ class KubernetesPlatform(Platform):
 
     def service_backends(self) -> set[str]:
         discovery = self._client.DiscoveryV1Api(self.hook.api_client)
-        body = self._call(discovery.list_namespaced_endpoint_slice, self.ns,
-                          label_selector=f"kubernetes.io/service-name={self.app.service}")
-        return {ep["targetRef"]["name"] for item in body.get("items", []) for ep in item.get("endpoints") or []
-                if (ep.get("conditions") or {}).get("ready") and ep.get("targetRef")}
+        body = self._call(
+            discovery.list_namespaced_endpoint_slice,
+            self.ns,
+            label_selector=f"kubernetes.io/service-name={self.app.service}",
+        )
+        return {
+            ep["targetRef"]["name"]
+            for item in body.get("items", [])
+            for ep in item.get("endpoints") or []
+            if (ep.get("conditions") or {}).get("ready") and ep.get("targetRef")
+        }
 
     def ready_members(self, color: str) -> set[str]:
         return {p["metadata"]["name"] for p in self._pods(self.app.selector_for(color)) if pod_ready(p)}
@@ -324,25 +387,41 @@ class KubernetesPlatform(Platform):
             time.sleep(0.5)
 
     def scale_color(self, color: str, replicas: int) -> None:
-        self._call(self.hook.apps_v1_client.patch_namespaced_deployment_scale, self.app.deployment_name(color),
-                   self.ns, {"spec": {"replicas": replicas}})
+        self._call(
+            self.hook.apps_v1_client.patch_namespaced_deployment_scale,
+            self.app.deployment_name(color),
+            self.ns,
+            {"spec": {"replicas": replicas}},
+        )
 
     def delete_color(self, color: str) -> None:
         body = self._client.V1DeleteOptions(propagation_policy="Foreground")
-        self._call(self.hook.apps_v1_client.delete_namespaced_deployment, self.app.deployment_name(color), self.ns,
-                   body=body, missing_ok=True)
+        self._call(
+            self.hook.apps_v1_client.delete_namespaced_deployment,
+            self.app.deployment_name(color),
+            self.ns,
+            body=body,
+            missing_ok=True,
+        )
 
     def color_gone(self, color: str) -> bool:
         return self._deployment(color) is None and not self._pods(self.app.selector_for(color))
 
-    def create_service(self, selector: dict[str, str], annotations: dict[str, str],
-                       manifest: dict | None = None) -> ServiceView:
+    def create_service(
+        self, selector: dict[str, str], annotations: dict[str, str], manifest: dict | None = None
+    ) -> ServiceView:
         body = mf.service_body(manifest or self.app.manifests["service"], self.ns, selector, annotations)
-        return self._service_view(self._call(self.hook.core_v1_client.create_namespaced_service, self.ns, body,
-                                             exists_is_conflict=True))
+        return self._answered_view(
+            self._call(self.hook.core_v1_client.create_namespaced_service, self.ns, body, exists_is_conflict=True)
+        )
 
-    def write_service(self, current: ServiceView, selector: dict[str, str],
-                      annotations: dict[str, str | None], manifest: dict | None = None) -> ServiceView:
+    def write_service(
+        self,
+        current: ServiceView,
+        selector: dict[str, str],
+        annotations: dict[str, str | None],
+        manifest: dict | None = None,
+    ) -> ServiceView:
         core = self.hook.core_v1_client
         name = self._service_name(manifest)
         raw = self._call(core.read_namespaced_service, name, self.ns, missing_ok=True)
@@ -353,19 +432,30 @@ class KubernetesPlatform(Platform):
         # Replace, not patch: a merge or strategic-merge patch would merge the selector
         # maps and leave stale keys behind.  The resourceVersion makes it conditional.
         body = mf.with_selector(raw, selector, annotations)
-        return self._service_view(self._call(core.replace_namespaced_service, name, self.ns, body))
+        return self._answered_view(self._call(core.replace_namespaced_service, name, self.ns, body))
 
     def delete_service(self, manifest: dict | None = None, current: ServiceView | None = None) -> None:
         # a precondition on the version read: a Service changed since is not deleted (Conflict)
-        body = self._client.V1DeleteOptions(preconditions=self._client.V1Preconditions(
-            resource_version=current.version)) if current is not None and current.version else None
-        self._call(self.hook.core_v1_client.delete_namespaced_service, self._service_name(manifest), self.ns,
-                   body=body, missing_ok=True, exists_is_conflict=current is not None)
+        body = (
+            self._client.V1DeleteOptions(preconditions=self._client.V1Preconditions(resource_version=current.version))
+            if current is not None and current.version
+            else None
+        )
+        self._call(
+            self.hook.core_v1_client.delete_namespaced_service,
+            self._service_name(manifest),
+            self.ns,
+            body=body,
+            missing_ok=True,
+            exists_is_conflict=current is not None,
+        )
 
     # -- for people ---------------------------------------------------------------------
     def manual_switch(self, selector: dict[str, str]) -> str:
-        return (f"kubectl -n {self.ns} patch service {self.app.service} --type=json -p "
-                f"'[{{\"op\":\"replace\",\"path\":\"/spec/selector\",\"value\":{json.dumps(selector)}}}]'")
+        return (
+            f"kubectl -n {self.ns} patch service {self.app.service} --type=json -p "
+            f"'[{{\"op\":\"replace\",\"path\":\"/spec/selector\",\"value\":{json.dumps(selector)}}}]'"
+        )
 
     def manual_delete(self, color: str) -> str:
         return f"kubectl -n {self.ns} delete deployment {self.app.deployment_name(color)}"
@@ -377,7 +467,7 @@ class KubernetesPlatform(Platform):
 
         return AsyncKubernetesHook(conn_id=self.app.connection_id)
 
-    async def watch(self, color: str, heartbeat: float = HEARTBEAT_SECONDS) -> AsyncIterator[ColorStatus]:
+    async def watch(self, color: str, heartbeat: float = HEARTBEAT_SECONDS) -> AsyncGenerator[ColorStatus, None]:
         """Watch the deployment and its pods; yield the status after every change (and at
         least every HEARTBEAT_SECONDS).  Costs one list and one watch per resource, not a
         request per observation."""
@@ -408,16 +498,36 @@ class KubernetesPlatform(Platform):
                 state["deployment"] = items[0] if items else None
 
             pumps = [
-                asyncio.create_task(_pump(apps.list_namespaced_deployment, self.ns, reset_deployment, on_deployment,
-                                          changed, state, timeout, field_selector=f"metadata.name={name}")),
-                asyncio.create_task(_pump(core.list_namespaced_pod, self.ns, reset_pods, on_pod, changed, state,
-                                          timeout, label_selector=label_selector(self.app.selector_for(color)))),
+                asyncio.create_task(
+                    _pump(
+                        apps.list_namespaced_deployment,
+                        self.ns,
+                        reset_deployment,
+                        on_deployment,
+                        changed,
+                        state,
+                        timeout,
+                        field_selector=f"metadata.name={name}",
+                    )
+                ),
+                asyncio.create_task(
+                    _pump(
+                        core.list_namespaced_pod,
+                        self.ns,
+                        reset_pods,
+                        on_pod,
+                        changed,
+                        state,
+                        timeout,
+                        label_selector=label_selector(self.app.selector_for(color)),
+                    )
+                ),
             ]
             try:
                 while True:
                     try:
                         await asyncio.wait_for(changed.wait(), heartbeat)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
                     changed.clear()
                     if state["error"]:
@@ -430,8 +540,9 @@ class KubernetesPlatform(Platform):
                 await asyncio.gather(*pumps, return_exceptions=True)
 
 
-async def _pump(list_fn, namespace, reset, apply, changed: asyncio.Event, state: dict, request_timeout: float,
-                **selectors):
+async def _pump(
+    list_fn, namespace, reset, apply, changed: asyncio.Event, state: dict, request_timeout: float, **selectors
+):
     """List, then watch from the list's resourceVersion; re-list on 410 Gone or a broken stream.
 
     Transient failures (timeouts, resets, 429, 5xx, a cut stream) are retried with backoff for
@@ -459,11 +570,19 @@ async def _pump(list_fn, namespace, reset, apply, changed: asyncio.Event, state:
                 # The client's own timeout must outlast the server's, or every watch is cut short
                 # (the provider's client defaults to 60 s when none is given); a watch on which
                 # nothing (not even a bookmark) arrives for a while is opened again.
-                timeout = aiohttp.ClientTimeout(total=server_timeout + 30, sock_connect=request_timeout,
-                                                sock_read=3 * request_timeout)
-                resp = await list_fn(namespace, watch=True, resource_version=version, allow_watch_bookmarks=True,
-                                     timeout_seconds=server_timeout, _request_timeout=timeout,
-                                     _preload_content=False, **selectors)
+                timeout = aiohttp.ClientTimeout(
+                    total=server_timeout + 30, sock_connect=request_timeout, sock_read=3 * request_timeout
+                )
+                resp = await list_fn(
+                    namespace,
+                    watch=True,
+                    resource_version=version,
+                    allow_watch_bookmarks=True,
+                    timeout_seconds=server_timeout,
+                    _request_timeout=timeout,
+                    _preload_content=False,
+                    **selectors,
+                )
                 gone = False
                 async with resp:
                     if resp.status == 410:
@@ -495,7 +614,7 @@ async def _pump(list_fn, namespace, reset, apply, changed: asyncio.Event, state:
             return
         except Exception as e:  # transient: a broken connection, a timeout, 429/5xx: back off, list again
             failures += 1
-            pause = min(8.0, 0.25 * 2 ** failures) * random.uniform(0.5, 1.0)
+            pause = min(8.0, 0.25 * 2**failures) * random.uniform(0.5, 1.0)
             if isinstance(e, Transient) and e.retry_after:
                 pause = max(pause, e.retry_after)
             log.warning("watch interrupted (%s: %s); listing again in %.1fs", type(e).__name__, e, pause)

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import tenacity
 
-from ..release.model import TransientError
+from ..release.model import Log, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +72,17 @@ def raise_if_transient(status: int, message: str, headers=None) -> None:
 _backoff = tenacity.wait_exponential_jitter(initial=0.25, max=8.0, jitter=0.5)
 
 
-def retrying(call: Callable[[], T], budget: Budget, what: str, logger: logging.Logger = log,
-             sleep: Callable[[float], None] = time.sleep) -> T:
+def retrying(
+    call: Callable[[], T],
+    budget: Budget,
+    what: str,
+    logger: Log = log,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
     """Run ``call``; on ``Transient``, wait and try again within ``budget``; then TransientError."""
 
     def wait(state: tenacity.RetryCallState) -> float:
-        asked = getattr(state.outcome.exception(), "retry_after", None) or 0.0
+        asked = getattr(_error(state), "retry_after", None) or 0.0
         return min(max(_backoff(state), asked), budget.left)
 
     def stop(state: tenacity.RetryCallState) -> bool:
@@ -85,15 +91,32 @@ def retrying(call: Callable[[], T], budget: Budget, what: str, logger: logging.L
     def before_sleep(state: tenacity.RetryCallState) -> None:
         pause = state.next_action.sleep if state.next_action else 0.0
         budget.spent += pause
-        logger.warning("%s: %s; trying again in %.1fs (%.0fs of the step's retry budget left)", what,
-                       state.outcome.exception(), pause, budget.left)
+        logger.warning(
+            "%s: %s; trying again in %.1fs (%.0fs of the step's retry budget left)",
+            what,
+            _error(state),
+            pause,
+            budget.left,
+        )
 
-    retryer = tenacity.Retrying(retry=tenacity.retry_if_exception_type(Transient), wait=wait, stop=stop,
-                                before_sleep=before_sleep, sleep=sleep, reraise=True)
+    retryer = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(Transient),
+        wait=wait,
+        stop=stop,
+        before_sleep=before_sleep,
+        sleep=sleep,
+        reraise=True,
+    )
     try:
         result = retryer(call)
     except Transient as e:
-        raise TransientError(f"{what}: {e} (still failing after {budget.seconds:g}s of retries; "
-                             "the task will be retried)") from None
+        raise TransientError(
+            f"{what}: {e} (still failing after {budget.seconds:g}s of retries; the task will be retried)"
+        ) from None
     budget.spent = 0.0  # the API answered: the budget bounds failures in a row, not a step's calls
     return result
+
+
+def _error(state: tenacity.RetryCallState) -> BaseException | None:
+    """The exception of the attempt that just failed (tenacity calls wait and before_sleep only then)."""
+    return state.outcome.exception() if state.outcome else None

@@ -14,7 +14,6 @@ from ..apps.durations import format_duration
 from .model import ColorStatus
 
 
-
 class VerdictState(StrEnum):
     """Where a wait stands; every state but WAITING ends it.  (Plain strings on the wire: a
     trigger event carries the value.)"""
@@ -55,9 +54,12 @@ class ReadinessJudge:
         if not status.exists:
             # Readiness starts after the deploy step created it: a missing workload was
             # deleted behind our back, and will not become ready by waiting.
-            return Verdict(FAILED, f"{self.name} does not exist (deleted while waiting for it to become ready, or "
-                                   "removed by this run's rollback: to try again, clear deploy_new_color with "
-                                   "Downstream)")
+            return Verdict(
+                FAILED,
+                f"{self.name} does not exist (deleted while waiting for it to become ready, or "
+                "removed by this run's rollback: to try again, clear deploy_new_color with "
+                "Downstream)",
+            )
         if status.failure:
             return Verdict(FAILED, f"{self.name} failed: {status.failure} ({status.progress})")
         if status.complete:
@@ -72,18 +74,20 @@ class SoakJudge:
     Service still points at the color and (when configured) the HTTP check passes.
     The first unhealthy observation beyond ``tolerance`` fails the soak."""
 
-    def __init__(self, name: str, ends_at: float, tolerance: int, baseline_restarts: int | None = None,
-                 unhealthy: int = 0):
+    def __init__(
+        self, name: str, ends_at: float, tolerance: int, baseline_restarts: int | None = None, unhealthy: int = 0
+    ):
         self.name, self.ends_at, self.tolerance = name, ends_at, tolerance
         self.baseline_restarts = baseline_restarts
         # unhealthy observations so far (resumed from the Service after a restart)
         self.unhealthy = unhealthy
 
     @classmethod
-    def resume(cls, name: str, tolerance: int, state: dict) -> "SoakJudge":
+    def resume(cls, name: str, tolerance: int, state: dict) -> SoakJudge:
         """A judge that goes on from a soak's recorded progress (Release.start_soak)."""
-        return cls(name, float(state["ends_at"]), tolerance, state.get("baseline_restarts"),
-                   int(state.get("unhealthy") or 0))
+        return cls(
+            name, float(state["ends_at"]), tolerance, state.get("baseline_restarts"), int(state.get("unhealthy") or 0)
+        )
 
     def progress(self) -> dict:
         """What must survive a restart of whoever judges: the record of Release.record_soak."""
@@ -103,7 +107,9 @@ class SoakJudge:
             if self.baseline_restarts is None:
                 self.baseline_restarts = status.restarts
             elif status.restarts > self.baseline_restarts:
-                found.append(f"containers restarted ({status.restarts - self.baseline_restarts} restarts during the soak)")
+                found.append(
+                    f"containers restarted ({status.restarts - self.baseline_restarts} restarts during the soak)"
+                )
                 # each climb counts once: the next observation judges new restarts only
                 self.baseline_restarts = status.restarts
         if http is not None and not http.ok:

@@ -9,16 +9,44 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 # The colors and the refusals are defined with the app configs, which need them and nothing
 # above; they are the model's words too, so they are named here as well.
 from ..apps.colors import BLUE, COLORS, GREEN, other
 from ..apps.errors import ConfigError, ReleaseError
 
-__all__ = ["BLUE", "GREEN", "COLORS", "FIRST_COLOR", "SELECTS_NOTHING", "selects_nothing", "other", "ReleaseError",
-           "ConfigError", "Conflict", "Fenced", "TransientError", "ServiceView", "ColorStatus", "Plan"]
+__all__ = [
+    "BLUE",
+    "GREEN",
+    "COLORS",
+    "FIRST_COLOR",
+    "SELECTS_NOTHING",
+    "selects_nothing",
+    "other",
+    "ReleaseError",
+    "ConfigError",
+    "Conflict",
+    "Fenced",
+    "TransientError",
+    "ServiceView",
+    "ColorStatus",
+    "Plan",
+]
+
 
 # A first release (no Service yet) deploys this color.
+class Log(Protocol):
+    """Where a release writes its progress: a ``logging.Logger``, or a task's own logger (Airflow's
+    structured one), which has the same methods."""
+
+    def debug(self, msg: str, /, *args: Any, **kwargs: Any) -> Any: ...
+    def info(self, msg: str, /, *args: Any, **kwargs: Any) -> Any: ...
+    def warning(self, msg: str, /, *args: Any, **kwargs: Any) -> Any: ...
+    def error(self, msg: str, /, *args: Any, **kwargs: Any) -> Any: ...
+    def exception(self, msg: str, /, *args: Any, **kwargs: Any) -> Any: ...
+
+
 FIRST_COLOR = BLUE
 # The selector of a first release's Service until its switch: a label no pod carries.  (Not an
 # empty selector: Kubernetes gives a Service without one no endpoints, but BCS matches an empty
@@ -28,7 +56,6 @@ SELECTS_NOTHING = {"bluegreen.io/selects": "nothing"}
 
 def selects_nothing(selector: dict[str, str] | None) -> bool:
     return not selector or selector == SELECTS_NOTHING
-
 
 
 class Conflict(ReleaseError):
@@ -80,7 +107,7 @@ class ColorStatus:
     deleting: bool = False
 
     @classmethod
-    def missing(cls) -> "ColorStatus":
+    def missing(cls) -> ColorStatus:
         return cls(exists=False, progress="not deployed")
 
 
@@ -112,11 +139,10 @@ class Plan:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict | str) -> "Plan":
-        if isinstance(data, str):
-            data = json.loads(data)
+    def from_json(cls, data: dict | str) -> Plan:
+        fields: dict = json.loads(data) if isinstance(data, str) else data
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{k: v for k, v in fields.items() if k in known})
 
     def describe(self) -> str:
         if self.old_color is None:

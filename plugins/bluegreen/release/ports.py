@@ -15,7 +15,7 @@ layer picks the adapter for an app (``bluegreen.platforms.platform_for``) and ha
 from __future__ import annotations
 
 import abc
-from typing import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from .model import ColorStatus, ServiceView
 
@@ -34,7 +34,7 @@ class Platform(abc.ABC):
         self.app = app
 
     # -- access ---------------------------------------------------------------------
-    def check_permissions(self) -> None:
+    def check_permissions(self) -> None:  # noqa: B027 (a default: nothing to check on BCS Mesos)
         """Before a release's first write: raise ``ReleaseError`` naming every permission the
         release needs and this client lacks.  Platforms without access control have nothing
         to check (BCS Mesos)."""
@@ -82,15 +82,21 @@ class Platform(abc.ABC):
         """True once the workload and every one of its members are gone."""
 
     @abc.abstractmethod
-    def create_service(self, selector: dict[str, str], annotations: dict[str, str],
-                       manifest: dict | None = None) -> ServiceView:
+    def create_service(
+        self, selector: dict[str, str], annotations: dict[str, str], manifest: dict | None = None
+    ) -> ServiceView:
         """Create the Service from the app's manifest, selecting ``selector`` (nothing, when
         empty).  Raises ``Conflict`` when it exists: a create is the one atomic claim every
         API offers (a first release's lock rests on it)."""
 
     @abc.abstractmethod
-    def write_service(self, current: ServiceView, selector: dict[str, str],
-                      annotations: dict[str, str | None], manifest: dict | None = None) -> ServiceView:
+    def write_service(
+        self,
+        current: ServiceView,
+        selector: dict[str, str],
+        annotations: dict[str, str | None],
+        manifest: dict | None = None,
+    ) -> ServiceView:
         """Set the Service's selector to exactly ``selector`` (no stale keys) and merge
         ``annotations`` (None removes a key), keeping everything else on it.  Raises
         ``Conflict`` when the Service changed since ``current`` was read: the write is
@@ -113,10 +119,10 @@ class Platform(abc.ABC):
 
     # -- waiting (inside triggers, on the triggerer's event loop) --------------------
     @abc.abstractmethod
-    def watch(self, color: str, heartbeat: float = 2.0) -> AsyncIterator[ColorStatus]:
+    def watch(self, color: str, heartbeat: float = 2.0) -> AsyncGenerator[ColorStatus, None]:
         """Yield a fresh observation of the color whenever it may have changed (a watch
         where the API has one, polling where it does not), and at least every ``heartbeat``
         seconds."""
 
-    def close(self) -> None:  # pragma: no cover - adapters with resources override it
+    def close(self) -> None:  # noqa: B027 (a default: only adapters with resources close them)  # pragma: no cover - adapters with resources override it
         pass

@@ -43,7 +43,6 @@ SOAK = PREFIX + "soak"
 RETIRING = PREFIX + "retiring"
 
 
-
 class ReleaseState(StrEnum):
     """The ``state`` of the release record (bluegreen.io/release), in the order a release goes
     through them (or rolled back instead).  Stored as the plain value."""
@@ -58,12 +57,12 @@ SWITCHED, SOAKED, COMPLETE, ROLLED_BACK = ReleaseState
 
 
 def now_utc(clock) -> dt.datetime:
-    return dt.datetime.fromtimestamp(clock(), dt.timezone.utc)
+    return dt.datetime.fromtimestamp(clock(), dt.UTC)
 
 
 def iso(moment: dt.datetime) -> str:
     # milliseconds: the drain delay is counted from the switch's timestamp
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def parse_iso(value) -> dt.datetime | None:
@@ -102,11 +101,11 @@ class Lock:
     plan: dict
 
     @classmethod
-    def read(cls, svc: ServiceView | None) -> "Lock | None":
+    def read(cls, svc: ServiceView | None) -> Lock | None:
         data = annotation_json(svc, LOCK)
         if not isinstance(data, dict) or not isinstance(data.get("run_id"), str):
             return None
-        expires = parse_iso(data.get("expires")) or dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+        expires = parse_iso(data.get("expires")) or dt.datetime.min.replace(tzinfo=dt.UTC)
         plan = data.get("plan")
         return cls(run_id=data["run_id"], expires=expires, plan=plan if isinstance(plan, dict) else {})
 

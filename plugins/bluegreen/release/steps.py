@@ -27,7 +27,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from typing import AsyncIterator, Callable, TypeVar
+from collections.abc import AsyncGenerator, Callable
+from typing import TypeVar
 
 from ..apps import manifests as mf
 from ..apps.config import OldColorPolicy
@@ -35,8 +36,19 @@ from . import guards
 from . import records as rec
 from .health import WAITING, HttpResult, SoakJudge, Verdict
 from .http_check import http_check
-from .model import (FIRST_COLOR, SELECTS_NOTHING, ColorStatus, Conflict, Plan, ReleaseError, ServiceView,
-                    TransientError, other, selects_nothing)
+from .model import (
+    FIRST_COLOR,
+    SELECTS_NOTHING,
+    ColorStatus,
+    Conflict,
+    Log,
+    Plan,
+    ReleaseError,
+    ServiceView,
+    TransientError,
+    other,
+    selects_nothing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +71,18 @@ def until_no_conflict(attempt: Callable[[], T], gave_up: str) -> T:
 
 
 class Release:
-    def __init__(self, app, platform, run_id: str, *, logger: logging.Logger | None = None,
-                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                 poll_interval: float = 0.5, probe: Callable[..., HttpResult] | None = None):
+    def __init__(
+        self,
+        app,
+        platform,
+        run_id: str,
+        *,
+        logger: Log | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        poll_interval: float = 0.5,
+        probe: Callable[..., HttpResult] | None = None,
+    ):
         self.app = app
         # the HTTP check through the Service (release.http_check; unit tests give their own)
         self.probe = probe or http_check
@@ -85,8 +106,15 @@ class Release:
     # ------------------------------------------------------------------------------
     # plan
     # ------------------------------------------------------------------------------
-    def plan(self, image: str, replicas: int, soak_seconds: float, *, skip_if_live: bool = False,
-             restore_previous: bool = False) -> Plan:
+    def plan(
+        self,
+        image: str,
+        replicas: int,
+        soak_seconds: float,
+        *,
+        skip_if_live: bool = False,
+        restore_previous: bool = False,
+    ) -> Plan:
         """Decide the colors and take the lock.  A re-run of the same Airflow run gets the
         plan it made before (from the lock, or from the release record once switched)."""
         # Before the first write: a client that may not do all a release does fails here, with
@@ -104,29 +132,40 @@ class Release:
             if svc is None:
                 # A first release: the Service is created now, selecting nothing, to hold the
                 # lock.  The create is atomic, so of two first releases only one goes on.
-                self.platform.create_service(SELECTS_NOTHING, {rec.LOCK: self._lock_value(plan),
-                                                               rec.CREATED_BY: self.run_id})
-                self.log.info("created the Service %s (selecting nothing until the switch) to hold the release "
-                              "lock", self.app.service)
+                self.platform.create_service(
+                    SELECTS_NOTHING, {rec.LOCK: self._lock_value(plan), rec.CREATED_BY: self.run_id}
+                )
+                self.log.info(
+                    "created the Service %s (selecting nothing until the switch) to hold the release lock",
+                    self.app.service,
+                )
             else:
                 guards.refuse_if_locked(self.app, svc, self.run_id, self.now())
                 # A first release that goes on from an earlier one's Service (that one stopped
                 # before its switch) owns it now: its rollback removes it.
-                owner = ({rec.CREATED_BY: self.run_id} if plan.old_color is None
-                         and rec.CREATED_BY in svc.annotations else {})
+                owner = (
+                    {rec.CREATED_BY: self.run_id}
+                    if plan.old_color is None and rec.CREATED_BY in svc.annotations
+                    else {}
+                )
                 self._write_lock(svc, plan, owner)
             return plan
 
-        return until_no_conflict(attempt, f"the Service {self.app.service} kept changing while taking the release "
-                                          "lock; retry")
+        return until_no_conflict(
+            attempt, f"the Service {self.app.service} kept changing while taking the release lock; retry"
+        )
 
     def _recall(self, svc: ServiceView | None) -> Plan | None:
         lock = rec.Lock.read(svc)
         if lock and lock.run_id == self.run_id and lock.plan:
             return guards.checked_plan(self.app, lock.plan, self.run_id, rec.LOCK)
         record = rec.release_record(svc)
-        if record and record.get("run_id") == self.run_id and record.get("state") != rec.ROLLED_BACK \
-                and record.get("plan"):
+        if (
+            record
+            and record.get("run_id") == self.run_id
+            and record.get("state") != rec.ROLLED_BACK
+            and record.get("plan")
+        ):
             return guards.checked_plan(self.app, record["plan"], self.run_id, rec.RELEASE)
         return None
 
@@ -134,11 +173,20 @@ class Release:
         guards.refuse_if_locked(self.app, svc, self.run_id, self.now())
         if svc is None or selects_nothing(svc.selector):
             if restore_previous:
-                raise ReleaseError(f"the Service {self.app.service} has never pointed at a release: there is no "
-                                   "previous release to roll back to")
+                raise ReleaseError(
+                    f"the Service {self.app.service} has never pointed at a release: there is no "
+                    "previous release to roll back to"
+                )
             # No Service, or one selecting nothing (a first release that stopped before its switch).
-            return Plan(app=self.app.name, run_id=self.run_id, new_color=FIRST_COLOR, old_color=None,
-                        image=image, replicas=replicas, soak_seconds=soak_seconds)
+            return Plan(
+                app=self.app.name,
+                run_id=self.run_id,
+                new_color=FIRST_COLOR,
+                old_color=None,
+                image=image,
+                replicas=replicas,
+                soak_seconds=soak_seconds,
+            )
         live = self.live_color(svc)
         new = other(live)
         old_status = self.platform.observe(live)
@@ -146,26 +194,41 @@ class Release:
             # Someone pointed the Service at a color that is not there: nothing serves, and a
             # release would have nothing to roll back to.  A person decides what serves first.
             serving_instead = self.platform.observe(new)
-            fix = (f"point it at {self.app.deployment_name(new)} ({serving_instead.image}), which is fully ready: "
-                   f"{self.platform.manual_switch(self.app.selector_for(new))}"
-                   if serving_instead.complete and not serving_instead.failure
-                   else "redeploy a color that serves and point the Service at it")
-            raise ReleaseError(f"refusing to release: the Service {self.app.service} points at "
-                               f"{self.app.deployment_name(live)}, which does not exist, so nothing is serving and "
-                               f"there would be nothing to roll back to.  First {fix}; then start a new run")
+            fix = (
+                f"point it at {self.app.deployment_name(new)} ({serving_instead.image}), which is fully ready: "
+                f"{self.platform.manual_switch(self.app.selector_for(new))}"
+                if serving_instead.complete and not serving_instead.failure
+                else "redeploy a color that serves and point the Service at it"
+            )
+            raise ReleaseError(
+                f"refusing to release: the Service {self.app.service} points at "
+                f"{self.app.deployment_name(live)}, which does not exist, so nothing is serving and "
+                f"there would be nothing to roll back to.  First {fix}; then start a new run"
+            )
         manifest = None
         if restore_previous:
             previous = rec.previous_release(svc)
             if not previous:
                 raise ReleaseError(f"the Service {self.app.service} records no previous release to roll back to")
             if previous.get("color") != new:
-                raise ReleaseError(f"the previous release ran on {previous.get('color')}, but {live} is live and "
-                                   f"{new} is the idle color; roll back by switching instead")
+                raise ReleaseError(
+                    f"the previous release ran on {previous.get('color')}, but {live} is live and "
+                    f"{new} is the idle color; roll back by switching instead"
+                )
             image, recorded_replicas, manifest = guards.checked_previous(self.app, previous, new)
             replicas = recorded_replicas or replicas
-        return Plan(app=self.app.name, run_id=self.run_id, new_color=new, old_color=live, image=image,
-                    replicas=replicas, soak_seconds=soak_seconds, old_image=old_status.image,
-                    previous_selector=dict(svc.selector), manifest=manifest)
+        return Plan(
+            app=self.app.name,
+            run_id=self.run_id,
+            new_color=new,
+            old_color=live,
+            image=image,
+            replicas=replicas,
+            soak_seconds=soak_seconds,
+            old_image=old_status.image,
+            previous_selector=dict(svc.selector),
+            manifest=manifest,
+        )
 
     def _lock_value(self, plan: Plan) -> str:
         return rec.Lock.value(plan, self.now() + dt.timedelta(seconds=self.app.lock_ttl))
@@ -190,6 +253,7 @@ class Release:
         lock, and renew the lock when half of its lease is gone.  Steps call it first; waiting
         steps call it while they wait, so that the lock never runs out under a long soak.
         ``renew``: a whole lease now (before a wait in which nothing can renew it)."""
+
         def attempt() -> ServiceView:
             svc = self.platform.read_service()
             if svc is not None and self._completed(svc):
@@ -215,6 +279,7 @@ class Release:
     def _change(self, plan: Plan, changes: Callable[[ServiceView], dict | None], what: str) -> ServiceView:
         """A conditional write of annotations on the Service this run holds: ``changes`` sees the
         Service as just read (and checked) and says what to write (None: nothing)."""
+
         def attempt() -> ServiceView:
             svc = self.keep(plan)
             wanted = changes(svc)
@@ -235,11 +300,18 @@ class Release:
         manifest = self.manifest_for(plan)
         # A Conflict: the workload changed under the write, often our own write, retried after
         # its answer was lost (it landed).  Applying converges: look again.
-        result = until_no_conflict(lambda: self.platform.apply_color(plan.new_color, manifest),
-                                   f"{self.app.deployment_name(plan.new_color)} kept changing while it was applied; "
-                                   "retry")
-        self.log.info("%s %s with %s (%d replicas): %s", result, self.app.deployment_name(plan.new_color),
-                      plan.image, plan.replicas, plan.describe())
+        result = until_no_conflict(
+            lambda: self.platform.apply_color(plan.new_color, manifest),
+            f"{self.app.deployment_name(plan.new_color)} kept changing while it was applied; retry",
+        )
+        self.log.info(
+            "%s %s with %s (%d replicas): %s",
+            result,
+            self.app.deployment_name(plan.new_color),
+            plan.image,
+            plan.replicas,
+            plan.describe(),
+        )
         self.point_preview(plan.new_color)
         return result
 
@@ -286,13 +358,19 @@ class Release:
             # sensor's verdict may be stale, and so may a check made before other reads.
             status = self.platform.observe(new)
             if not status.complete or status.failure:
-                raise ReleaseError(f"refusing to switch {self.app.service} to {name}: it is not fully ready now "
-                                   f"({status.failure or status.progress})")
+                raise ReleaseError(
+                    f"refusing to switch {self.app.service} to {name}: it is not fully ready now "
+                    f"({status.failure or status.progress})"
+                )
             # Conditional on the Service as just read: a change since then (a person, a
             # takeover) makes it fail with Conflict, and the checks run again.
             self.platform.write_service(svc, self.app.selector_for(new), annotations)
-            self.log.info("switched the Service %s from %s to %s", self.app.service,
-                          "nothing" if selects_nothing(svc.selector) else svc.selector, self.app.selector_for(new))
+            self.log.info(
+                "switched the Service %s from %s to %s",
+                self.app.service,
+                "nothing" if selects_nothing(svc.selector) else svc.selector,
+                self.app.selector_for(new),
+            )
 
         until_no_conflict(attempt, f"the Service {self.app.service} kept changing while switching; retry the switch")
         self.wait_for_endpoints(new)
@@ -311,14 +389,27 @@ class Release:
             last[0] = self.probe(self.app.http_check, svc.url_fields) if svc is not None else None
             return last[0] is not None and last[0].ok
 
-        self._wait(passes, self.app.switch_timeout, lambda: (
-            f"the Service {self.app.service} did not pass its HTTP check within {self.app.switch_timeout:g}s of the "
-            f"switch: {last[0].detail if last[0] else 'gone'}"))
+        self._wait(
+            passes,
+            self.app.switch_timeout,
+            lambda: (
+                f"the Service {self.app.service} did not pass its HTTP check within "
+                f"{self.app.switch_timeout:g}s of the switch: {last[0].detail if last[0] else 'gone'}"
+            ),
+        )
 
     def _switch_annotations(self, svc: ServiceView, plan: Plan) -> dict:
         now = rec.iso(self.now())
-        record = {"run_id": self.run_id, "from": plan.old_color, "to": plan.new_color, "image": plan.image,
-                  "from_image": plan.old_image, "state": rec.SWITCHED, "at": now, "plan": plan.to_json()}
+        record = {
+            "run_id": self.run_id,
+            "from": plan.old_color,
+            "to": plan.new_color,
+            "image": plan.image,
+            "from_image": plan.old_image,
+            "state": rec.SWITCHED,
+            "at": now,
+            "plan": plan.to_json(),
+        }
         annotations = {
             rec.PREVIOUS_SELECTOR: rec.dump(svc.selector),
             rec.RUN_ID: self.run_id,
@@ -326,12 +417,16 @@ class Release:
             rec.RELEASE: rec.dump(record),
         }
         if plan.old_color and plan.old_image:
-            annotations[rec.PREVIOUS_RELEASE] = rec.dump({
-                "color": plan.old_color, "image": plan.old_image, "run_id": (rec.release_record(svc) or {}).get("run_id"),
-                "replicas": self.platform.observe(plan.old_color).desired or plan.replicas,
-                # what the old color runs now, as the record of what to restore
-                "manifest": self.platform.read_manifest(plan.old_color),
-            })
+            annotations[rec.PREVIOUS_RELEASE] = rec.dump(
+                {
+                    "color": plan.old_color,
+                    "image": plan.old_image,
+                    "run_id": (rec.release_record(svc) or {}).get("run_id"),
+                    "replicas": self.platform.observe(plan.old_color).desired or plan.replicas,
+                    # what the old color runs now, as the record of what to restore
+                    "manifest": self.platform.read_manifest(plan.old_color),
+                }
+            )
         return annotations
 
     def wait_for_endpoints(self, color: str) -> None:
@@ -345,15 +440,23 @@ class Release:
             if not seen["ready"] and not self.platform.observe(color).exists:
                 # Deleted after it was checked (a person): waiting cannot help, and the Service
                 # serves nothing until the rollback.
-                raise ReleaseError(f"the Service {self.app.service} points at {self.app.deployment_name(color)}, "
-                                   "which was deleted (not by this release) after it was checked")
+                raise ReleaseError(
+                    f"the Service {self.app.service} points at {self.app.deployment_name(color)}, "
+                    "which was deleted (not by this release) after it was checked"
+                )
             return False
 
-        self._wait(converged, self.app.switch_timeout, lambda: (
-            f"the Service {self.app.service} did not converge on {color} within {self.app.switch_timeout:g}s: it "
-            f"sends traffic to {sorted(seen['backends'])}, {color} has ready {sorted(seen['ready'])}"))
-        self.log.info("the Service %s now sends traffic to %d %s member(s)", self.app.service, len(seen["ready"]),
-                      color)
+        self._wait(
+            converged,
+            self.app.switch_timeout,
+            lambda: (
+                f"the Service {self.app.service} did not converge on {color} within {self.app.switch_timeout:g}s: it "
+                f"sends traffic to {sorted(seen['backends'])}, {color} has ready {sorted(seen['ready'])}"
+            ),
+        )
+        self.log.info(
+            "the Service %s now sends traffic to %d %s member(s)", self.app.service, len(seen["ready"]), color
+        )
 
     # ------------------------------------------------------------------------------
     # soak: what the sensor and its trigger observe, and the progress they keep on the Service
@@ -369,8 +472,9 @@ class Release:
             if state:
                 return None
             restarts = self.platform.observe(plan.new_color).restarts
-            state.update(run_id=self.run_id, ends_at=self.clock() + plan.soak_seconds, unhealthy=0,
-                         baseline_restarts=restarts)
+            state.update(
+                run_id=self.run_id, ends_at=self.clock() + plan.soak_seconds, unhealthy=0, baseline_restarts=restarts
+            )
             return {rec.SOAK: rec.dump(state)}
 
         self._change(plan, start, "starting the soak")
@@ -378,11 +482,13 @@ class Release:
 
     def soak_judge(self, plan: Plan) -> SoakJudge:
         """The judge of this run's soak, going on from its recorded progress (see start_soak)."""
-        return SoakJudge.resume(self.app.deployment_name(plan.new_color), self.app.soak_tolerance,
-                                self.start_soak(plan))
+        return SoakJudge.resume(
+            self.app.deployment_name(plan.new_color), self.app.soak_tolerance, self.start_soak(plan)
+        )
 
-    def judge_soak(self, plan: Plan, judge: SoakJudge, status: ColorStatus, serving: bool,
-                   http: HttpResult | None, now: float) -> Verdict:
+    def judge_soak(
+        self, plan: Plan, judge: SoakJudge, status: ColorStatus, serving: bool, http: HttpResult | None, now: float
+    ) -> Verdict:
         """One observation of the soak (the workload, and the soak_probe of the Service) judged;
         when the count of unhealthy observations moved, it is recorded on the Service, so that
         whoever judges next goes on from it."""
@@ -396,16 +502,20 @@ class Release:
         """Keep the soak's progress (unhealthy observations so far, the restart baseline) on the
         Service, so that whoever judges next (a restarted triggerer, a retried task) goes on from it."""
         state = {"run_id": self.run_id, **progress}
-        self._change(plan, lambda svc: None if rec.soak_state(svc, self.run_id) == state else {rec.SOAK: rec.dump(state)},
-                     "recording the soak")
+        self._change(
+            plan,
+            lambda svc: None if rec.soak_state(svc, self.run_id) == state else {rec.SOAK: rec.dump(state)},
+            "recording the soak",
+        )
 
     def forget_soak(self, plan: Plan) -> None:
         """The soak failed: its recorded progress goes, so that a person who clears the soak task
         gets a new soak, not the verdict of the failed one again (best effort: the API may be what
         failed; a crash retry before this resumes the soak, as it should)."""
         try:
-            self._change(plan, lambda svc: {rec.SOAK: None} if rec.soak_state(svc, self.run_id) else None,
-                         "ending the soak")
+            self._change(
+                plan, lambda svc: {rec.SOAK: None} if rec.soak_state(svc, self.run_id) else None, "ending the soak"
+            )
         except (ReleaseError, TransientError) as e:
             self.log.warning("the failed soak's progress stays on the Service %s (%s)", self.app.service, e)
 
@@ -420,7 +530,7 @@ class Release:
         serving = svc.selector == self.app.selector_for(plan.new_color)
         return serving, (self.probe(self.app.http_check, svc.url_fields) if self.app.http_check else None)
 
-    def watch(self, color: str, heartbeat: float) -> AsyncIterator[ColorStatus]:
+    def watch(self, color: str, heartbeat: float) -> AsyncGenerator[ColorStatus, None]:
         """Fresh observations of ``color`` as they change (for the triggers: a watch where the
         platform has one, polling where it does not), at least every ``heartbeat`` seconds."""
         return self.platform.watch(color, heartbeat=heartbeat)
@@ -439,12 +549,15 @@ class Release:
             return
         svc = self.keep(plan)
         if self.live_color(svc) == old:
-            raise ReleaseError(f"refusing to remove {self.app.deployment_name(old)}: the Service "
-                               f"{self.app.service} points at it")
+            raise ReleaseError(
+                f"refusing to remove {self.app.deployment_name(old)}: the Service {self.app.service} points at it"
+            )
         record = rec.release_record(svc) or {}
         if record.get("run_id") != self.run_id or record.get("state") not in (rec.SOAKED, rec.COMPLETE):
-            raise ReleaseError(f"refusing to remove {self.app.deployment_name(old)}: this run's soak has not "
-                               "passed (clear the soak task to run it)")
+            raise ReleaseError(
+                f"refusing to remove {self.app.deployment_name(old)}: this run's soak has not "
+                "passed (clear the soak task to run it)"
+            )
         self._remove(plan, old, keep=plan.new_color, svc=svc)
 
     def _drain(self, svc: ServiceView | None, color: str) -> None:
@@ -459,8 +572,12 @@ class Release:
         since = max(switched.timestamp(), self._left_at.get(color, 0.0))
         wait = since + self.app.drain_delay - self.clock()
         if wait > 0:
-            self.log.info("draining %s: the Service stopped pointing at it %.1fs ago; removing it in %.1fs",
-                          self.app.deployment_name(color), self.app.drain_delay - wait, wait)
+            self.log.info(
+                "draining %s: the Service stopped pointing at it %.1fs ago; removing it in %.1fs",
+                self.app.deployment_name(color),
+                self.app.drain_delay - wait,
+                wait,
+            )
             self.sleep(wait)
 
     def _remove(self, plan: Plan, color: str, keep: str | None, svc: ServiceView | None = None) -> None:
@@ -486,7 +603,8 @@ class Release:
                         f"refusing to remove {name}: {self.app.deployment_name(keep)}, which the Service "
                         f"{self.app.service} points at, is not fully ready ({serving.failure or serving.progress}); "
                         f"{name} stays as the way back: roll back, or fix {self.app.deployment_name(keep)} "
-                        "and clear this task")
+                        "and clear this task"
+                    )
                 return {rec.RETIRING: rec.dump({"color": color, "run_id": self.run_id, "at": rec.iso(self.now())})}
 
             self._change_held(plan, mark, f"marking {name} for removal")
@@ -497,13 +615,18 @@ class Release:
             self.platform.delete_color(color)
         moved = self._put_back_if_moved(plan, color, keep) if svc is not None else None
         if scale:
-            self._wait(lambda: not self.platform.observe(color).ready and not self.platform.ready_members(color),
-                       self.app.delete_timeout, lambda: f"timed out after {self.app.delete_timeout:g}s waiting for "
-                                                        f"{name} to scale to zero")
+            self._wait(
+                lambda: not self.platform.observe(color).ready and not self.platform.ready_members(color),
+                self.app.delete_timeout,
+                lambda: f"timed out after {self.app.delete_timeout:g}s waiting for {name} to scale to zero",
+            )
             self.log.info("scaled %s to zero (kept for a fast rollback)", name)
         else:
-            self._wait(lambda: self.platform.color_gone(color), self.app.delete_timeout,
-                       lambda: f"timed out after {self.app.delete_timeout:g}s waiting for {name} to be deleted")
+            self._wait(
+                lambda: self.platform.color_gone(color),
+                self.app.delete_timeout,
+                lambda: f"timed out after {self.app.delete_timeout:g}s waiting for {name} to be deleted",
+            )
             self.log.info("deleted %s", name)
         if moved:
             raise ReleaseError(moved)
@@ -523,17 +646,22 @@ class Release:
                     f"the Service {self.app.service} was switched (not by this release) to {gone} while it was being "
                     f"removed, and {kept or 'no other color'} is not fully ready "
                     f"({status.failure or status.progress}): nothing may be serving.  By hand: "
-                    f"{self.platform.manual_switch(self.app.selector_for(keep)) if keep else 'redeploy the app'}")
+                    f"{self.platform.manual_switch(self.app.selector_for(keep)) if keep else 'redeploy the app'}"
+                )
             self.platform.write_service(svc, self.app.selector_for(keep), {})
             return True
 
-        if not until_no_conflict(switched_back, f"the Service {self.app.service} kept changing while {gone} was "
-                                                "removed; retry"):
+        if not until_no_conflict(
+            switched_back, f"the Service {self.app.service} kept changing while {gone} was removed; retry"
+        ):
             return None
+        assert keep is not None  # switched_back() raised when there was nothing to keep
         self.wait_for_endpoints(keep)
-        message = (f"the Service {self.app.service} was switched (not by this release) to {gone} while it was "
-                   f"being removed; the release switched it back: it points at {kept} again.  Find out who "
-                   f"switched it, then clear this task to finish the release")
+        message = (
+            f"the Service {self.app.service} was switched (not by this release) to {gone} while it was "
+            f"being removed; the release switched it back: it points at {kept} again.  Find out who "
+            f"switched it, then clear this task to finish the release"
+        )
         self.log.error(message)
         return message
 
@@ -541,10 +669,17 @@ class Release:
         if plan.noop_reason:
             self.log.info(plan.noop_reason)
             return plan.noop_reason
-        summary = (f"{self.app.name}: {plan.old_color or '-'} ({plan.old_image or '-'}) -> "
-                   f"{plan.new_color} ({plan.image}): {outcome}")
-        self._update_record(plan, rec.COMPLETE, history=outcome, release_lock=True,
-                            extra={rec.SOAK: None, rec.RETIRING: None, rec.CREATED_BY: None})
+        summary = (
+            f"{self.app.name}: {plan.old_color or '-'} ({plan.old_image or '-'}) -> "
+            f"{plan.new_color} ({plan.image}): {outcome}"
+        )
+        self._update_record(
+            plan,
+            rec.COMPLETE,
+            history=outcome,
+            release_lock=True,
+            extra={rec.SOAK: None, rec.RETIRING: None, rec.CREATED_BY: None},
+        )
         self.log.info(summary)
         return summary
 
@@ -572,9 +707,11 @@ class Release:
                     raise ReleaseError(
                         f"cannot roll back {self.app.service} to {self.app.deployment_name(old)}: it is not "
                         f"fully ready ({status.failure or status.progress}); {self.app.deployment_name(new)} "
-                        "keeps serving")
-                self.platform.write_service(svc, self.app.selector_for(old),
-                                            self._rollback_annotations(svc, plan, reason))
+                        "keeps serving"
+                    )
+                self.platform.write_service(
+                    svc, self.app.selector_for(old), self._rollback_annotations(svc, plan, reason)
+                )
                 self._left_at[new] = self.clock()
                 self.log.info("switched the Service %s back to %s", self.app.service, old)
                 self.wait_for_endpoints(old)
@@ -586,10 +723,18 @@ class Release:
         self.point_preview(old)
         self._remove(plan, new, keep=old)
         # (no Service: a first release's rollback removed it; there is nothing to record on)
-        self._update_record(plan, rec.ROLLED_BACK, history=f"rolled back: {reason}", release_lock=True,
-                            extra={rec.SOAK: None, rec.RETIRING: None})
-        serving = (f"{self.app.deployment_name(old)} ({plan.old_image or 'its image'}) is serving"
-                   if old else "nothing was serving before this first release")
+        self._update_record(
+            plan,
+            rec.ROLLED_BACK,
+            history=f"rolled back: {reason}",
+            release_lock=True,
+            extra={rec.SOAK: None, rec.RETIRING: None},
+        )
+        serving = (
+            f"{self.app.deployment_name(old)} ({plan.old_image or 'its image'}) is serving"
+            if old
+            else "nothing was serving before this first release"
+        )
         return f"Release of {plan.image} to {self.app.name} rolled back: {reason}. {serving}."
 
     def _read_held(self, plan: Plan) -> ServiceView | None:
@@ -604,7 +749,7 @@ class Release:
         def attempt() -> None:
             svc = self._read_held(plan)
             wanted = changes(svc) if svc is not None else None
-            if not wanted:
+            if svc is None or not wanted:
                 return
             if not self._completed(svc) and rec.Lock.read(svc) is not None:
                 wanted = {**wanted, rec.LOCK: self._lock_value(plan)}  # renewed on the way
@@ -614,10 +759,20 @@ class Release:
 
     def _rollback_annotations(self, svc: ServiceView, plan: Plan, reason: str) -> dict:
         now = rec.iso(self.now())
-        record = {**(rec.release_record(svc) or {}), "run_id": self.run_id, "state": rec.ROLLED_BACK,
-                  "rolled_back_at": now, "reason": reason, "plan": plan.to_json()}
-        return {rec.PREVIOUS_SELECTOR: rec.dump(svc.selector), rec.RUN_ID: self.run_id, rec.SWITCHED_AT: now,
-                rec.RELEASE: rec.dump(record)}
+        record = {
+            **(rec.release_record(svc) or {}),
+            "run_id": self.run_id,
+            "state": rec.ROLLED_BACK,
+            "rolled_back_at": now,
+            "reason": reason,
+            "plan": plan.to_json(),
+        }
+        return {
+            rec.PREVIOUS_SELECTOR: rec.dump(svc.selector),
+            rec.RUN_ID: self.run_id,
+            rec.SWITCHED_AT: now,
+            rec.RELEASE: rec.dump(record),
+        }
 
     # ------------------------------------------------------------------------------
     # for people: what the task classes show (the approval's body, what to do by hand)
@@ -632,11 +787,14 @@ class Release:
         switch changes, and where to try the new color first (the preview Service)."""
         app = self.app
         status = self.platform.observe(plan.new_color)
-        lines = [f"**{app.deployment_name(plan.new_color)}** runs `{plan.image}`: {status.progress}.",
-                 f"Live now: **{app.deployment_name(plan.old_color)}** (`{plan.old_image}`)." if plan.old_color
-                 else "This is the app's first release: nothing is live yet.",
-                 f"On **Approve**, Service `{app.namespace}/{app.service}` switches to selector "
-                 f"`{app.selector_for(plan.new_color)}`."]
+        lines = [
+            f"**{app.deployment_name(plan.new_color)}** runs `{plan.image}`: {status.progress}.",
+            f"Live now: **{app.deployment_name(plan.old_color)}** (`{plan.old_image}`)."
+            if plan.old_color
+            else "This is the app's first release: nothing is live yet.",
+            f"On **Approve**, Service `{app.namespace}/{app.service}` switches to selector "
+            f"`{app.selector_for(plan.new_color)}`.",
+        ]
         if app.preview_service:
             preview = self.platform.read_service(app.manifests["preview"])
             where = ", ".join(f"{k}={v}" for k, v in sorted((preview.url_fields if preview else {}).items()) if v)
@@ -650,21 +808,29 @@ class Release:
         if plan.old_color is None:
             old = "nothing (or delete it: this was the app's first release)"
         else:
-            old = (f"{self.app.deployment_name(plan.old_color)} once it is fully ready "
-                   f"({self.platform.manual_switch(self.app.selector_for(plan.old_color))})")
-        return (f"make sure the Service points at {old}, then remove {self.app.deployment_name(plan.new_color)} "
-                f"({self.platform.manual_delete(plan.new_color)})")
+            old = (
+                f"{self.app.deployment_name(plan.old_color)} once it is fully ready "
+                f"({self.platform.manual_switch(self.app.selector_for(plan.old_color))})"
+            )
+        return (
+            f"make sure the Service points at {old}, then remove {self.app.deployment_name(plan.new_color)} "
+            f"({self.platform.manual_delete(plan.new_color)})"
+        )
 
     def situation(self, plan: Plan) -> str:
         """What the cluster looks like now, for a person who must finish by hand (best effort)."""
         try:
             svc = self.platform.read_service()
-            lines = [f"the Service {self.app.namespace}/{self.app.service} "
-                     + ("does not exist" if svc is None else f"selects {svc.selector or 'nothing'}")]
+            lines = [
+                f"the Service {self.app.namespace}/{self.app.service} "
+                + ("does not exist" if svc is None else f"selects {svc.selector or 'nothing'}")
+            ]
             for color in filter(None, (plan.old_color, plan.new_color)):
                 status = self.platform.observe(color)
-                lines.append(f"{self.app.deployment_name(color)}: "
-                             + (f"{status.image}, {status.failure or status.progress}" if status.exists else "gone"))
+                lines.append(
+                    f"{self.app.deployment_name(color)}: "
+                    + (f"{status.image}, {status.failure or status.progress}" if status.exists else "gone")
+                )
             lock = rec.Lock.read(svc)
             if lock:
                 lines.append(f"the release lock is held by run {lock.run_id} until {rec.iso(lock.expires)}")
@@ -675,26 +841,39 @@ class Release:
     # ------------------------------------------------------------------------------
     # helpers
     # ------------------------------------------------------------------------------
-    def _update_record(self, plan: Plan, state: str, history: str | None = None, release_lock: bool = False,
-                       extra: dict | None = None) -> None:
+    def _update_record(
+        self, plan: Plan, state: str, history: str | None = None, release_lock: bool = False, extra: dict | None = None
+    ) -> None:
         def attempt() -> None:
             svc = self._read_held(plan)
             if svc is None:
                 return
             record = rec.release_record(svc) or {}
             if record.get("run_id") != self.run_id and state != rec.ROLLED_BACK:
-                raise ReleaseError(f"the Service {self.app.service} records release {record.get('run_id')}, "
-                                   "not this run; someone else released meanwhile")
+                raise ReleaseError(
+                    f"the Service {self.app.service} records release {record.get('run_id')}, "
+                    "not this run; someone else released meanwhile"
+                )
             changes: dict[str, str | None] = {k: v for k, v in (extra or {}).items() if k in svc.annotations}
             mine = record.get("run_id") == self.run_id
             if mine and not (state == rec.SOAKED and record.get("state") == rec.COMPLETE):
-                changes[rec.RELEASE] = rec.dump({**record, "state": state,
-                                                 f"{state.replace('-', '_')}_at": rec.iso(self.now())})
+                changes[rec.RELEASE] = rec.dump(
+                    {**record, "state": state, f"{state.replace('-', '_')}_at": rec.iso(self.now())}
+                )
             if history is not None:
-                changes[rec.HISTORY] = rec.with_history(svc, {
-                    "run_id": self.run_id, "from": plan.old_color, "from_image": plan.old_image,
-                    "to": plan.new_color, "image": plan.image, "outcome": history,
-                    "at": rec.iso(self.now())}, self.app.history_limit)
+                changes[rec.HISTORY] = rec.with_history(
+                    svc,
+                    {
+                        "run_id": self.run_id,
+                        "from": plan.old_color,
+                        "from_image": plan.old_image,
+                        "to": plan.new_color,
+                        "image": plan.image,
+                        "outcome": history,
+                        "at": rec.iso(self.now()),
+                    },
+                    self.app.history_limit,
+                )
             lock = rec.Lock.read(svc)
             if release_lock and (lock is None or lock.run_id == self.run_id):
                 changes.update(rec.Lock.released(self.run_id, self.now()))
@@ -702,8 +881,7 @@ class Release:
                 return
             self.platform.write_service(svc, svc.selector, changes)
 
-        until_no_conflict(attempt, f"the Service {self.app.service} kept changing while recording the release; "
-                                   "retry")
+        until_no_conflict(attempt, f"the Service {self.app.service} kept changing while recording the release; retry")
 
     def _wait(self, done: Callable[[], bool], timeout: float, timed_out: Callable[[], str]) -> None:
         """Until ``done()`` (which may also refuse, by raising), looking every ``poll_interval``;
