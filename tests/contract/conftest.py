@@ -144,9 +144,9 @@ def subject(request, tmp_path, unique_name):
 
 def _sandbox_subject(request, tmp_path, unique_name, kind) -> Subject:
     request.getfixturevalue("sandbox_connections")
-    from conftest import Control
-
-    control = Control(request.getfixturevalue("sandbox"))
+    # the root conftest's fixture: "from conftest import Control" finds whichever conftest module
+    # was imported last under that name (tests/sandbox's, in a whole run)
+    control = request.getfixturevalue("control")
     if kind == "kubernetes":
         from kubernetes import client
 

@@ -248,20 +248,9 @@ class ComposeStack(AirflowServices):
 
     def run_container(self, hostname: str) -> subprocess.Popen:
         c = self.containers[hostname]
-        log = open(self.log_path(hostname), "w")
-        try:
-            c.proc = subprocess.Popen(
-                ["unshare", "--uts", "--", "sh", "-c", 'hostname "$0" && exec "$@"', c.hostname, *c.argv],
-                cwd=self.home,
-                env=c.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        finally:
-            log.close()
-        self.procs[hostname] = c.proc
+        # the container's hostname: a UTS namespace of its own
+        argv = ["unshare", "--uts", "--", "sh", "-c", 'hostname "$0" && exec "$@"', c.hostname, *c.argv]
+        c.proc = self._spawn(hostname, argv, c.env)
         return c.proc
 
     def healthy(self, hostname: str) -> tuple[bool, str]:

@@ -103,12 +103,16 @@ class AirflowServices:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def _start(self, name: str, *args: str) -> subprocess.Popen:
+        return self._spawn(name, [sys.executable, "-m", "airflow", *args], self.env)
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+        """A component in a session of its own, its output in its log file."""
         log = open(self.log_path(name), "w")
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "airflow", *args],
+                argv,
                 cwd=self.home,
-                env=self.env,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
