@@ -1,7 +1,9 @@
 """RBAC in the sandbox's Kubernetes API, driven by real clients (the official client and
 kubectl v1.37): the shipped deploy/kubernetes/rbac.yaml applies; a ServiceAccount token from
 the TokenRequest API is allowed what its Role grants and refused the rest with the real 403
-Status; ``kubectl auth can-i`` answers the same; the admin token is unaffected."""
+Status; ``kubectl auth can-i`` answers the same; the admin token is unaffected.  A
+SelfSubjectRulesReview (``kubectl auth can-i --list``) lists the rules of the bindings that
+apply in a namespace, as the RBAC rule resolver does."""
 
 from __future__ import annotations
 
@@ -353,3 +355,160 @@ def test_deleting_the_namespace_deletes_its_rbac_objects(api, core, unique_name)
     else:
         raise AssertionError("the namespace never finished deleting")
     assert not [sa for sa in core.list_service_account_for_all_namespaces().items if sa.metadata.namespace == ns]
+
+
+# -- SelfSubjectRulesReview (kubectl auth can-i --list) ----------------------------------
+# What every authenticated user holds through the default ClusterRoleBindings (in the order
+# the resolver walks them: ClusterRoleBindings by name, then the namespace's RoleBindings).
+BASIC_USER_RULES = [
+    {
+        "verbs": ["create"],
+        "apiGroups": ["authorization.k8s.io"],
+        "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+    },
+    {"verbs": ["create"], "apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"]},
+]
+
+
+def rules_review(api: client.ApiClient, namespace: str) -> dict:
+    """The official client's create_self_subject_rules_review, its status as JSON again."""
+    review = client.AuthorizationV1Api(api).create_self_subject_rules_review({"spec": {"namespace": namespace}})
+    return api.sanitize_for_serialization(review.status)
+
+
+def kubeconfig_for(sandbox, token: str, path: Path) -> Path:
+    """The sandbox's kubeconfig (server, CA) with the token as its only credential."""
+    config = yaml.safe_load(Path(sandbox.kubeconfig).read_text())
+    for user in config["users"]:
+        user["user"] = {"token": token}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_discovery_lists_selfsubjectrulesreviews_create_only(api):
+    listed = {r.name: r for r in client.AuthorizationV1Api(api).get_api_resources().resources}
+    rules = listed["selfsubjectrulesreviews"]
+    assert (rules.kind, rules.namespaced, rules.verbs) == ("SelfSubjectRulesReview", False, ["create"])
+    assert listed["selfsubjectaccessreviews"].verbs == ["create"]
+
+
+def test_a_rules_review_lists_what_the_role_grants_in_its_namespace_only(api, core, sandbox, ns, shipped):
+    role_rules = next(d for d in yaml.safe_load_all(MANIFEST.read_text()) if d["kind"] == "Role")["rules"]
+    sa = as_token(api, shipped)
+    status = rules_review(sa, ns)
+    assert status["resourceRules"] == BASIC_USER_RULES + role_rules, "deployments/scale stays one resource"
+    assert {"verbs": ["patch"], "apiGroups": ["apps"], "resources": ["deployments/scale"]} in status["resourceRules"]
+    assert status["nonResourceRules"][0]["nonResourceURLs"][:4] == ["/api", "/api/*", "/apis", "/apis/*"]
+    assert status["incomplete"] is False and "evaluationError" not in status
+    # another namespace: nothing of the Role, only what every authenticated user holds
+    elsewhere = rules_review(sa, "default")
+    assert elsewhere["resourceRules"] == BASIC_USER_RULES
+    assert elsewhere["nonResourceRules"] == status["nonResourceRules"]
+    # the wire form: the registry answers a new object holding only the status (spec is empty)
+    url = f"{sandbox.kube_url}/apis/authorization.k8s.io/v1/selfsubjectrulesreviews"
+    headers = {"Authorization": f"Bearer {shipped}"}
+    reply = requests.post(
+        url,
+        json={"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview", "spec": {"namespace": ns}},
+        headers=headers,
+        verify=str(sandbox.ca_file),
+        timeout=10,
+    )
+    assert reply.status_code == 201
+    assert reply.json() == {
+        "kind": "SelfSubjectRulesReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "metadata": {"creationTimestamp": None},
+        "spec": {},
+        "status": {
+            "resourceRules": status["resourceRules"],
+            "nonResourceRules": status["nonResourceRules"],
+            "incomplete": False,
+        },
+    }
+    missing = requests.post(url, json={"spec": {}}, headers=headers, verify=str(sandbox.ca_file), timeout=10)
+    assert (missing.status_code, missing.json()["message"], missing.json()["reason"]) == (
+        400,
+        "no namespace on request",
+        "BadRequest",
+    )
+
+
+def test_a_rules_review_lists_a_cluster_role_bound_in_the_namespace_and_resolution_errors(api, core, ns):
+    rbac_api = client.RbacAuthorizationV1Api(api)
+    core.create_namespaced_service_account(ns, {"metadata": {"name": "robot"}})
+    reader = f"{ns}-pod-reader"
+    rbac_api.create_cluster_role(
+        {
+            "metadata": {"name": reader},
+            "rules": [{"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list"]}],
+        }
+    )
+    try:
+        for name, kind, role in (("view-pods", "ClusterRole", reader), ("dangling", "Role", "not-there")):
+            rbac_api.create_namespaced_role_binding(
+                ns,
+                {
+                    "metadata": {"name": name},
+                    "roleRef": {"apiGroup": RBAC, "kind": kind, "name": role},
+                    "subjects": [{"kind": "ServiceAccount", "name": "robot"}],
+                },
+            )
+        robot = as_token(api, token_for(core, ns, "robot"))
+        status = rules_review(robot, ns)
+        # RoleBindings in name order: "dangling" (an error, no rules), then "view-pods"
+        assert status["resourceRules"] == BASIC_USER_RULES + [
+            {"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods", "pods/log"]}
+        ]
+        assert status["incomplete"] is False
+        assert status["evaluationError"] == f'role.{RBAC} "not-there" not found'
+        elsewhere = rules_review(robot, "default")
+        assert elsewhere["resourceRules"] == BASIC_USER_RULES, "a RoleBinding grants its ClusterRole in its namespace"
+        assert "evaluationError" not in elsewhere
+    finally:
+        rbac_api.delete_cluster_role(reader)
+
+
+def test_the_admin_rules_review_is_cluster_admins_wildcards(api, ns):
+    status = rules_review(api, ns)
+    assert status["resourceRules"][0] == {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}
+    assert status["nonResourceRules"][0] == {"verbs": ["*"], "nonResourceURLs": ["*"]}
+    assert status["incomplete"] is False
+
+
+def test_kubectl_auth_can_i_list_prints_the_rules(kubectl, sandbox, ns, shipped, tmp_path):
+    """The real kubectl (protobuf request, its own breakdown/compaction of the rules) with a
+    kubeconfig holding the ServiceAccount's token, as deploy/kubernetes/rbac.yaml describes."""
+    config = kubeconfig_for(sandbox, shipped, tmp_path / "bluegreen.kubeconfig")
+
+    def can_i_list(namespace: str) -> list[str]:
+        proc = subprocess.run(
+            [str(KUBECTL), "--kubeconfig", str(config), "auth", "can-i", "--list", "-n", namespace],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == "", "no 'the list may be incomplete' warning: RBAC lists everything"
+        return [" ".join(line.split()) for line in proc.stdout.splitlines()]
+
+    basic = {
+        "selfsubjectreviews.authentication.k8s.io [] [] [create]",
+        "selfsubjectaccessreviews.authorization.k8s.io [] [] [create]",
+        "selfsubjectrulesreviews.authorization.k8s.io [] [] [create]",
+    }
+    lines = can_i_list(ns)
+    assert lines[0] == "Resources Non-Resource URLs Resource Names Verbs"
+    assert {line for line in lines[1:] if not line.startswith("[")} == basic | {
+        "services [] [] [get create update delete]",
+        "deployments.apps [] [] [get list watch create update delete]",
+        "deployments.apps/scale [] [] [patch]",
+        "pods [] [] [list watch]",
+        "endpointslices.discovery.k8s.io [] [] [list]",
+    }
+    assert {"[/api/*] [] [get]", "[/version] [] [get]", "[/openapi/*] [] [get]"} <= set(lines)
+    elsewhere = can_i_list("default")
+    assert {line for line in elsewhere[1:] if not line.startswith("[")} == basic
+    # the admin token (system:masters, bound to cluster-admin)
+    admin = [" ".join(line.split()) for line in kubectl("auth", "can-i", "--list").stdout.splitlines()]
+    assert {"*.* [] [] [*]", "[*] [] [*]"} <= set(admin)

@@ -1,5 +1,5 @@
 """Who is asking, and what they may do: authentication, the authorization filter, the
-TokenRequest subresource and the two self reviews.
+TokenRequest subresource and the three self reviews.
 
 * The sandbox's own token (the one in its kubeconfig) is ``kubernetes-admin`` in
   ``system:masters``: allowed everything, as a kubeadm admin.conf is.
@@ -15,7 +15,11 @@ TokenRequest subresource and the two self reviews.
 * Every request of an authenticated user is authorized by RBAC (rbac.py): 403 with the
   real Status when denied.
 * ``selfsubjectaccessreviews`` (``kubectl auth can-i``) and ``selfsubjectreviews``
-  (``kubectl auth whoami``) answer for the requesting user, with the same evaluation.
+  (``kubectl auth whoami``) answer for the requesting user, with the same evaluation;
+  ``selfsubjectrulesreviews`` (``kubectl auth can-i --list``) list the user's RBAC rules in
+  ``spec.namespace`` (pkg/registry/authorization/selfsubjectrulesreview/rest.go: 400 "no
+  namespace on request" without one; the response's spec is empty, as the registry builds a
+  new object holding only the status).
 """
 
 from __future__ import annotations
@@ -168,6 +172,8 @@ def review(resource: R.Resource, user: rbac.User, store, body: dict) -> dict:
             "status": {"userInfo": info},
         }
     spec = body.get("spec") or {}
+    if resource is R.SELFSUBJECTRULESREVIEWS:
+        return rules_review(user, store, spec.get("namespace") or "")
     ra, nra = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
     if ra is not None and nra is not None:
         errors.raise_invalid(
@@ -218,5 +224,22 @@ def review(resource: R.Resource, user: rbac.User, store, body: dict) -> dict:
         "apiVersion": "authorization.k8s.io/v1",
         "metadata": {"creationTimestamp": None},
         "spec": spec,
+        "status": status,
+    }
+
+
+def rules_review(user: rbac.User, store, namespace: str) -> dict:
+    if not namespace:
+        raise errors.bad_request("no namespace on request")
+    resource_rules, non_resource_rules, error = rbac.rules_for(store, user, namespace)
+    # RBAC is the only rule resolver here, and it always resolves completely
+    status: dict = {"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": False}
+    if error:
+        status["evaluationError"] = error
+    return {
+        "kind": "SelfSubjectRulesReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "metadata": {"creationTimestamp": None},
+        "spec": {},
         "status": status,
     }

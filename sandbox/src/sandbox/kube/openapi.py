@@ -59,6 +59,11 @@ RBAC_TYPES = {
 AUTHORIZATION_TYPES = {
     "SelfSubjectAccessReview",
     "SelfSubjectAccessReviewSpec",
+    "SelfSubjectRulesReview",
+    "SelfSubjectRulesReviewSpec",
+    "SubjectRulesReviewStatus",
+    "ResourceRule",
+    "NonResourceRule",
     "SubjectAccessReviewStatus",
     "ResourceAttributes",
     "NonResourceAttributes",

@@ -5,7 +5,8 @@ kubectl's typed commands (``kubectl create namespace``) post
 runtime.Unknown envelope holding the object's generated.proto message.  The sandbox
 decodes Namespace (ObjectMeta's name, generateName, labels, annotations; spec
 finalizers), DeleteOptions, TokenRequest (``kubectl create token``), SelfSubjectAccessReview
-(``kubectl auth can-i``) and SelfSubjectReview (``kubectl auth whoami``); other kinds get
+(``kubectl auth can-i``), SelfSubjectRulesReview (``kubectl auth can-i --list``) and
+SelfSubjectReview (``kubectl auth whoami``); other kinds get
 415, as a server without a protobuf serializer for them would answer.  Field numbers are
 those of k8s.io/api's generated.proto.
 """
@@ -177,6 +178,19 @@ def self_subject_access_review(raw: bytes) -> dict:
     return obj
 
 
+def self_subject_rules_review(raw: bytes) -> dict:
+    """authorization/v1 SelfSubjectRulesReview: 1 metadata, 2 spec (1 namespace)."""
+    obj: dict = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview", "metadata": {}, "spec": {}}
+    for number, value in fields(raw):
+        if number == 1:
+            obj["metadata"] = object_meta(value)
+        elif number == 2:
+            for n, v in fields(value):
+                if n == 1 and isinstance(v, bytes) and v:
+                    obj["spec"]["namespace"] = v.decode()
+    return obj
+
+
 def self_subject_review(raw: bytes) -> dict:
     return {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview", "metadata": {}}
 
@@ -186,6 +200,7 @@ DECODERS = {
     "DeleteOptions": delete_options,
     "TokenRequest": token_request,
     "SelfSubjectAccessReview": self_subject_access_review,
+    "SelfSubjectRulesReview": self_subject_rules_review,
     "SelfSubjectReview": self_subject_review,
 }
 

@@ -12,7 +12,10 @@
   resources, ``*/subresource``, resourceNames, nonResourceURLs with a trailing ``*``).
   Allowed: the reason names the binding (``RBAC: allowed by RoleBinding "b/ns" of Role "r"
   to ServiceAccount "sa/ns"``); denied: no reason, or the bindings' resolution errors
-  (``RBAC: role.rbac.authorization.k8s.io "r" not found``).
+  (``RBAC: role.rbac.authorization.k8s.io "r" not found``).  ``visit`` walks the bindings
+  for both (pkg/registry/rbac/validation/rule.go VisitRulesFor).
+* ``rules_for``: RBACAuthorizer.RulesFor, what a SelfSubjectRulesReview lists: the rules of
+  those bindings for one namespace, resource and non-resource apart, and the errors.
 * ``forbidden``: the 403 Status the authorization filter writes
   (responsewriters.Forbidden: apierrors.NewForbidden with forbiddenMessage).
 * ``BOOTSTRAP``: the default ClusterRoles and ClusterRoleBindings every cluster has that
@@ -23,7 +26,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import errors
 from . import resources as R
@@ -158,35 +163,81 @@ def _role_rules(store, ref: dict, namespace: str) -> list[dict]:
     return role.get("rules") or []
 
 
+class Grant(NamedTuple):
+    """One binding that applies to the user: its role's rules, or the error resolving them."""
+
+    binding: dict
+    namespace: str  # the RoleBinding's; "" for a ClusterRoleBinding
+    subject: dict
+    ref: dict
+    rules: list[dict]
+    error: str
+
+
+def visit(store, user: User, namespace: str) -> Iterator[Grant]:
+    """DefaultRuleResolver.VisitRulesFor: every ClusterRoleBinding, then (for a namespace)
+    its RoleBindings, whose subjects include the user."""
+    bindings = [(b, "") for b in store.list(R.CLUSTERROLEBINDINGS)]
+    if namespace:
+        bindings += [(b, namespace) for b in store.list(R.ROLEBINDINGS, namespace)]
+    for binding, ns in bindings:
+        subject = next((s for s in binding.get("subjects") or [] if _applies(user, s, ns)), None)
+        if subject is None:
+            continue
+        ref = binding.get("roleRef") or {}
+        try:
+            yield Grant(binding, ns, subject, ref, _role_rules(store, ref, ns), "")
+        except KeyError as e:
+            yield Grant(binding, ns, subject, ref, [], e.args[0])
+
+
+def _aggregate(problems: list[str]) -> str:
+    """utilerrors.NewAggregate(...).Error(): one message alone, several (deduplicated) in brackets."""
+    unique = list(dict.fromkeys(problems))
+    return unique[0] if len(unique) == 1 else "[" + ", ".join(unique) + "]"
+
+
 def authorize(store, a: Attributes) -> tuple[bool, str]:
     """(allowed, reason), as the authorizer chain (privileged groups, then RBAC) decides."""
     if a.user.privileged:
         return True, ""
     problems: list[str] = []
-    bindings = [(b, "") for b in store.list(R.CLUSTERROLEBINDINGS)]
-    if a.namespace:
-        bindings += [(b, a.namespace) for b in store.list(R.ROLEBINDINGS, a.namespace)]
-    for binding, ns in bindings:
-        subject = next((s for s in binding.get("subjects") or [] if _applies(a.user, s, ns)), None)
-        if subject is None:
-            continue
-        ref = binding.get("roleRef") or {}
-        try:
-            rules = _role_rules(store, ref, ns)
-        except KeyError as e:
-            problems.append(e.args[0])
-            continue
-        if any(_rule_allows(a, rule) for rule in rules):
-            kind = "RoleBinding" if ns else "ClusterRoleBinding"
-            where = f'{binding["metadata"]["name"]}/{ns}' if ns else binding["metadata"]["name"]
+    for g in visit(store, a.user, a.namespace):
+        if g.error:
+            problems.append(g.error)
+        elif any(_rule_allows(a, rule) for rule in g.rules):
+            kind = "RoleBinding" if g.namespace else "ClusterRoleBinding"
+            name = g.binding["metadata"]["name"]
+            where = f"{name}/{g.namespace}" if g.namespace else name
             return True, (
-                f'RBAC: allowed by {kind} "{where}" of {ref.get("kind")} "{ref.get("name")}" to '
-                f'{_describe(subject, ns)}'
+                f'RBAC: allowed by {kind} "{where}" of {g.ref.get("kind")} "{g.ref.get("name")}" to '
+                f"{_describe(g.subject, g.namespace)}"
             )
-    if not problems:
-        return False, ""
-    # utilerrors.NewAggregate: one error alone, several in brackets
-    return False, "RBAC: " + (problems[0] if len(problems) == 1 else "[" + ", ".join(problems) + "]")
+    return False, ("RBAC: " + _aggregate(problems)) if problems else ""
+
+
+def rules_for(store, user: User, namespace: str) -> tuple[list[dict], list[dict], str]:
+    """RBACAuthorizer.RulesFor, what a SelfSubjectRulesReview reports: the rules of every
+    binding that applies to the user in the namespace, as written (``deployments/scale``
+    stays one resource), split into resource rules and non-resource rules; and the
+    bindings' resolution errors (an evaluationError, no "RBAC: " prefix).  The privileged
+    group is not a rule resolver: system:masters shows what its cluster-admin binding grants."""
+    resource_rules: list[dict] = []
+    non_resource_rules: list[dict] = []
+    problems: list[str] = []
+    for g in visit(store, user, namespace):
+        if g.error:
+            problems.append(g.error)
+        for rule in g.rules:
+            verbs = list(rule.get("verbs") or [])
+            if rule.get("resources"):
+                resource_rules.append(
+                    {"verbs": verbs}
+                    | {k: list(rule[k]) for k in ("apiGroups", "resources", "resourceNames") if rule.get(k)}
+                )
+            if rule.get("nonResourceURLs"):
+                non_resource_rules.append({"verbs": verbs, "nonResourceURLs": list(rule["nonResourceURLs"])})
+    return resource_rules, non_resource_rules, _aggregate(problems) if problems else ""
 
 
 def forbidden(a: Attributes, reason: str) -> errors.ApiError:

@@ -152,6 +152,16 @@ SELFSUBJECTACCESSREVIEWS = Resource(
     ["create"],
     model="V1SelfSubjectAccessReview",
 )
+SELFSUBJECTRULESREVIEWS = Resource(
+    "authorization.k8s.io",
+    "v1",
+    "selfsubjectrulesreviews",
+    "selfsubjectrulesreview",
+    "SelfSubjectRulesReview",
+    False,
+    ["create"],
+    model="V1SelfSubjectRulesReview",
+)
 SELFSUBJECTREVIEWS = Resource(
     "authentication.k8s.io",
     "v1",
@@ -177,10 +187,11 @@ ALL = [
     CLUSTERROLES,
     CLUSTERROLEBINDINGS,
     SELFSUBJECTACCESSREVIEWS,
+    SELFSUBJECTRULESREVIEWS,
     SELFSUBJECTREVIEWS,
 ]
 # Answered on create, never stored (list/get/watch are not offered, as on a real server).
-REVIEWS = (SELFSUBJECTACCESSREVIEWS, SELFSUBJECTREVIEWS)
+REVIEWS = (SELFSUBJECTACCESSREVIEWS, SELFSUBJECTRULESREVIEWS, SELFSUBJECTREVIEWS)
 
 # group -> version -> plural -> Resource
 BY_PATH: dict[str, dict[str, dict[str, Resource]]] = {}
