@@ -22,6 +22,8 @@ from pathlib import Path
 
 import requests
 
+from bluegreen.provider import forkserver_settings
+
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".demo"
 AIRFLOW_HOME = STATE / "airflow"
@@ -105,6 +107,8 @@ class Demo:
                 "AIRFLOW__API__BASE_URL": API,
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
                 "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+                # task processes start with what they import already loaded (as shipped)
+                **forkserver_settings(),
             }
         )
         return env

@@ -16,7 +16,7 @@ import datetime as dt
 import logging
 from pathlib import Path
 
-from .apps.config import AppConfig, load_app
+from .apps.config import AppConfig, app_name_of, load_app
 from .apps.durations import format_duration
 from .apps.errors import ConfigError
 from .apps.images import IMAGE_PATTERN
@@ -203,7 +203,10 @@ def load_release_dags(apps_dir: Path) -> dict:
     dags: dict = {}
     sources: dict[str, str] = {}
     errors: list = []
+    wanted = _dag_being_run()
     for path in sorted(Path(apps_dir).glob("*.yaml")):
+        if wanted is not None and _dag_id_of(app_name_of(path)) not in (wanted, None):
+            continue  # a task's process needs its own DAG only (a file that names no app is still judged)
         try:
             app = load_app(path)
             if app.dag_id in dags:
@@ -215,6 +218,20 @@ def load_release_dags(apps_dir: Path) -> dict:
     if errors:
         dags["bluegreen_invalid_app_configs"] = _broken(errors)
     return dags
+
+
+def _dag_being_run() -> str | None:
+    """The DAG a task process parses this file for (Airflow's parsing context), None when every
+    DAG is wanted (the dag-processor, the api-server, ``dags test``).  Building only that one
+    keeps a task's start from growing with the number of apps."""
+    from airflow.sdk import get_parsing_context
+
+    dag_id = get_parsing_context().dag_id
+    return dag_id if dag_id and dag_id.startswith("release_") else None
+
+
+def _dag_id_of(app_name: str | None) -> str | None:
+    return f"release_{app_name.replace('-', '_')}" if app_name else None
 
 
 def _broken(errors: list[str]):

@@ -15,6 +15,7 @@ CPU each plus the load of its releases).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -23,12 +24,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import requests
 from e2e.harness import write_app
+
+from bluegreen.provider import forkserver_settings
 
 from .airflow_rest import AirflowRest
 
@@ -343,16 +347,20 @@ def services_env(
             ),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "PYTHONUNBUFFERED": "1",
+            # The task processes start with what they import already loaded (as shipped).
+            **forkserver_settings(),
         }
     )
     return env
 
 
-@pytest.fixture(scope="session")
-def airflow_services(sandbox, tmp_path_factory):
-    home = tmp_path_factory.mktemp("airflow-services")
+@contextlib.contextmanager
+def running_services(home: Path, sandbox_env: dict[str, str], echo=print) -> Iterator[AirflowServices]:
+    """An :class:`AirflowServices` stack in ``home`` (apps in ``home/apps``) on a fresh PostgreSQL
+    database, pointed at a sandbox by ``sandbox_env`` (``Endpoints.environment()``); stopped and
+    the database dropped on exit.  The session fixture below and ``make bench`` use it."""
     apps_dir = home / "apps"
-    apps_dir.mkdir()
+    apps_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     db_name = f"bluegreen_svc_{os.getpid()}_{secrets.token_hex(4)}"
     password = secrets.token_urlsafe(16)
@@ -360,10 +368,10 @@ def airflow_services(sandbox, tmp_path_factory):
     password_file.write_text(json.dumps({"admin": password}))
     _pg_admin(f'CREATE DATABASE "{db_name}"')
     services = AirflowServices(home=home, apps_dir=apps_dir, port=port, db_name=db_name, password=password, env={})
-    services.env = services_env(home, apps_dir, port, services.db_url, password_file, password, sandbox.environment())
+    services.env = services_env(home, apps_dir, port, services.db_url, password_file, password, sandbox_env)
     try:
         services.start()
-        print(
+        echo(
             f"\nAirflow services up in {services.startup_seconds:.1f}s "
             f"({', '.join(f'{k} {v:.1f}s' for k, v in services.timings.items())}); logs in {services.log_dir}"
         )
@@ -373,7 +381,13 @@ def airflow_services(sandbox, tmp_path_factory):
         # The components are stopped; FORCE ends any connection still open.
         _pg_admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
         if killed:
-            print(f"Airflow services: had to SIGKILL {killed}")
+            echo(f"Airflow services: had to SIGKILL {killed}")
+
+
+@pytest.fixture(scope="session")
+def airflow_services(sandbox, tmp_path_factory):
+    with running_services(tmp_path_factory.mktemp("airflow-services"), sandbox.environment()) as services:
+        yield services
 
 
 @pytest.fixture(scope="session")

@@ -224,12 +224,32 @@ def config_digest(app_json: dict) -> str:
     return mf.fingerprint(app_json)
 
 
+# libyaml's safe loader where PyYAML was built with it (the wheels are): the same documents and
+# errors as yaml.safe_load, about five times faster, and every DAG parse reads every config.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def safe_yaml(text: str):
+    return yaml.load(text, Loader=_SAFE_LOADER)
+
+
+def app_name_of(path: Path) -> str | None:
+    """The ``app`` field of a config file, read without validating the rest (None when the file
+    does not say): what a task's DAG parse needs to skip the other apps' configs."""
+    try:
+        raw = safe_yaml(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    name = raw.get("app") if isinstance(raw, dict) else None
+    return name if isinstance(name, str) else None
+
+
 def load_app(path: Path) -> AppConfig:
     """Read and validate one app config; raises ConfigError naming the file, field and value."""
     path = Path(path)
     source = str(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = safe_yaml(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError("(file)", path.name, f"not valid YAML: {e}", source) from None
     if not isinstance(raw, dict):
@@ -351,7 +371,7 @@ def _load_manifests(v: _Validator, base: Path, platform: str) -> dict:
             raise ConfigError(f"manifests.{key}", rel, f"no such file ({file})", v.source)
         try:
             text = file.read_text()
-            doc = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+            doc = json.loads(text) if file.suffix == ".json" else safe_yaml(text)
         except (ValueError, yaml.YAMLError) as e:
             raise ConfigError(f"manifests.{key}", rel, f"cannot be parsed: {e}", v.source) from None
         if not isinstance(doc, dict):
