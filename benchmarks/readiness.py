@@ -1,4 +1,5 @@
-"""``make bench``: readiness by watch (what the sensors do) against polling, side by side.
+"""``python -m benchmarks readiness`` (the first ``make bench``): readiness by watch (what the sensors do)
+against polling, side by side.
 
 On one sandbox, the same deployment (3 replicas, ready BENCH_READY_AFTER=13 s after they start) is created
 in separate namespaces at the same moment; one is awaited through the Kubernetes adapter's
