@@ -19,7 +19,7 @@ How each figure is measured (per platform, per N):
   first) to its ``start_date``, split at ``queued_when`` into scheduling (upstream done ->
   queued) and queue (queued -> running), from the task instances (REST).
 - **CPU-s/release**: :class:`benchmarks.measure.CpuMeter` over the phase (before the triggers to
-  when all runs were seen finished, at most ~1 s after the last end), every process counted,
+  when all runs were seen finished, at most ~0.5 s after the last end), every process counted,
   divided by N; the script side counts the sandbox and the scripts with every kubectl they ran
   (this process's ``RUSAGE_CHILDREN``).
 - **API/release**: the sandbox's request counts over the phase divided by N, by verb and path
@@ -82,6 +82,11 @@ class BenchConfig:
     run_timeout: float = 900.0
     parse_apps: int = 100  # 0: no parse of that many configs
     parse_repeats: int = 3
+    # how blue goes live before the measured releases: "airflow" (a first release through the DAG,
+    # 1 s soak, not measured) or "direct" (blue and the Service created as the seed's procedure
+    # starts, which the release adopts: quicker, for the smoke test)
+    first_release: str = "airflow"
+    settle: float = 2.0  # a pause between phases
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> BenchConfig:
@@ -190,16 +195,20 @@ class Bench:
         for app in every:
             self.rest.wait_for_dag(app.dag_id, timeout=120)
         self.echo(f"bench: {len(every)} release DAGs served {time.monotonic() - started:.1f}s after their configs")
-        # the first release of each app (blue live), not measured
         started = time.monotonic()
-        runs = self.trigger_all([(a.dag_id, "setup", {"image": self.image("v1"), "soak": "1s"}) for a in every])
+        if cfg.first_release == "direct":
+            for app in every:
+                self.deploy_blue(app)
+            self.echo(f"bench: blue and the Service of {len(every)} apps created directly")
+            return
+        # the first release of each app (blue live), not measured
+        self.trigger_all([(a.dag_id, "setup", {"image": self.image("v1"), "soak": "1s"}) for a in every])
         finished = self.wait_runs([(a.dag_id, "setup") for a in every])
         failed = [r for r in finished.values() if r["state"] != "success"]
         if failed:
             raise RuntimeError(
                 f"first releases failed: {[r['dag_id'] for r in failed]}\n{self.services.diagnostics(15)}"
             )
-        del runs
         self.echo(f"bench: {len(every)} first releases (blue live) in {time.monotonic() - started:.1f}s")
 
     def new_airflow_app(self, platform: str, name: str, staging: Path) -> App:
@@ -228,25 +237,30 @@ class Bench:
         return app
 
     def new_script_app(self, platform: str, name: str) -> App:
-        """Blue and the Service, as the seed's procedure starts (created directly)."""
         app = App(platform, name, name)
-        image, replicas = self.image("v1"), self.cfg.replicas
         if platform == "kubernetes":
+            self.create_namespace(name)
+        else:
+            app.service_port = next(self._ports)
+        self.deploy_blue(app)
+        return app
+
+    def deploy_blue(self, app: App) -> None:
+        """Blue and the Service, as the seed's procedure starts (created directly)."""
+        name, image, replicas = app.namespace, self.image("v1"), self.cfg.replicas
+        if app.platform == "kubernetes":
             import yaml
             from kubernetes import client
 
-            self.create_namespace(name)
             client.AppsV1Api(self.kube).create_namespaced_deployment(
                 name, yaml.safe_load(k8s_manifest("blue", image, replicas))
             )
             svc = yaml.safe_load((ROOT / "dags/apps/test/kubernetes/test-svc.yaml").read_text())
             client.CoreV1Api(self.kube).create_namespaced_service(name, svc)
         else:
-            app.service_port = next(self._ports)
             bcs = self.bcs()
             bcs.create("deployment", bcs_manifest("blue", name, image, replicas))
             bcs.create("service", bcs_service(name, app.service_port, "blue"))
-        return app
 
     # -- driving runs ---------------------------------------------------------------------------
     def trigger_all(self, runs: list[tuple[str, str, dict]]) -> float:
@@ -280,7 +294,7 @@ class Bench:
         return started
 
     def wait_runs(self, runs: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
-        """Until every run has finished: one batch request a second."""
+        """Until every run has finished: one batch request every 0.5 s."""
         want = set(runs)
         dag_ids = sorted({d for d, _ in runs})
         deadline = time.monotonic() + self.cfg.run_timeout
@@ -294,7 +308,7 @@ class Bench:
             if time.monotonic() > deadline:
                 states = Counter(r["state"] for r in mine.values())
                 raise RuntimeError(f"runs not finished within {self.cfg.run_timeout}s: {states}")
-            time.sleep(1.0)
+            time.sleep(0.5)
 
     def task_instances(self, runs: list[tuple[str, str]]) -> dict[tuple[str, str], list[dict]]:
         out: dict[tuple[str, str], list[dict]] = defaultdict(list)
@@ -558,7 +572,7 @@ class Bench:
             for n in cfg.ns:
                 self.echo(f"bench: {platform} N={n}: {n} releases through Airflow ...")
                 air = self.airflow_phase(platform, n)
-                time.sleep(2)
+                time.sleep(cfg.settle)
                 self.echo(f"bench: {platform} N={n}: {n} releases by the seed's procedure ...")
                 script = self.script_phase(platform, n)
                 ready = script["ready_median"] if script["ready_median"] is not None else cfg.ready_after
@@ -572,7 +586,7 @@ class Bench:
                 }
                 rows.append(row)
                 self.echo(format_row(platform, row))
-                time.sleep(2)
+                time.sleep(cfg.settle)
             results["platforms"][platform] = rows
         results["parse"] = self.parse_times()
         if cfg.defer_soak > 0:
@@ -733,7 +747,7 @@ def render(results: dict) -> str:
             f"deferral ({d['soak']:g}s soak): deferred {d['deferred_after_running_s']}s after it started running, "
             f"triggerer assigned {d['triggerer_assigned']}, task process (pid {d['task_pid']}) alive while deferred: "
             f"{d['task_process_alive_while_deferred']}, scheduler tree {d['scheduler_tree_deferred']} processes "
-            f"(idle {d['scheduler_tree_idle']}), slot held: {d['slot_held']}; after the soak's end: left deferred "
+            f"(idle {d['scheduler_tree_idle']}), slot held: {d['slot_held']}; after the soak's end: "
             f"the trigger's event +{d['event_after_end_s']}s (log), left deferred +{d['left_deferred_after_end_s']}s, "
             f"running +{d['running_after_end_s']}s (polled), the resumed task's first log line "
             f"+{d['task_logged_after_end_s']}s; run {d['run_state']}"
