@@ -65,12 +65,25 @@ class _ReleaseSensor(BaseSensorOperator, ReleaseStepOperator):
                 last = verdict.message
             if verdict.final or time.monotonic() >= deadline:
                 return verdict if verdict.final else None
-            time.sleep(min(self.interval_here, max(0.0, deadline - time.monotonic())))
+            pause = min(self.interval_here, max(0.0, deadline - time.monotonic()))
+            verdict_due = self.verdict_due()
+            if verdict_due is not None:  # wake for the verdict when it is due, not a check later
+                pause = min(pause, max(0.0, verdict_due - time.time()))
+            time.sleep(pause)
+
+    def verdict_due(self) -> float | None:
+        """When (clock time) the judge will give its final verdict if nothing goes wrong; None: not known."""
+        return None
 
     def wait(self, context, trigger_factory) -> None:
         """Wait in the worker first, then defer (or poke when not deferrable)."""
         defer_after = self._context_release(context).app.defer_after
-        verdict = self.wait_here(context, defer_after if self.deferrable else 0)
+        here = defer_after
+        verdict_due = self.verdict_due()
+        if verdict_due is not None and 0 < verdict_due - time.time() <= defer_after + self.interval_here:
+            # due within a check of the limit: a deferral (a trigger, a hop back) would cost more
+            here = max(here, verdict_due - time.time())
+        verdict = self.wait_here(context, here if self.deferrable else 0)
         if verdict is not None:
             return self.execute_complete(context, {"state": verdict.state, "message": verdict.message})
         if not self.deferrable:
@@ -190,6 +203,9 @@ class SoakSensor(_ReleaseSensor):
         if verdict.state == FAILED:
             release.forget_soak(plan)
         return verdict
+
+    def verdict_due(self) -> float | None:
+        return self._judge.ends_at
 
     def on_success(self, context, plan: Plan, message: str) -> None:
         self.log.info(message)

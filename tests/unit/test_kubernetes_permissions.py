@@ -12,3 +12,26 @@ def test_only_scale_to_zero_apps_need_the_scale_subresource(app):
     assert scale and not set(scale) & set(required_permissions(app))
     scaling = dataclasses.replace(app, old_color_policy=OldColorPolicy.SCALE_TO_ZERO)
     assert set(scale) <= set(required_permissions(scaling))
+
+
+def _perm(verb, group, resource):
+    return next(p for p in REQUIRED_PERMISSIONS if (p.verb, p.group, p.resource) == (verb, group, resource))
+
+
+def test_a_rules_review_rule_grants_as_rbac_matches_a_request_without_a_name():
+    get_services = _perm("get", "", "services")
+    scale = _perm("patch", "apps", "deployments/scale")
+    assert get_services.granted_by({"verbs": ["get", "update"], "apiGroups": [""], "resources": ["services"]})
+    assert get_services.granted_by({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})
+    # another verb, group or resource; a rule restricted to names (a nameless request does not match)
+    assert not get_services.granted_by({"verbs": ["list"], "apiGroups": [""], "resources": ["services"]})
+    assert not get_services.granted_by({"verbs": ["get"], "apiGroups": ["apps"], "resources": ["services"]})
+    assert not get_services.granted_by({"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]})
+    assert not get_services.granted_by(
+        {"verbs": ["get"], "apiGroups": [""], "resources": ["services"], "resourceNames": ["test"]}
+    )
+    # a subresource: named, or */scale; the parent resource alone does not grant it
+    assert scale.granted_by({"verbs": ["patch"], "apiGroups": ["apps"], "resources": ["deployments/scale"]})
+    assert scale.granted_by({"verbs": ["patch"], "apiGroups": ["apps"], "resources": ["*/scale"]})
+    assert not scale.granted_by({"verbs": ["patch"], "apiGroups": ["apps"], "resources": ["deployments"]})
+    assert not get_services.granted_by({"verbs": ["get"], "apiGroups": [""], "resources": ["*/scale"]})

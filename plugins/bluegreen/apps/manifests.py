@@ -58,6 +58,12 @@ def with_release(platform: str, manifest: dict, image: str, replicas: int, conta
     return out
 
 
+def replicas_of(platform: str, manifest: dict) -> int | None:
+    """How many replicas (Kubernetes) or instances (BCS Mesos) the manifest asks for."""
+    value = (manifest.get("spec") or {}).get("replicas" if platform == KUBERNETES else "instance")
+    return value if isinstance(value, int) else None
+
+
 def image_of(platform: str, manifest: dict, container: str | None) -> str | None:
     for c in containers(platform, manifest):
         if container is None or c.get("name") == container:

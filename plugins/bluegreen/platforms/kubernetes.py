@@ -61,6 +61,19 @@ class Permission:
         resource, _, sub = self.resource.partition("/")
         return f"{self.verb} {resource}{'.' + self.group if self.group else ''}{'/' + sub if sub else ''}"
 
+    def granted_by(self, rule: dict) -> bool:
+        """Whether one rule of a SelfSubjectRulesReview grants it, as RBAC matches a request without
+        a resource name (k8s.io/kubernetes pkg/apis/rbac/v1/evaluation_helpers.go: VerbMatches,
+        APIGroupMatches, ResourceMatches, ResourceNameMatches)."""
+        resource, _, sub = self.resource.partition("/")
+        resources = rule.get("resources") or []
+        return (
+            any(v in ("*", self.verb) for v in rule.get("verbs") or [])
+            and any(g in ("*", self.group) for g in rule.get("apiGroups") or [])
+            and ("*" in resources or self.resource in resources or (bool(sub) and f"*/{sub}" in resources))
+            and not rule.get("resourceNames")  # names restrict it to those objects
+        )
+
 
 REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
     Permission("get", "", "services", "read_service, write_service: the live color, the lock, the records"),
@@ -219,14 +232,26 @@ class KubernetesPlatform(Platform):
 
     # -- access -------------------------------------------------------------------------
     def check_permissions(self) -> None:
-        """Ask the API (SelfSubjectAccessReview, what ``kubectl auth can-i`` asks) whether this
-        connection's identity may make every call a release makes in the app's namespace, and
-        refuse with every missing one named, before anything changes."""
+        """Ask the API whether this connection's identity may make every call a release makes in
+        the app's namespace, and refuse with every missing one named, before anything changes.
+
+        One SelfSubjectRulesReview (``kubectl auth can-i --list``) lists what RBAC grants; it is
+        taken only as a yes: a cluster may authorize by other means too (a webhook: the review is
+        then ``incomplete``), so whatever it does not grant is asked one by one with a
+        SelfSubjectAccessReview (``kubectl auth can-i``), whose answer is the authorizer's own."""
         api = self._client.AuthorizationV1Api(self.hook.api_client)
+        review = self._call(
+            api.create_self_subject_rules_review,
+            {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview", "spec": {"namespace": self.ns}},
+            forbidden_ok=True,
+        )
+        rules = ((review or {}).get("status") or {}).get("resourceRules") or []
         missing = []
         for p in required_permissions(self.app):
+            if any(p.granted_by(rule) for rule in rules):
+                continue
             resource, _, sub = p.resource.partition("/")
-            review = {
+            question = {
                 "apiVersion": "authorization.k8s.io/v1",
                 "kind": "SelfSubjectAccessReview",
                 "spec": {
@@ -239,7 +264,7 @@ class KubernetesPlatform(Platform):
                     }
                 },
             }
-            answer = self._call(api.create_self_subject_access_review, review, forbidden_ok=True)
+            answer = self._call(api.create_self_subject_access_review, question, forbidden_ok=True)
             if answer is None:
                 # Every authenticated user may ask (ClusterRole system:basic-user); a cluster that
                 # took that away cannot be asked: the release goes on, and the API still refuses
@@ -294,6 +319,7 @@ class KubernetesPlatform(Platform):
             annotations=dict(meta.get("annotations") or {}),
             version=meta.get("resourceVersion", ""),
             url_fields=fields,
+            raw=raw,
         )
 
     def _deployment(self, color: str) -> dict | None:
@@ -424,13 +450,16 @@ class KubernetesPlatform(Platform):
     ) -> ServiceView:
         core = self.hook.core_v1_client
         name = self._service_name(manifest)
-        raw = self._call(core.read_namespaced_service, name, self.ns, missing_ok=True)
-        if raw is None:
-            raise ReleaseError(f"the Service {name} disappeared")
-        if current.version and raw["metadata"].get("resourceVersion") != current.version:
-            raise Conflict(f"the Service {name} changed since it was read")
+        raw = current.raw if current.raw is not None and current.version else None
+        if raw is None:  # (a view without the object it was read from: read it now)
+            raw = self._call(core.read_namespaced_service, name, self.ns, missing_ok=True)
+            if raw is None:
+                raise ReleaseError(f"the Service {name} disappeared")
+            if current.version and raw["metadata"].get("resourceVersion") != current.version:
+                raise Conflict(f"the Service {name} changed since it was read")
         # Replace, not patch: a merge or strategic-merge patch would merge the selector
-        # maps and leave stale keys behind.  The resourceVersion makes it conditional.
+        # maps and leave stale keys behind.  The object as read carries its resourceVersion, which
+        # makes the replace conditional: a change since the read answers 409 (Conflict: read again).
         body = mf.with_selector(raw, selector, annotations)
         return self._answered_view(self._call(core.replace_namespaced_service, name, self.ns, body))
 

@@ -82,6 +82,9 @@ class ServiceView:
     version: str = ""
     # Where an HTTP check can reach the Service: placeholders for the app's check URL.
     url_fields: dict[str, str] = field(default_factory=dict)
+    # Opaque to the model: the adapter's copy of the object as read, so that a write conditional
+    # on ``version`` need not read it again (None: the adapter reads before it writes).
+    raw: dict | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -189,8 +189,11 @@ class Release:
             )
         live = self.live_color(svc)
         new = other(live)
-        old_status = self.platform.observe(live)
-        if not old_status.exists:
+        # What the live color runs: its workload as applied (one read; its members are not needed
+        # here).  Without one, the workload itself says whether it is gone.
+        live_manifest = self.platform.read_manifest(live)
+        live_status = self.platform.observe(live) if live_manifest is None else None
+        if live_status is not None and not live_status.exists:
             # Someone pointed the Service at a color that is not there: nothing serves, and a
             # release would have nothing to roll back to.  A person decides what serves first.
             serving_instead = self.platform.observe(new)
@@ -225,7 +228,7 @@ class Release:
             image=image,
             replicas=replicas,
             soak_seconds=soak_seconds,
-            old_image=old_status.image,
+            old_image=live_status.image if live_status else mf.image_of(self.app.platform, live_manifest, None),
             previous_selector=dict(svc.selector),
             manifest=manifest,
         )
@@ -348,11 +351,11 @@ class Release:
         new = plan.new_color
         name = self.app.deployment_name(new)
 
-        def attempt() -> None:
+        def attempt() -> ServiceView:
             svc = self.keep(plan)
             if self.app.color_of(svc.selector) == new:
                 self.log.info("the Service %s already points at %s", self.app.service, new)
-                return
+                return svc
             annotations = self._switch_annotations(svc, plan)
             # Re-checked at the moment of switching, as the last read before the write: the
             # sensor's verdict may be stale, and so may a check made before other reads.
@@ -364,20 +367,24 @@ class Release:
                 )
             # Conditional on the Service as just read: a change since then (a person, a
             # takeover) makes it fail with Conflict, and the checks run again.
-            self.platform.write_service(svc, self.app.selector_for(new), annotations)
+            switched = self.platform.write_service(svc, self.app.selector_for(new), annotations)
             self.log.info(
                 "switched the Service %s from %s to %s",
                 self.app.service,
                 "nothing" if selects_nothing(svc.selector) else svc.selector,
                 self.app.selector_for(new),
             )
+            return switched
 
-        until_no_conflict(attempt, f"the Service {self.app.service} kept changing while switching; retry the switch")
+        svc = until_no_conflict(
+            attempt, f"the Service {self.app.service} kept changing while switching; retry the switch"
+        )
         self.wait_for_endpoints(new)
-        self.wait_for_traffic()
+        self.wait_for_traffic(svc.url_fields)
 
-    def wait_for_traffic(self) -> None:
-        """Until the HTTP check passes through the Service (when the app has one).  The endpoints
+    def wait_for_traffic(self, url_fields: dict[str, str]) -> None:
+        """Until the HTTP check passes through the Service (when the app has one), at ``url_fields``
+        (the Service as switched: its ports do not change with its selector).  The endpoints
         change at once, but each node applies a switch a moment later: a first release's Service
         answers nothing until then, and its soak must not count that against the new color."""
         if not self.app.http_check:
@@ -385,9 +392,8 @@ class Release:
         last: list[HttpResult | None] = [None]
 
         def passes() -> bool:
-            svc = self.platform.read_service()
-            last[0] = self.probe(self.app.http_check, svc.url_fields) if svc is not None else None
-            return last[0] is not None and last[0].ok
+            last[0] = result = self.probe(self.app.http_check, url_fields)
+            return result.ok
 
         self._wait(
             passes,
@@ -417,14 +423,15 @@ class Release:
             rec.RELEASE: rec.dump(record),
         }
         if plan.old_color and plan.old_image:
+            # what the old color runs now, as the record of what to restore (its replicas with it)
+            manifest = self.platform.read_manifest(plan.old_color)
             annotations[rec.PREVIOUS_RELEASE] = rec.dump(
                 {
                     "color": plan.old_color,
                     "image": plan.old_image,
                     "run_id": (rec.release_record(svc) or {}).get("run_id"),
-                    "replicas": self.platform.observe(plan.old_color).desired or plan.replicas,
-                    # what the old color runs now, as the record of what to restore
-                    "manifest": self.platform.read_manifest(plan.old_color),
+                    "replicas": (manifest and mf.replicas_of(self.app.platform, manifest)) or plan.replicas,
+                    "manifest": manifest,
                 }
             )
         return annotations
@@ -607,7 +614,7 @@ class Release:
                     )
                 return {rec.RETIRING: rec.dump({"color": color, "run_id": self.run_id, "at": rec.iso(self.now())})}
 
-            self._change_held(plan, mark, f"marking {name} for removal")
+            self._change_held(plan, mark, f"marking {name} for removal", first=svc)
         scale = self.app.old_color_policy == OldColorPolicy.SCALE_TO_ZERO and color == plan.old_color
         if scale:
             self.platform.scale_color(color, 0)
@@ -745,9 +752,16 @@ class Release:
             guards.fence(self.app, svc, self.run_id, self.now())
         return svc
 
-    def _change_held(self, plan: Plan, changes: Callable[[ServiceView], dict | None], what: str) -> None:
+    def _change_held(
+        self, plan: Plan, changes: Callable[[ServiceView], dict | None], what: str, first: ServiceView | None = None
+    ) -> None:
+        """``first``: the Service as the caller just read and checked it, for the first attempt (the
+        write is conditional on it: a change since then is a Conflict, and the Service is read again)."""
+        given = [first]
+
         def attempt() -> None:
-            svc = self._read_held(plan)
+            svc = given.pop() if given and given[0] is not None else self._read_held(plan)
+            given.clear()
             wanted = changes(svc) if svc is not None else None
             if svc is None or not wanted:
                 return
