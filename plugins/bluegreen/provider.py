@@ -39,6 +39,7 @@ def get_provider_info() -> dict:
 FORKSERVER_PRELOAD = (
     "airflow.sdk.execution_time.task_runner",
     "kubernetes.client",
+    "kubernetes_asyncio.client",
     "airflow.providers.cncf.kubernetes.hooks.kubernetes",
     "requests",
     "bluegreen.dags",

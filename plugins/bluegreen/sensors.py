@@ -195,6 +195,24 @@ class SoakSensor(_ReleaseSensor):
             lambda not_before: SoakTrigger(app.to_json(), plan.to_json(), context["run_id"], not_before=not_before),
         )
 
+    def wait_here(self, context, seconds: float) -> Verdict | None:
+        """In the worker, the soak is judged as its trigger judges it, by the same code: the workload
+        by the platform's watch (not a read of it per check), the Service and the HTTP check at the
+        check interval, the progress recorded on the Service."""
+        if seconds <= 0:
+            return super().wait_here(context, seconds)  # one look, as every sensor takes before it defers or pokes
+        import asyncio
+
+        from .triggers import SoakTrigger
+
+        release, plan = self._context_release(context), self._context_plan(context)
+        trigger = SoakTrigger(release.app.to_json(), plan.to_json(), context["run_id"])
+        trigger._log = self.log  # its judgements go to this task's log (LoggingMixin keeps it in _log)
+        try:
+            return asyncio.run(trigger.judge_until(release, plan, self._judge, time.time() + seconds))
+        except ReleaseError as e:
+            self.fail(context, str(e))
+
     def judge_once(self, context) -> Verdict:
         plan = self._context_plan(context)
         release = self._context_release(context)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
@@ -219,29 +220,42 @@ class SoakTrigger(_ReleaseTrigger):
 
     async def decide(self, release, plan: Plan) -> Verdict:
         judge = await in_thread(release.soak_judge, plan)
-        verdict = await self._judge_soak(release, plan, judge)
-        if verdict.state == FAILED:
+        verdict = await self.judge_until(release, plan, judge)
+        assert verdict is not None  # without ``until`` it judges to the end
+        return verdict
+
+    async def judge_until(self, release, plan: Plan, judge: SoakJudge, until: float | None = None) -> Verdict | None:
+        """The soak judged from the platform's watch until its verdict, or until ``until`` (clock
+        time; None then).  The sensor runs this in the worker for a soak too short to defer."""
+        verdict = await self._judge_soak(release, plan, judge, until)
+        if verdict is not None and verdict.state == FAILED:
             await in_thread(release.forget_soak, plan)
         return verdict
 
-    async def _judge_soak(self, release, plan: Plan, judge: SoakJudge) -> Verdict:
+    async def _judge_soak(self, release, plan: Plan, judge: SoakJudge, until: float | None) -> Verdict | None:
         app = release.app
         name = app.deployment_name(plan.new_color)
         # A soak resumed after its end (a triggerer that took over late) still gets switch_timeout
         # for a first look: its end is counted from the later of the two.
         began = time.time()
+        stop = math.inf if until is None else until
         status: ColorStatus | None = None
         next_check, last_message, last_logged = 0.0, None, 0.0
         async with Observations(release.watch(plan.new_color, min(app.check_interval, 2.0))) as observations:
             while True:
-                fresh = await observations.next(max(0.0, min(next_check, judge.ends_at) - time.time()))
+                due = min(next_check, judge.ends_at)
+                if time.time() >= stop and time.time() < due:
+                    return None  # no check is due: the caller goes on (defers)
+                fresh = await observations.next(max(0.0, min(due, stop) - time.time()))
                 # The workload's state arrives by watch as soon as it changes; the Service and the
                 # HTTP check are read at the check interval (or at once when the workload got
                 # worse, or when the soak is over).
                 if fresh is not None:
                     worse, status = got_worse(fresh, status), fresh
-                    if not worse and time.time() < min(next_check, judge.ends_at):
+                    if not worse and time.time() < due:
                         continue
+                elif time.time() < due:
+                    continue  # woken by ``until``: judged at the loop's top
                 now = time.time()
                 if status is None:
                     if now > max(judge.ends_at, began) + app.switch_timeout:

@@ -102,3 +102,20 @@ def test_scale_to_zero_keeps_the_old_color_and_a_restore_run_brings_it_back(k8s_
     assert (blue.spec.replicas, blue.spec.template.spec.containers[0].image) == (3, V1)
     assert app.apps_api.read_namespaced_deployment("test-green", app.ns).spec.replicas == 0
     assert app.serves(V1)
+
+
+def test_a_soak_in_the_worker_watches_the_workload_instead_of_reading_it_at_every_check(k8s_app, control):
+    """A soak shorter than defer_after is judged in the worker, by the trigger's own code: the new
+    color arrives by watch (a list, then a watch, of the collection), not by a read of the
+    deployment and a list of its pods at every check."""
+    app = k8s_app(soak="8s", check_interval="1s", defer_after="30s")
+    assert app.release(V1).state == "success"
+    control.reset_counts()
+    run = app.release("registry.local/test:v2")
+    assert run.state == "success", task_states(run)
+    rows = [r for r in control.request_counts("kube") if f"/namespaces/{app.ns}/" in r["path"] and r["method"] == "GET"]
+    by_name = sum(r["count"] for r in rows if r["path"].endswith("/deployments/test-green"))
+    collection = sum(r["count"] for r in rows if r["path"].endswith(f"/namespaces/{app.ns}/deployments"))
+    # polled, the soak alone read test-green about 8 times (once a check); watched: a list and a watch
+    assert collection >= 1, rows
+    assert by_name <= 7, f"test-green read {by_name} times by name: {rows}"
