@@ -355,10 +355,13 @@ def services_env(
 
 
 @contextlib.contextmanager
-def running_services(home: Path, sandbox_env: dict[str, str], echo=print) -> Iterator[AirflowServices]:
+def running_services(
+    home: Path, sandbox_env: dict[str, str], echo=print, settings: dict[str, str | None] | None = None
+) -> Iterator[AirflowServices]:
     """An :class:`AirflowServices` stack in ``home`` (apps in ``home/apps``) on a fresh PostgreSQL
     database, pointed at a sandbox by ``sandbox_env`` (``Endpoints.environment()``); stopped and
-    the database dropped on exit.  The session fixture below and ``make bench`` use it."""
+    the database dropped on exit.  ``settings``: environment variables changed from the tests' (None
+    removes one: Airflow's default then).  The session fixture below and ``make bench`` use it."""
     apps_dir = home / "apps"
     apps_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -369,6 +372,11 @@ def running_services(home: Path, sandbox_env: dict[str, str], echo=print) -> Ite
     _pg_admin(f'CREATE DATABASE "{db_name}"')
     services = AirflowServices(home=home, apps_dir=apps_dir, port=port, db_name=db_name, password=password, env={})
     services.env = services_env(home, apps_dir, port, services.db_url, password_file, password, sandbox_env)
+    for name, value in (settings or {}).items():
+        if value is None:
+            services.env.pop(name, None)
+        else:
+            services.env[name] = value
     try:
         services.start()
         echo(
