@@ -75,7 +75,9 @@ def test_chaos_runs_keep_every_invariant(sandbox, tmp_path, group):
     assert not violations, violations
     endings = {r.scenario.seed: r.outcome for r in results}
     assert set(endings.values()) <= {"released", "rolled back", "refused"}, endings
-    # the client loop ran through each release, and what the chaos was to do, it did
-    assert all(r.requests > 20 for r in results), [(r.scenario.seed, r.requests) for r in results]
+    # the client loop ran through each release (one every 0.1 s: a release that a person rolls back
+    # at once, e.g. seed 700005 at 0.8 s, lasts a second or two now; 15 requests there), and what the
+    # chaos was to do, it did
+    assert all(r.requests > 5 for r in results), [(r.scenario.seed, r.requests) for r in results]
     applied = [h for r in results for h in r.happenings if "not applied" not in h]
     assert any(h.startswith("kill-worker") for h in applied), applied
