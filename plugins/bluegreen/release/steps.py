@@ -757,11 +757,10 @@ class Release:
     ) -> None:
         """``first``: the Service as the caller just read and checked it, for the first attempt (the
         write is conditional on it: a change since then is a Conflict, and the Service is read again)."""
-        given = [first]
+        unused = [first] if first is not None else []
 
         def attempt() -> None:
-            svc = given.pop() if given and given[0] is not None else self._read_held(plan)
-            given.clear()
+            svc = unused.pop() if unused else self._read_held(plan)
             wanted = changes(svc) if svc is not None else None
             if svc is None or not wanted:
                 return
