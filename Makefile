@@ -8,9 +8,19 @@ STAMP := $(VENV)/.installed
 # pytest workers; the suite's slow parts wait on sandbox timers, so two cores run 4 well.
 WORKERS ?= 4
 
-.PHONY: install lint format test test-fast demo sandbox bench chaos clean
+.PHONY: install prometheus lint format test test-fast demo sandbox bench chaos clean
 
-install: $(STAMP)
+install: $(STAMP) prometheus
+
+# A real Prometheus (Debian's package) scrapes the sandbox's pods in the metrics tests and the
+# demo (sandbox/src/sandbox/prometheus.py starts one per use).  Installed only when missing (as
+# root, apt-get update first); the package's own service is stopped: nothing needs it on :9090.
+prometheus:
+	@command -v prometheus >/dev/null || { \
+		echo "installing prometheus (apt)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+		&& { invoke-rc.d prometheus stop >/dev/null 2>&1; systemctl disable --now prometheus >/dev/null 2>&1; true; }; }
+	@prometheus --version 2>&1 | head -1
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml sandbox/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("bluegreen needs Python 3.11 or newer; found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
