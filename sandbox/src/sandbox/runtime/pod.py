@@ -14,6 +14,14 @@ ready-after; an unready pod fails
 readiness (and answers 503) for a while, then passes again.  ``exits`` counts every
 container exit (crash-loop ticks and kills), for front ends that report exits rather than
 restarts (BCS: a failed taskgroup).
+
+Metrics: every pod answers ``GET /metrics`` in the Prometheus text format (``metrics.py``:
+``http_requests_total{code,method}``, the ``http_request_duration_seconds`` histogram),
+counting the ordinary requests it answered (not ``/metrics`` nor ``/healthz``).  It answers
+while unready, warming or failing, as a real process does, but not while its container is
+dead (killed: nothing listens); each container run counts from zero.  The behaviour's
+``error_rate`` and ``latency`` apply to ordinary requests only, so readiness never sees them.
+The sandbox lists every pod's first port as a scrape target (``sandbox/prometheus.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .behaviour import Behaviour
+from .metrics import CONTENT_TYPE, ContainerMetrics
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -52,6 +61,9 @@ class PodSpec:
     container_ports: list[dict] = field(default_factory=list)
     # The deployment (K8s) or application (BCS) the pod belongs to, for its answer to GET /.
     workload: str = ""
+    # The pod's namespace and which front end runs it ("kubernetes", "bcs-mesos"): scrape target labels.
+    namespace: str = ""
+    platform: str = ""
 
     def ports(self) -> list[dict]:
         return self.container_ports or [{"containerPort": DEFAULT_PORT, "name": ""}]
@@ -95,6 +107,10 @@ class Pod:
         self.down_until: float | None = None  # killed: dead until the kubelet restarts it
         self._warming = False  # restarted after a kill, not ready yet: 503
         self.unready_until: float | None = None  # readiness held failing until then
+        self.metrics = ContainerMetrics()  # this container run's counters (GET /metrics)
+        # the first container port's bound port, kept while the container is dead (killed):
+        # Prometheus goes on scraping it and sees it down, as it would a real pod's
+        self.scrape_port: int | None = None
 
     # -- identity -------------------------------------------------------------------
     @property
@@ -188,10 +204,11 @@ class Pod:
             await asyncio.shield(self._task)
 
     def _changed(self) -> None:
-        try:
-            self._on_change(self)
-        except Exception:  # a front end's bookkeeping must never kill a pod
-            log.exception("pod change callback failed for %s", self.name)
+        for callback in [self._on_change, *self.runtime.pod_watchers]:
+            try:
+                callback(self)
+            except Exception:  # a front end's bookkeeping must never kill a pod
+                log.exception("pod change callback failed for %s", self.name)
 
     def _set(self, **values) -> None:
         changed = any(getattr(self, k) != v for k, v in values.items())
@@ -210,6 +227,8 @@ class Pod:
                 server = await asyncio.start_server(self._serve, self.ip, 0)
             self._servers.append(server)
             self.listening[number] = server.sockets[0].getsockname()[1]
+        self.metrics = ContainerMetrics()  # a new container counts from zero
+        self.scrape_port = self.port
 
     def _close_listeners(self) -> None:
         for server in self._servers:
@@ -262,6 +281,7 @@ class Pod:
                     self.exits += 1
                     self.last_exit_code = CRASH_EXIT_CODE
                     self.last_started_at, self.finished_at = self.started_at, now
+                    self.metrics = ContainerMetrics(now)  # the restarted process counts from zero
                     self._set(restart_count=self.restart_count + 1)
                     due = now + CRASH_INTERVAL
                 timeout = due - now
@@ -312,25 +332,45 @@ class Pod:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            began = time.perf_counter()
             request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
             method, _, rest = request_line.partition(" ")
             path = rest.split(" ", 1)[0]
             self.served += 1
-            if self._failing or self.behaviour.crashloop or self.held_unready or self._warming:
+            metrics = self.metrics
+            ordinary = False
+            content_type, payload = "application/json", b""
+            if path == "/metrics" or path.startswith("/metrics?"):
+                status, content_type, payload = "200 OK", CONTENT_TYPE, metrics.render().encode()
+            elif self._failing or self.behaviour.crashloop or self.held_unready or self._warming:
                 status, body = "503 Service Unavailable", {"error": "unhealthy", **self.answer()}
+                ordinary = not path.startswith("/healthz")
             elif path.startswith("/healthz"):
                 status, body = (
                     ("200 OK", {"ready": True}) if self.ready else ("503 Service Unavailable", {"ready": False})
                 )
             else:
-                status, body = "200 OK", self.answer()
-            payload = json.dumps(body).encode()
+                ordinary = True
+                behaviour = self.behaviour
+                n, metrics.handled = metrics.handled, metrics.handled + 1
+                if behaviour.latency > 0:
+                    await asyncio.sleep(behaviour.latency)
+                    if self.down or self.metrics is not metrics:
+                        return  # the container died meanwhile: the connection goes with it
+                if behaviour.errors(n):
+                    status, body = "500 Internal Server Error", {"error": "injected", **self.answer()}
+                else:
+                    status, body = "200 OK", self.answer()
+            if not payload:
+                payload = json.dumps(body).encode()
             headers = (
-                f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
             ).encode()
             writer.write(headers + (b"" if method == "HEAD" else payload))
             await writer.drain()
+            if ordinary:
+                metrics.observe(method, int(status.split(" ", 1)[0]), time.perf_counter() - began)
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             pass
         finally:

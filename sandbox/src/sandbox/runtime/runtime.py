@@ -120,6 +120,8 @@ class Runtime:
         self.audit = Audit()
         # group key prefix ("kube", "bcs") -> how that front end evicts one of its pods
         self.evictors: dict[str, Evictor] = {}
+        # called after the front end's own callback on every pod change (the scrape targets)
+        self.pod_watchers: list[PodListener] = []
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # -- pods -----------------------------------------------------------------------
