@@ -90,6 +90,7 @@ async def _serve(settings: Settings) -> None:
     print(f"sandbox: BCS API        {endpoints.bcs_url} (cluster {endpoints.bcs_cluster_id})", flush=True)
     print(f"sandbox: control        {endpoints.control_url}", flush=True)
     print(f"sandbox: kubeconfig     {endpoints.kubeconfig}", flush=True)
+    print(f"sandbox: prometheus     {endpoints.prometheus_config} (scrapes every pod)", flush=True)
     print(f"sandbox: connections    source {endpoints.env_file}", flush=True)
     print("sandbox: ready", flush=True)
     stop = asyncio.Event()

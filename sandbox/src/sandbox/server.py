@@ -19,6 +19,7 @@ from aiohttp import web
 from . import control, tls
 from .bcs import create_app as create_bcs_app
 from .kube import create_app as create_kube_app
+from .prometheus import ScrapeTargets
 from .runtime.runtime import Runtime
 from .settings import Settings
 
@@ -52,6 +53,16 @@ class Endpoints:
     @property
     def env_file(self) -> Path:
         return self.state_dir / "env"
+
+    @property
+    def prometheus_config(self) -> Path:
+        """A Prometheus configuration that scrapes every pod (``sandbox/prometheus.py``)."""
+        return self.state_dir / "prometheus" / "prometheus.yml"
+
+    @property
+    def prometheus_targets(self) -> Path:
+        """The pods as Prometheus file_sd targets, rewritten as pods come and go."""
+        return self.state_dir / "prometheus" / "targets.json"
 
     def connections(self) -> dict[str, dict]:
         """The Airflow connections (as JSON documents) that point at this sandbox."""
@@ -111,6 +122,7 @@ class Sandbox:
         )
         self._runners: list[web.AppRunner] = []
         self.endpoints: Endpoints | None = None
+        self.scrape_targets: ScrapeTargets | None = None
 
     async def start(self) -> Endpoints:
         s = self.settings
@@ -131,6 +143,8 @@ class Sandbox:
             state_dir=state_dir,
             lb_port_offset=s.lb_port_offset,
         )
+        self.scrape_targets = ScrapeTargets(self.runtime, self.endpoints.prometheus_config.parent)
+        self.scrape_targets.start(self.runtime.loop)
         self._write_files(certs)
         return self.endpoints
 
@@ -147,6 +161,8 @@ class Sandbox:
             await runner.cleanup()
         self._runners.clear()
         await self.runtime.shutdown()
+        if self.scrape_targets is not None:
+            self.scrape_targets.stop()
         if self.endpoints is not None:
             # clients find a running sandbox by this file: it goes with the sandbox
             (self.endpoints.state_dir / "sandbox.json").unlink(missing_ok=True)

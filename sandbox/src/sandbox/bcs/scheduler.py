@@ -244,7 +244,14 @@ class AppLifecycle:
             for port in task.container.get("Ports") or []:
                 ports.append({"containerPort": port["ContainerPort"], "name": port["Name"]})
         image = tg.tasks[0].container["Image"] if tg.tasks else ""
-        spec = PodSpec(image=image, labels=dict(tg.labels), container_ports=ports, workload=app.id)
+        spec = PodSpec(
+            image=image,
+            labels=dict(tg.labels),
+            container_ports=ports,
+            workload=app.id,
+            namespace=app.namespace,
+            platform="bcs-mesos",
+        )
         tg.group = self.runtime.group(f"bcs/{tg.id}", spec, lambda _i, name=tg.id: name, self._pod_changed)
         tg.group.scale(1)
         pod = tg.pod

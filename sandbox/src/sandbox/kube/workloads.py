@@ -200,6 +200,8 @@ class Workloads:
             labels=dict(template["metadata"].get("labels") or {}),
             container_ports=ports,
             workload=workload,
+            namespace=ns,
+            platform="kubernetes",
         )
 
         def name_pod(_index: int) -> str:
