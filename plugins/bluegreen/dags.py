@@ -113,6 +113,12 @@ def release_dag(app: AppConfig):
     from .sensors import SoakSensor, WaitForReadySensor, WaitForWindowSensor
 
     spec = app.to_json()
+    # who is told what (bluegreen.notifiers): callbacks of the tasks that know each event
+    notify: dict[str, dict] = {}
+    if app.notify:
+        from .notifiers import task_callbacks
+
+        notify = task_callbacks(app, spec)
     schedule = None
     if app.windows:
         from .timetable import ReleaseWindowTimetable
@@ -140,8 +146,12 @@ def release_dag(app: AppConfig):
         },
     )
     with dag:
-        window = [WaitForWindowSensor(task_id="wait_for_window", app=spec)] if app.windows else []
-        plan = PlanReleaseOperator(task_id="plan", app=spec)
+        window = (
+            [WaitForWindowSensor(task_id="wait_for_window", app=spec, **notify.get("wait_for_window", {}))]
+            if app.windows
+            else []
+        )
+        plan = PlanReleaseOperator(task_id="plan", app=spec, **notify.get("plan", {}))
         deploy = DeployNewColorOperator(task_id="deploy_new_color", app=spec)
         ready = WaitForReadySensor(task_id="wait_until_ready", app=spec)
         approve = ReleaseApprovalOperator(
@@ -149,11 +159,12 @@ def release_dag(app: AppConfig):
             app=spec,
             approval_timeout=app.effective_approval_timeout,
             approval_default=app.approval_default,
+            **notify.get("approve", {}),
         )
-        switch = SwitchTrafficOperator(task_id="switch_traffic", app=spec)
+        switch = SwitchTrafficOperator(task_id="switch_traffic", app=spec, **notify.get("switch_traffic", {}))
         soak = SoakSensor(task_id="soak", app=spec)
-        retire = RetireOldColorOperator(task_id="retire_old_color", app=spec)
-        finish = FinishReleaseOperator(task_id="finish", app=spec)
+        retire = RetireOldColorOperator(task_id="retire_old_color", app=spec, **notify.get("retire_old_color", {}))
+        finish = FinishReleaseOperator(task_id="finish", app=spec, **notify.get("finish", {}))
         guarded = [deploy, ready, approve, switch, soak]
         rollback = RollbackOperator(
             task_id="rollback",
@@ -163,6 +174,7 @@ def release_dag(app: AppConfig):
             retries=app.rollback_retries,
             # the safety path: tried again soon (5 s, 10 s, ... at most a minute apart)
             max_retry_delay=dt.timedelta(minutes=1),
+            **notify.get("rollback", {}),
         )
         chain(*window, plan, deploy, ready, approve, switch, soak, retire, finish)
         for task in guarded:

@@ -20,6 +20,7 @@ from .colors import COLORS
 from .durations import format_duration, parse_duration
 from .errors import ConfigError
 from .images import check_image
+from .notify import Notify, load_notify
 
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 BCS_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_]*[A-Za-z0-9])?$")
@@ -63,6 +64,8 @@ KNOWN_FIELDS = {
     "retries",
     "rollback_retries",
     "api_retry_budget",
+    # telling people (bluegreen.apps.notify)
+    "notify",
 }
 
 
@@ -135,6 +138,8 @@ class AppConfig:
     # YAML and JSON key: old_color (the name the docs use); a policy, not a color
     old_color_policy: OldColorPolicy = OldColorPolicy.DELETE
     history_limit: int = 10
+    # who is told about the release
+    notify: Notify | None = None
 
     # -- derived ----------------------------------------------------------------------
     def deployment_name(self, color: str) -> str:
@@ -215,6 +220,8 @@ class AppConfig:
             from .windows import Window
 
             data["windows"] = tuple(Window.from_json(w) for w in data["windows"])
+        if data.get("notify"):
+            data["notify"] = Notify.from_json(data["notify"])
         return cls(**data)
 
 
@@ -296,6 +303,7 @@ def load_app(path: Path) -> AppConfig:
         retries=v.integer("retries", default=3, minimum=0),
         rollback_retries=v.integer("rollback_retries", default=8, minimum=0),
         api_retry_budget=v.duration("api_retry_budget", default="60s", minimum=0),
+        notify=load_notify(v),
         **windows_cfg,
     )
     if config.approval_timeout is not None and config.approval_timeout >= config.lock_ttl:
