@@ -14,12 +14,13 @@ install: $(STAMP) prometheus
 
 # A real Prometheus (Debian's package) scrapes the sandbox's pods in the metrics tests and the
 # demo (sandbox/src/sandbox/prometheus.py starts one per use).  Installed only when missing (as
-# root, apt-get update first); the package's own service is stopped: nothing needs it on :9090.
+# root, apt-get update first); the service its postinst may start (systemd, or the init script
+# where no policy-rc.d forbids it) is stopped: nothing needs it on :9090.
 prometheus:
 	@command -v prometheus >/dev/null || { \
 		echo "installing prometheus (apt)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
-		&& { invoke-rc.d prometheus stop >/dev/null 2>&1; systemctl disable --now prometheus >/dev/null 2>&1; true; }; }
+		&& { systemctl disable --now prometheus >/dev/null 2>&1; /etc/init.d/prometheus stop >/dev/null 2>&1; true; }; }
 	@prometheus --version 2>&1 | head -1
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml sandbox/pyproject.toml
