@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
 
@@ -14,7 +15,7 @@ from polling import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from test_bcs_client import bcs, deployment, ok  # noqa: F401
 
-from sandbox.prometheus import active_targets, instant_query, running_prometheus
+from sandbox.prometheus import PrometheusError, active_targets, instant_query, running_prometheus
 
 # A port per test slot (tests/conftest.py's worker_index(): the xdist worker's number plus
 # BLUEGREEN_TEST_SLOT_OFFSET; that conftest cannot be imported by name from here, the sandbox
@@ -307,3 +308,16 @@ def test_prometheus_scrapes_the_pods_and_sees_the_error_rate(sandbox, apps, cont
         f"prometheus ready in {ready_in:.1f} s; both pods queryable {first_scrape:.1f} s after start;"
         f" error ratio {value:.3f} at {judged:.1f} s"
     )
+
+
+def test_launcher_says_what_is_wrong(sandbox, monkeypatch):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", PROMETHEUS_PORT))
+        taken.listen()
+        with pytest.raises(PrometheusError, match="address already in use"):
+            with running_prometheus(sandbox.prometheus_config, PROMETHEUS_PORT):
+                pass
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(PrometheusError, match="make install"):
+        with running_prometheus(sandbox.prometheus_config, PROMETHEUS_PORT):
+            pass
