@@ -312,6 +312,7 @@ def test_prometheus_scrapes_the_pods_and_sees_the_error_rate(sandbox, apps, cont
 
 def test_launcher_says_what_is_wrong(sandbox, monkeypatch):
     with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the last test's TIME_WAIT
         taken.bind(("127.0.0.1", PROMETHEUS_PORT))
         taken.listen()
         with pytest.raises(PrometheusError, match="address already in use"):
