@@ -8,9 +8,9 @@ STAMP := $(VENV)/.installed
 # pytest workers; the suite's slow parts wait on sandbox timers, so two cores run 4 well.
 WORKERS ?= 4
 
-.PHONY: install prometheus lint format test test-fast demo sandbox bench chaos clean
+.PHONY: install prometheus chromium lint format test test-fast demo sandbox bench chaos clean
 
-install: $(STAMP) prometheus
+install: $(STAMP) prometheus chromium
 
 # A real Prometheus (Debian's package) scrapes the sandbox's pods in the metrics tests and the
 # demo (sandbox/src/sandbox/prometheus.py starts one per use).  Installed only when missing (as
@@ -22,6 +22,17 @@ prometheus:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
 		&& { systemctl disable --now prometheus >/dev/null 2>&1; /etc/init.d/prometheus stop >/dev/null 2>&1; true; }; }
 	@prometheus --version 2>&1 | head -1
+
+# A real browser for the Releases page's test (tests/services/test_releases_page.py): Debian's chromium
+# and its WebDriver, chromium-driver (Selenium, from PyPI with the rest, drives it).  Installed only
+# when missing (as root); apt-get update only when the install fails without it (no lists yet, or
+# lists that name versions the mirror no longer has).
+APT_CHROMIUM := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver
+chromium:
+	@{ command -v chromium && command -v chromedriver; } >/dev/null || { \
+		echo "installing chromium and chromium-driver (apt)"; \
+		$(APT_CHROMIUM) >/dev/null 2>&1 || { apt-get update -qq && $(APT_CHROMIUM) >/dev/null; }; }
+	@chromium --version 2>/dev/null | head -1
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml sandbox/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("bluegreen needs Python 3.11 or newer; found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'

@@ -1,6 +1,7 @@
 """``make bench``: the release benchmark (benchmarks/release.py says what each figure is and how it
 is measured); ``python -m benchmarks readiness``: the first benchmark, readiness by watch against
-polling (benchmarks/readiness.py).
+polling (benchmarks/readiness.py); ``python -m benchmarks releases_page``: the Releases page's load time
+with 50 apps (benchmarks/releases_page.py).
 
 Starts a sandbox (slot 7: ports and loopback addresses no test run uses) and the Airflow services
 stack the services tests run (tests/services/conftest.py: api-server, scheduler, dag-processor,
@@ -60,8 +61,12 @@ def main() -> None:
         from . import readiness
 
         readiness.main()
+    elif sys.argv[1:2] == ["releases_page"]:
+        from . import releases_page
+
+        releases_page.main(SLOT)
     elif sys.argv[1:]:
-        raise SystemExit("usage: python -m benchmarks [readiness]")
+        raise SystemExit("usage: python -m benchmarks [readiness | releases_page]")
     else:
         release_bench()
 

@@ -9,7 +9,7 @@ import json
 from html import escape
 
 from .cluster import ClusterView, ColorView
-from .runs import STEPS, RunView
+from .runs import RAN, STEPS, RunView
 from .view import InFlight, Links, Row, ago, duration
 
 REFRESH_SECONDS = 5
@@ -28,7 +28,7 @@ a { color: #1d4ed8; text-decoration: none; } a:hover { text-decoration: underlin
   font-size: 12px; line-height: 20px; }
 .chip.blue { background: var(--blue); } .chip.green { background: var(--green); }
 .chip.none { background: #94a3b8; }
-.img { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; word-break: break-all; }
+.img { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; overflow-wrap: anywhere; }
 .muted { color: var(--muted); font-size: 12px; }
 .err { color: var(--bad); font-weight: 600; }
 .bad { color: var(--bad); } .ok { color: var(--green); } .warn { color: var(--warn); }
@@ -297,8 +297,8 @@ def timeline_svg(runs: list[RunView], now: dt.datetime, width: int = 760) -> str
         )
         for task_id in STEPS:
             task = run.tasks.get(task_id)
-            if task is None or task.start is None:
-                continue
+            if task is None or task.start is None or task.state not in RAN:
+                continue  # not run (skipped, upstream failed: Airflow gives those a start too)
             x = label_w + plot_w * (task.start - start).total_seconds() / longest
             w = max(1.5, plot_w * (task.seconds(now) or 0) / longest)
             fill = TASK_COLORS.get(task_id, "#94a3b8")
@@ -324,14 +324,15 @@ def timeline_svg(runs: list[RunView], now: dt.datetime, width: int = 760) -> str
 
 
 def steps_table(runs: list[RunView], links: Links, now: dt.datetime) -> str:
-    head = "".join(f"<th>{e(s)}</th>" for s in STEPS)
+    steps = [s for s in STEPS if any(s in run.tasks for run in runs)]
+    head = "".join(f"<th>{e(s)}</th>" for s in steps)
     body = []
     for run in runs:
         outcome, css = outcome_of(run)
         cells = []
-        for step in STEPS:
+        for step in steps:
             task = run.tasks.get(step)
-            if task is None or task.start is None:
+            if task is None or task.start is None or task.state not in RAN:
                 cells.append(f'<td class="muted">{e(task.state if task else "")}</td>')
                 continue
             cls = "bad" if task.state == "failed" else ""
@@ -371,7 +372,9 @@ def app_page(row: Row, links: Links, now: dt.datetime, notes: dict[str, str], re
         summary += f'<p class="err" data-field="cluster-error">{e(row.cluster.error)}</p>'
     timeline = f'<h2>Last runs</h2><div data-field="timeline">{timeline_svg(row.runs, now)}</div>'
     noted = "".join(
-        f"<li>{top_link(links.run(entry.dag_id, run_id), run_id)}: {e(note)}</li>" for run_id, note in notes.items()
+        f"<li>{top_link(links.run(entry.dag_id, run.run_id), run.run_id)}: {e(notes[run.run_id])}</li>"
+        for run in row.runs
+        if notes.get(run.run_id)
     )
     body = (
         header

@@ -102,7 +102,8 @@ def read_runs(
     dag_ids: list[str], per_dag: int, *, tasks_of: str = "all", analysis: bool = False, session=None
 ) -> dict[str, list[RunView]]:
     """The last ``per_dag`` runs of each DAG, newest first, with their task instances (``tasks_of``:
-    "all" runs, "in_flight" runs only, or "none") and, with ``analysis``, the analysis XComs."""
+    "all" runs, "latest": the newest run of each DAG and any in flight, or "none") and, with
+    ``analysis``, the analysis XComs."""
     if session is None:
         from airflow.utils.session import create_session
 
@@ -142,7 +143,10 @@ def read_runs(
         run = RunView(dag_id, run_id, _state(state), start, end, run_after, conf if isinstance(conf, dict) else {})
         runs[dag_id].append(run)
         by_key[(dag_id, run_id)] = run
-    wanted = [r for r in by_key.values() if tasks_of == "all" or (tasks_of == "in_flight" and r.in_flight)]
+    latest = {id(dag_runs[0]) for dag_runs in runs.values() if dag_runs}
+    wanted = [
+        r for r in by_key.values() if tasks_of == "all" or (tasks_of == "latest" and (r.in_flight or id(r) in latest))
+    ]
     if wanted:
         for dag_id in {r.dag_id for r in wanted}:
             run_ids = [r.run_id for r in wanted if r.dag_id == dag_id]

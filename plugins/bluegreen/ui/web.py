@@ -95,7 +95,7 @@ def create_app():
 
     @api.get("/", response_class=HTMLResponse)
     def releases(user: User, refresh: int = 1) -> HTMLResponse:
-        rows, seconds = rows_for(visible(user), LIST_RUNS, "in_flight")
+        rows, seconds = rows_for(visible(user), LIST_RUNS, "latest")
         return HTMLResponse(releases_page(rows, Links(), now(), seconds, refresh=bool(refresh)))
 
     @api.get("/app/{name}", response_class=HTMLResponse)
