@@ -8,7 +8,7 @@ from airflow.plugins_manager import AirflowPlugin
 from bluegreen.timetable import ReleaseWindowTimetable
 from bluegreen.ui.links import RELEASE_LINKS
 from bluegreen.ui.view import PAGE_PREFIX, UI_ROUTE, base_path
-from bluegreen.ui.web import LazyApp
+from bluegreen.ui.web import LazyApp, WarmUp
 
 
 class BluegreenPlugin(AirflowPlugin):
@@ -17,6 +17,8 @@ class BluegreenPlugin(AirflowPlugin):
     # The Releases page: served by the api-server under PAGE_PREFIX, shown inside the UI (its frame,
     # at /plugin/releases) from the navigation bar.
     fastapi_apps = [{"app": LazyApp(), "url_prefix": PAGE_PREFIX, "name": "bluegreen releases"}]
+    # imports what the page reads with while the api-server starts (a pass-through otherwise)
+    fastapi_root_middlewares = [{"middleware": WarmUp, "args": [], "kwargs": {}, "name": "bluegreen releases warm-up"}]
     external_views = [
         {
             "name": "Releases",

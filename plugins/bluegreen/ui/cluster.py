@@ -16,6 +16,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..apps.colors import COLORS, other
 from ..apps.config import AppConfig, config_digest
@@ -99,7 +100,8 @@ class ClusterView:
         return other(self.live) if self.live else None
 
 
-_adapters: dict[str, tuple[float, object]] = {}
+# adapters by app (and config), clients by connection: (built at, object)
+_adapters: dict[str, tuple[float, Any]] = {}
 _adapters_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -113,37 +115,74 @@ def pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def adapter_for(app: AppConfig):
-    """The app's platform adapter for the page's reads: no retries (a short budget would only delay
-    the row), every request bounded by REQUEST_TIMEOUT; kept for ADAPTER_TTL."""
-    key = f"{app.name}:{config_digest(app.to_json())}"
+def _cached(key: str, build):
     now = time.monotonic()
     with _adapters_lock:
         cached = _adapters.get(key)
         if cached and now - cached[0] < ADAPTER_TTL:
             return cached[1]
-    if app.platform == KUBERNETES:
-        adapter = platform_for(app)
-        adapter.request_timeout = REQUEST_TIMEOUT
-    else:
-        from ..hooks.bcs import BcsHook
-        from ..platforms.bcs_mesos import BcsMesosPlatform
-
-        connection = copy.copy(BcsHook.get_connection(app.connection_id))
-        extra = dict(connection.extra_dejson or {})
-        extra["timeout"] = min(float(extra.get("timeout", REQUEST_TIMEOUT)), REQUEST_TIMEOUT)
-        connection.extra = json.dumps(extra)
-        adapter = BcsMesosPlatform(app, hook=BcsHook(app.connection_id, connection=connection))
-    adapter.budget = Budget(0)
+    value = build()
     with _adapters_lock:
-        _adapters[key] = (now, adapter)
-    return adapter
+        _adapters[key] = (now, value)
+    return value
+
+
+def _kubernetes_hook(connection_id: str):
+    """One client per connection, shared by its apps' adapters (its connection pool sized for the
+    page's threads): the first load builds one client per cluster, not one per app."""
+    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
+    from ..platforms.user_agent import USER_AGENT
+
+    hook = KubernetesHook(conn_id=connection_id)
+    hook.api_client.user_agent = USER_AGENT
+    try:
+        hook.api_client.rest_client.pool_manager.connection_pool_kw["maxsize"] = WORKERS
+    except AttributeError:  # another client layout: its default pool size
+        pass
+    return hook
+
+
+def _bcs_hook(connection_id: str):
+    from ..hooks.bcs import BcsHook
+
+    connection = copy.copy(BcsHook.get_connection(connection_id))
+    extra = dict(connection.extra_dejson or {})
+    extra["timeout"] = min(float(extra.get("timeout", REQUEST_TIMEOUT)), REQUEST_TIMEOUT)
+    connection.extra = json.dumps(extra)
+    return BcsHook(connection_id, connection=connection, budget=Budget(0))
+
+
+def adapter_for(app: AppConfig):
+    """The app's platform adapter for the page's reads: no retries (a short budget would only delay
+    the row), every request bounded by REQUEST_TIMEOUT, the client of its connection shared; kept
+    for ADAPTER_TTL."""
+
+    def build():
+        if app.platform == KUBERNETES:
+            adapter = platform_for(app)
+            adapter.hook = _cached(
+                f"hook:{KUBERNETES}:{app.connection_id}", lambda: _kubernetes_hook(app.connection_id)
+            )
+            adapter.request_timeout = REQUEST_TIMEOUT
+        else:
+            from ..platforms.bcs_mesos import BcsMesosPlatform
+
+            hook = _cached(f"hook:{app.platform}:{app.connection_id}", lambda: _bcs_hook(app.connection_id))
+            adapter = BcsMesosPlatform(app, hook=hook)
+        adapter.budget = Budget(0)
+        return adapter
+
+    return _cached(f"app:{app.name}:{config_digest(app.to_json())}", build)
 
 
 def forget_adapter(app: AppConfig) -> None:
-    """After a failed read: the next read builds the client again (the connection may have changed)."""
+    """After a failed read: the next read builds the adapter and its connection's client again (the
+    connection may have changed)."""
     with _adapters_lock:
-        for key in [k for k in _adapters if k.startswith(f"{app.name}:")]:
+        for key in [
+            k for k in _adapters if k.startswith((f"app:{app.name}:", f"hook:{app.platform}:{app.connection_id}"))
+        ]:
             del _adapters[key]
 
 
@@ -199,11 +238,15 @@ def _safe_read(app: AppConfig) -> ClusterView:
         return ClusterView(error=f"{type(e).__name__}: {message}", seconds=time.monotonic() - started)
 
 
-def read_clusters(apps: list[AppConfig], deadline: float = DEADLINE) -> dict[str, ClusterView]:
-    """Every app's cluster, read concurrently; an app not read within ``deadline`` seconds gets a
-    ClusterView whose error says so (its read goes on in the background, bounded by its timeouts)."""
-    futures: dict[str, Future] = {app.name: pool().submit(_safe_read, app) for app in apps}
-    wait_futures(list(futures.values()), timeout=deadline)
+def start_reads(apps: list[AppConfig]) -> dict[str, Future]:
+    """Every app's cluster read started on the pool (the caller reads Airflow's DB meanwhile)."""
+    return {app.name: pool().submit(_safe_read, app) for app in apps}
+
+
+def collect(futures: dict[str, Future], started: float, deadline: float = DEADLINE) -> dict[str, ClusterView]:
+    """The reads' views; a read not done ``deadline`` seconds after ``started`` (time.monotonic())
+    gets a ClusterView whose error says so (it goes on in the background, bounded by its timeouts)."""
+    wait_futures(list(futures.values()), timeout=max(0.0, started + deadline - time.monotonic()))
     views = {}
     for name, future in futures.items():
         if future.done():
@@ -212,3 +255,8 @@ def read_clusters(apps: list[AppConfig], deadline: float = DEADLINE) -> dict[str
             future.cancel()
             views[name] = ClusterView(error=f"the cluster did not answer within {deadline:g}s", seconds=deadline)
     return views
+
+
+def read_clusters(apps: list[AppConfig], deadline: float = DEADLINE) -> dict[str, ClusterView]:
+    """Every app's cluster, read concurrently, within ``deadline`` seconds (see collect)."""
+    return collect(start_reads(apps), time.monotonic(), deadline)

@@ -258,8 +258,9 @@ def releases_page(rows: list[Row], links: Links, now: dt.datetime, seconds: floa
         if rows
         else '<p class="muted">No app configs found.</p>'
     )
+    apps = f"{len(rows)} app{'' if len(rows) == 1 else 's'}"
     header = (
-        f"<h1>Releases</h1><div class='sub'>{len(rows)} apps · read {e(now.strftime('%H:%M:%S UTC'))} in "
+        f"<h1>Releases</h1><div class='sub'>{apps} · read {e(now.strftime('%H:%M:%S UTC'))} in "
         f"{seconds:.2f}s · refreshes every {REFRESH_SECONDS}s</div>"
     )
     return document("Releases", header + table, refresh)

@@ -15,6 +15,8 @@ and the configured auth manager; without one, a browser is sent to the auth mana
 # No ``from __future__ import annotations`` here: FastAPI reads the routes' annotations (``Request``),
 # which are imported inside create_app, when the routes are defined.
 import datetime as dt
+import logging
+import threading
 import time
 from html import escape
 from typing import Annotated, Any
@@ -34,7 +36,7 @@ def create_app():
     from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
     from . import apps as app_configs
-    from .cluster import read_clusters
+    from .cluster import collect, start_reads
     from .page import app_page, objects_page, releases_page
     from .runs import read_notes, read_runs
     from .view import Links, build_rows
@@ -85,9 +87,9 @@ def create_app():
 
     def rows_for(entries, per_dag: int, tasks_of: str, analysis: bool = False):
         started = time.monotonic()
-        valid = [e.app for e in entries if e.app is not None]
-        clusters = read_clusters(valid)
+        reads = start_reads([e.app for e in entries if e.app is not None])
         runs = read_runs([e.dag_id for e in entries], per_dag, tasks_of=tasks_of, analysis=analysis)
+        clusters = collect(reads, started)
         return build_rows(entries, clusters, runs), time.monotonic() - started
 
     def now() -> dt.datetime:
@@ -129,6 +131,30 @@ def create_app():
         return Response(ICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
     return api
+
+
+class WarmUp:
+    """A pass-through middleware of the api-server (only the api-server builds its middlewares, when
+    it starts): a background thread imports the platform clients the page reads with (the Kubernetes
+    provider's hook alone takes ~0.8 s to import), so that the page's first load does not wait."""
+
+    def __init__(self, app):
+        self.app = app
+        threading.Thread(target=self.warm, name="bluegreen-releases-warm-up", daemon=True).start()
+
+    async def __call__(self, scope, receive, send):
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def warm() -> None:
+        try:
+            import airflow.providers.cncf.kubernetes.hooks.kubernetes  # noqa: F401
+
+            from ..hooks import bcs  # noqa: F401
+            from ..platforms import bcs_mesos, kubernetes  # noqa: F401
+            from . import page, runs  # noqa: F401
+        except Exception:  # the first load imports them then, and says what is wrong
+            logging.getLogger(__name__).debug("warm-up of the Releases page failed", exc_info=True)
 
 
 class LazyApp:
