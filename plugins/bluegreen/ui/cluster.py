@@ -137,8 +137,10 @@ def _kubernetes_hook(connection_id: str):
     hook = KubernetesHook(conn_id=connection_id)
     hook.api_client.user_agent = USER_AGENT
     try:
-        hook.api_client.rest_client.pool_manager.connection_pool_kw["maxsize"] = WORKERS
-    except AttributeError:  # another client layout: its default pool size
+        # the pools it makes: room for the page's threads, and no retries of their own (urllib3
+        # retries a GET that timed out three times: a hung API would hold a read 4 x REQUEST_TIMEOUT)
+        hook.api_client.rest_client.pool_manager.connection_pool_kw.update(maxsize=WORKERS, retries=False)
+    except AttributeError:  # another client layout: its own pool settings
         pass
     return hook
 
@@ -234,7 +236,8 @@ def _safe_read(app: AppConfig) -> ClusterView:
         return read_cluster(app)
     except Exception as e:  # the row says what went wrong; the page goes on
         forget_adapter(app)
-        message = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+        # (a TransientError's tail, about the task's retries, is not the page's)
+        message = str(e).splitlines()[0].split(" (still failing after")[0][:300] if str(e) else type(e).__name__
         return ClusterView(error=f"{type(e).__name__}: {message}", seconds=time.monotonic() - started)
 
 
