@@ -24,6 +24,9 @@ from .release.model import ConfigError, Fenced, Plan, ReleaseError
 
 PLAN_TASK = "plan"
 FAILURE_KEY = "failure"
+# what the metric analysis measured (the readiness and soak sensors keep it), for the run's note
+ANALYSIS_KEY = "analysis"
+ANALYSED_TASKS = ("wait_until_ready", "soak")
 
 
 class ReleaseStepOperator(BaseOperator):
@@ -44,11 +47,11 @@ class ReleaseStepOperator(BaseOperator):
     def release(self, context):
         """The release context of this run: the app config parsed, its platform's adapter (which
         builds its API client on first use).  Each execute builds it once and hands it down."""
-        from .platforms import platform_for
+        from .platforms import metrics_for, platform_for
         from .release.steps import Release
 
         app = self.app_config()
-        return Release(app, platform_for(app), context["run_id"], logger=self.log)
+        return Release(app, platform_for(app), context["run_id"], logger=self.log, metrics=metrics_for(app))
 
     @staticmethod
     def plan_of(context) -> Plan | None:
@@ -64,7 +67,11 @@ class ReleaseStepOperator(BaseOperator):
         from .run_notes import release_note, set_run_note
 
         reason = str((context.get("params") or {}).get("reason") or "")
-        set_run_note(context["dag"].dag_id, context["run_id"], release_note(plan.app, plan, outcome, reason), self.log)
+        note = release_note(plan.app, plan, outcome, reason)
+        if self.app.get("analysis"):
+            measured = [context["ti"].xcom_pull(task_ids=task, key=ANALYSIS_KEY) for task in ANALYSED_TASKS]
+            note += "".join(f"\n{m[:1].upper()}{m[1:]}" for m in measured if m)
+        set_run_note(context["dag"].dag_id, context["run_id"], note, self.log)
 
     # -- the step ---------------------------------------------------------------------
     def execute(self, context) -> Any:

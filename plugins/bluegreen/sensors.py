@@ -16,7 +16,7 @@ from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from .apps.durations import format_duration
-from .operators import PLAN_TASK, ReleaseStepOperator
+from .operators import ANALYSIS_KEY, PLAN_TASK, ReleaseStepOperator
 from .release.health import FAILED, ReadinessJudge, Verdict
 from .release.model import Plan, ReleaseError
 
@@ -65,8 +65,15 @@ class _ReleaseSensor(BaseSensorOperator, ReleaseStepOperator):
                 last = verdict.message
             if verdict.final or time.monotonic() >= deadline:
                 return verdict if verdict.final else None
-            pause = min(self.interval_here, max(0.0, deadline - time.monotonic()))
             verdict_due = self.verdict_due()
+            if verdict_due is not None:
+                left = verdict_due - time.time()
+                if left > deadline - time.monotonic() + self.interval_here:
+                    # the verdict comes later than this wait may last (an analysis before the switch
+                    # longer than defer_after): defer now rather than judge here and again there
+                    return None
+                deadline = max(deadline, time.monotonic() + left)  # the verdict is due within a check
+            pause = min(self.interval_here, max(0.0, deadline - time.monotonic()))
             if verdict_due is not None:  # wake for the verdict when it is due, not a check later
                 pause = min(pause, max(0.0, verdict_due - time.time()))
             time.sleep(pause)
@@ -109,6 +116,16 @@ class _ReleaseSensor(BaseSensorOperator, ReleaseStepOperator):
 
     def on_success(self, context, plan: Plan, message: str) -> None:
         self.log.info(message)
+        self.keep_analysis(context, message)
+
+    @staticmethod
+    def keep_analysis(context, message: str) -> None:
+        """What the metric analysis measured, in XCom (``analysis``) for the run's note."""
+        from .release.analysis import analysis_part
+
+        summary = analysis_part(message)
+        if summary:
+            context["ti"].xcom_push(key=ANALYSIS_KEY, value=summary)
 
     def _context_release(self, context, fresh: bool = False):
         """This task's release context (the app config parsed, the API client built), built once
@@ -136,11 +153,17 @@ class WaitForReadySensor(_ReleaseSensor):
     def execute(self, context) -> None:
         release, plan = self._start(context)
         app = release.app
-        self._judge = ReadinessJudge(
-            app.deployment_name(plan.new_color), time.time() + app.readiness_timeout, app.readiness_timeout
+        from .triggers import PreSwitch, ReadinessTrigger
+
+        # ready, then (for an app with an analysis before the switch) analysed: see PreSwitch
+        self._judge = PreSwitch(
+            release,
+            plan,
+            ReadinessJudge(
+                app.deployment_name(plan.new_color), time.time() + app.readiness_timeout, app.readiness_timeout
+            ),
         )
         self._next_keep = 0.0
-        from .triggers import ReadinessTrigger
 
         return self.wait(
             context,
@@ -148,7 +171,7 @@ class WaitForReadySensor(_ReleaseSensor):
                 app.to_json(),
                 plan.to_json(),
                 context["run_id"],
-                self._judge.deadline,
+                self._judge.readiness.deadline,
                 app.readiness_timeout,
                 not_before=not_before,
             ),
@@ -162,7 +185,16 @@ class WaitForReadySensor(_ReleaseSensor):
         if time.time() >= getattr(self, "_next_keep", 0.0):
             release.keep(plan)  # fenced: a run whose lock was taken over stops here
             self._next_keep = time.time() + keep_every(release.app)
-        return self._judge.judge(release.readiness(plan), time.time())
+        if self._judge.analysing:
+            return self._judge.analyse(time.time())
+        verdict = self._judge.judge(release.readiness(plan), time.time())
+        if self._judge.analysing:
+            self.log.info(verdict.message)
+            return self._judge.analyse(time.time())
+        return verdict
+
+    def verdict_due(self) -> float | None:
+        return self._judge.ends_at()
 
 
 class SoakSensor(_ReleaseSensor):
@@ -227,6 +259,7 @@ class SoakSensor(_ReleaseSensor):
 
     def on_success(self, context, plan: Plan, message: str) -> None:
         self.log.info(message)
+        self.keep_analysis(context, message)
         try:
             self._context_release(context).mark_soaked(plan)
         except ReleaseError as e:

@@ -29,7 +29,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from .apps.durations import format_duration
-from .release.health import FAILED, READY, ReadinessJudge, SoakJudge, Verdict
+from .release.health import FAILED, PASSED, READY, WAITING, ReadinessJudge, SoakJudge, Verdict
 from .release.model import ColorStatus, Plan, ReleaseError, TransientError
 
 # Longest quiet spell in a soak's log.
@@ -58,7 +58,7 @@ def release_for(app: dict, run_id: str):
     file.  A config that changed under the running release is refused: the release goes on only
     with the config its tasks ran with."""
     from .apps.config import config_digest, load_app
-    from .platforms import platform_for
+    from .platforms import metrics_for, platform_for
     from .release.steps import Release
 
     reference = app_reference(app)
@@ -69,7 +69,7 @@ def release_for(app: dict, run_id: str):
             "was running; the release goes on only with the config it started with: put the file "
             "back as it was and clear this task, or mark it failed to roll back"
         )
-    return Release(config, platform_for(config), run_id)
+    return Release(config, platform_for(config), run_id, metrics=metrics_for(config))
 
 
 def keep_every(app) -> float:
@@ -190,7 +190,7 @@ class ReadinessTrigger(_ReleaseTrigger):
     async def decide(self, release, plan: Plan) -> Verdict:
         app = release.app
         name = app.deployment_name(plan.new_color)
-        judge = ReadinessJudge(name, self.deadline, self.timeout)
+        judge = PreSwitch(release, plan, ReadinessJudge(name, self.deadline, self.timeout))
         heartbeat = min(app.check_interval, 2.0)
         last, next_keep = None, 0.0
         async with Observations(release.watch(plan.new_color, heartbeat)) as observations:
@@ -198,20 +198,72 @@ class ReadinessTrigger(_ReleaseTrigger):
                 if time.time() >= next_keep:
                     await self.keep(release, plan)
                     next_keep = time.time() + keep_every(app)
-                status = await observations.next(min(2 * heartbeat + 1, self.deadline - time.time()))
-                if status is None:
+                wait = min(2 * heartbeat + 1, self.deadline - time.time())
+                if judge.analysing:
+                    wait = min(judge.next_due() - time.time(), next_keep - time.time())
+                status = await observations.next(wait)
+                if judge.analysing:
+                    verdict = await in_thread(judge.analyse, time.time())
+                elif status is None:
                     if time.time() >= self.deadline:
                         return Verdict(
                             FAILED,
                             f"{name} not ready after {format_duration(self.timeout)}: the cluster's API did not answer",
                         )
                     continue
-                verdict = judge.judge(status, time.time())
+                else:
+                    verdict = judge.judge(status, time.time())
+                    if judge.analysing:
+                        self.log.info("%s: %s", name, verdict.message)
+                        verdict = await in_thread(judge.analyse, time.time())
                 if verdict.message != last:
                     self.log.info("%s: %s", name, verdict.message)
                     last = verdict.message
                 if verdict.final:
                     return verdict
+
+
+class PreSwitch:
+    """What must hold before the switch: the new color fully ready (``ReadinessJudge``) and then,
+    for an app with an analysis before the switch, its checks passed against the ready color.
+    ``judge`` decides readiness (no I/O); once ready, ``analyse`` asks Prometheus (blocking: in a
+    thread on the triggerer) until the analysis has its verdict.  The readiness sensor in the
+    worker and its trigger both judge with it."""
+
+    def __init__(self, release, plan: Plan, readiness: ReadinessJudge):
+        self.release, self.plan, self.readiness = release, plan, readiness
+        self.analysis = None  # release.analysis.AnalysisJudge, once ready
+        self.ready_message = ""
+
+    @property
+    def analysing(self) -> bool:
+        return self.analysis is not None
+
+    def judge(self, status: ColorStatus, now: float) -> Verdict:
+        verdict = self.readiness.judge(status, now)
+        if verdict.state != READY:
+            return verdict
+        self.analysis = self.release.pre_switch_analysis(self.plan, now)
+        if self.analysis is None:
+            return verdict
+        self.ready_message = verdict.message
+        return Verdict(
+            WAITING,
+            f"{verdict.message}; analysing it for {format_duration(self.release.app.analysis.before_switch)} "
+            "before the switch",
+        )
+
+    def analyse(self, now: float) -> Verdict:
+        verdict = self.release.analyse(self.plan, self.analysis, now)
+        if verdict.state == PASSED:
+            return Verdict(READY, f"{self.ready_message}; {verdict.message}")
+        return verdict
+
+    def next_due(self) -> float:
+        return self.analysis.next_due_at() if self.analysis is not None else math.inf
+
+    def ends_at(self) -> float | None:
+        return self.analysis.ends_at if self.analysis is not None else None
 
 
 class SoakTrigger(_ReleaseTrigger):

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from . import manifests as mf
+from .analysis import Analysis, load_analysis
 from .colors import COLORS
 from .durations import format_duration, parse_duration
 from .errors import ConfigError
@@ -64,7 +65,8 @@ KNOWN_FIELDS = {
     "retries",
     "rollback_retries",
     "api_retry_budget",
-    # telling people (bluegreen.apps.notify)
+    # judging by metrics, and telling people (bluegreen.apps.analysis, bluegreen.apps.notify)
+    "analysis",
     "notify",
 }
 
@@ -138,7 +140,8 @@ class AppConfig:
     # YAML and JSON key: old_color (the name the docs use); a policy, not a color
     old_color_policy: OldColorPolicy = OldColorPolicy.DELETE
     history_limit: int = 10
-    # who is told about the release
+    # Prometheus checks before the switch and during the soak; who is told about the release
+    analysis: Analysis | None = None
     notify: Notify | None = None
 
     # -- derived ----------------------------------------------------------------------
@@ -220,6 +223,8 @@ class AppConfig:
             from .windows import Window
 
             data["windows"] = tuple(Window.from_json(w) for w in data["windows"])
+        if data.get("analysis"):
+            data["analysis"] = Analysis.from_json(data["analysis"])
         if data.get("notify"):
             data["notify"] = Notify.from_json(data["notify"])
         return cls(**data)
@@ -303,6 +308,7 @@ def load_app(path: Path) -> AppConfig:
         retries=v.integer("retries", default=3, minimum=0),
         rollback_retries=v.integer("rollback_retries", default=8, minimum=0),
         api_retry_budget=v.duration("api_retry_budget", default="60s", minimum=0),
+        analysis=load_analysis(v),
         notify=load_notify(v),
         **windows_cfg,
     )

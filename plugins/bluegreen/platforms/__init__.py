@@ -16,3 +16,14 @@ def platform_for(app):
 
         return BcsMesosPlatform(app)
     raise ValueError(f"unknown platform {app.platform!r}")
+
+
+def metrics_for(app):
+    """The metrics server an app's analysis asks, or None when it has no analysis."""
+    if app.analysis is None:
+        return None
+    from ..hooks.prometheus import PrometheusHook
+    from .retrying import Budget
+
+    # a short retry budget: the analysis measures again at its next interval anyway
+    return PrometheusHook(app.analysis.connection_id, budget=Budget(min(10.0, app.api_retry_budget)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from ..apps.durations import format_duration
 from .model import ColorStatus
@@ -81,6 +82,9 @@ class SoakJudge:
         self.baseline_restarts = baseline_restarts
         # unhealthy observations so far (resumed from the Service after a restart)
         self.unhealthy = unhealthy
+        # the app's metric analysis during the soak (release.analysis.AnalysisJudge), if it has one:
+        # its failures are part of the soak's progress, and the soak passes only once it has passed
+        self.analysis: Any = None
 
     @classmethod
     def resume(cls, name: str, tolerance: int, state: dict) -> SoakJudge:
@@ -91,7 +95,10 @@ class SoakJudge:
 
     def progress(self) -> dict:
         """What must survive a restart of whoever judges: the record of Release.record_soak."""
-        return {"ends_at": self.ends_at, "unhealthy": self.unhealthy, "baseline_restarts": self.baseline_restarts}
+        progress = {"ends_at": self.ends_at, "unhealthy": self.unhealthy, "baseline_restarts": self.baseline_restarts}
+        if self.analysis is not None:
+            progress["analysis"] = self.analysis.progress()
+        return progress
 
     def problems(self, status: ColorStatus, serving: bool, http: HttpResult | None) -> list[str]:
         found = []
@@ -124,6 +131,13 @@ class SoakJudge:
                 # Traffic moved away from the color: no amount of tolerance makes that a soak.
                 return Verdict(FAILED, f"{self.name} unhealthy during the soak: {'; '.join(problems)}")
             return Verdict(WAITING, f"unhealthy ({self.unhealthy}/{self.tolerance} tolerated): {'; '.join(problems)}")
+        if self.analysis is not None:
+            analysed = self.analysis.verdict(now)
+            if analysed.state == FAILED:
+                return Verdict(FAILED, f"{self.name}: {analysed.message}")
+            if now >= self.ends_at and analysed.state == WAITING:
+                return Verdict(WAITING, f"healthy, the soak is over; {analysed.message}")
         if now >= self.ends_at:
-            return Verdict(PASSED, f"{self.name} stayed healthy for the whole soak ({status.progress})")
+            analysed = f"; {self.analysis.verdict(now).message}" if self.analysis is not None else ""
+            return Verdict(PASSED, f"{self.name} stayed healthy for the whole soak ({status.progress}){analysed}")
         return Verdict(WAITING, f"healthy: {status.progress}, {format_duration(max(0.0, self.ends_at - now))} to go")

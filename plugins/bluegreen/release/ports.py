@@ -126,3 +126,17 @@ class Platform(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 (a default: only adapters with resources close them)  # pragma: no cover - adapters with resources override it
         pass
+
+
+class Metrics(abc.ABC):
+    """A metrics server the release's analysis asks (``bluegreen.hooks.prometheus``)."""
+
+    #: for messages: which server, through which connection (never its credentials)
+    where: str = ""
+
+    @abc.abstractmethod
+    def query(self, promql: str) -> list[float]:
+        """The values of an instant query's series (a scalar answer: one value; no series: none).
+        Raises ``TransientError`` when the server cannot be reached or keeps failing (after the
+        client's retries), ``ReleaseError`` with the server's message when it refuses the query
+        (bad PromQL, no access)."""

@@ -34,6 +34,7 @@ from ..apps import manifests as mf
 from ..apps.config import OldColorPolicy
 from . import guards
 from . import records as rec
+from .analysis import PRE_SWITCH, SOAK, AnalysisJudge, measurement
 from .health import WAITING, HttpResult, SoakJudge, Verdict
 from .http_check import http_check
 from .model import (
@@ -49,6 +50,7 @@ from .model import (
     other,
     selects_nothing,
 )
+from .ports import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +84,11 @@ class Release:
         sleep: Callable[[float], None] = time.sleep,
         poll_interval: float = 0.5,
         probe: Callable[..., HttpResult] | None = None,
+        metrics: Metrics | None = None,
     ):
         self.app = app
+        # the Prometheus the app's analysis asks (bluegreen.platforms.metrics_for); None: no analysis
+        self.metrics = metrics
         # the HTTP check through the Service (release.http_check; unit tests give their own)
         self.probe = probe or http_check
         self.platform = platform
@@ -120,6 +125,7 @@ class Release:
         # Before the first write: a client that may not do all a release does fails here, with
         # every missing permission named, rather than half-way with the cluster half changed.
         self.platform.check_permissions()
+        self.check_analysis_queries()
 
         def attempt() -> Plan:
             svc = self.platform.read_service()
@@ -489,9 +495,13 @@ class Release:
 
     def soak_judge(self, plan: Plan) -> SoakJudge:
         """The judge of this run's soak, going on from its recorded progress (see start_soak)."""
-        return SoakJudge.resume(
-            self.app.deployment_name(plan.new_color), self.app.soak_tolerance, self.start_soak(plan)
-        )
+        state = self.start_soak(plan)
+        judge = SoakJudge.resume(self.app.deployment_name(plan.new_color), self.app.soak_tolerance, state)
+        analysis = self.app.analysis
+        if analysis is not None and analysis.during_soak:
+            starts_at = judge.ends_at - plan.soak_seconds
+            judge.analysis = AnalysisJudge(analysis, SOAK, starts_at, judge.ends_at, state.get("analysis"))
+        return judge
 
     def judge_soak(
         self, plan: Plan, judge: SoakJudge, status: ColorStatus, serving: bool, http: HttpResult | None, now: float
@@ -500,6 +510,8 @@ class Release:
         when the count of unhealthy observations moved, it is recorded on the Service, so that
         whoever judges next goes on from it."""
         before = judge.progress()
+        if judge.analysis is not None and serving:
+            self.analyse(plan, judge.analysis, now)
         verdict = judge.judge(status, serving, http, now)
         if verdict.state == WAITING and judge.progress() != before:
             self.record_soak(plan, judge.progress())
@@ -525,6 +537,72 @@ class Release:
             )
         except (ReleaseError, TransientError) as e:
             self.log.warning("the failed soak's progress stays on the Service %s (%s)", self.app.service, e)
+
+    # ------------------------------------------------------------------------------
+    # metric analysis (release.analysis judges; Prometheus through the Metrics port)
+    # ------------------------------------------------------------------------------
+    def pre_switch_analysis(self, plan: Plan, now: float) -> AnalysisJudge | None:
+        """The judge of the analysis before the switch, starting ``now`` (None: the app has none)."""
+        analysis = self.app.analysis
+        if analysis is None or analysis.before_switch <= 0:
+            return None
+        return AnalysisJudge(analysis, PRE_SWITCH, now, now + analysis.before_switch)
+
+    def analysis_values(self, plan: Plan, phase: str) -> dict[str, str]:
+        """What the checks' placeholders stand for in this release.  Before the switch, {service}
+        is the preview Service when the app has one (the new color is reached only through it)."""
+        preview = self.app.preview_service
+        return {
+            "color": plan.new_color,
+            "deployment": self.app.deployment_name(plan.new_color),
+            "namespace": self.app.namespace,
+            "service": preview if phase == PRE_SWITCH and preview else self.app.service,
+            "app": self.app.name,
+            "image": plan.image,
+        }
+
+    def analyse(self, plan: Plan, judge: AnalysisJudge, now: float) -> Verdict:
+        """Measure the checks that are due, log each measurement, and say where the phase stands."""
+        if self.metrics is None:
+            raise ReleaseError(f"{self.app.name} has an analysis but no metrics client was given")
+        values = self.analysis_values(plan, judge.phase)
+        for check in judge.due(now):
+            promql = check.render(values)
+            try:
+                result = self.metrics.query(promql)
+            except TransientError as e:
+                judge.record_unreachable(check, str(e), now)
+                self.log.warning("analysis %s: %s: %s", judge.phase, check.name, e)
+                continue
+            m = measurement(check, result, promql, now)
+            judge.record(m)
+            self.log.info("analysis %s: %s: %s", judge.phase, m.outcome, m.detail)
+        return judge.verdict(now)
+
+    def check_analysis_queries(self) -> None:
+        """Before anything in a cluster changes: Prometheus parses each check's query once (its
+        placeholders filled as for a release of green); a query it refuses is bad input, named
+        with the field and Prometheus' message.  An unreachable Prometheus is left to the
+        analysis' own rule (``unreachable``) when it runs."""
+        analysis = self.app.analysis
+        if analysis is None or self.metrics is None:
+            return
+        from ..apps.errors import ConfigError
+
+        sample = Plan(self.app.name, self.run_id, "green", "blue", "registry.invalid/check:0", 1, 0.0)
+        values = self.analysis_values(sample, SOAK)
+        for i, check in enumerate(analysis.checks):
+            try:
+                self.metrics.query(check.render(values))
+            except TransientError as e:
+                if analysis.unreachable == "fail":
+                    raise ReleaseError(
+                        f"{self.metrics.where} is unreachable ({e}) and the analysis says unreachable: fail"
+                    ) from None
+                self.log.warning("could not check the analysis queries now: %s", e)
+                return
+            except ReleaseError as e:
+                raise ConfigError(f"analysis.checks[{i}].query", check.query, str(e), self.app.source) from None
 
     def readiness(self, plan: Plan) -> ColorStatus:
         """The new color now, judged by its platform's readiness rule."""
