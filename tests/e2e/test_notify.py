@@ -45,6 +45,19 @@ def answer_approval(dag_id: str, run_id: str, option: str) -> None:
     from sqlalchemy import select
     from sqlalchemy.orm import joinedload
 
+    # The notification goes out just before the task parks in awaiting_input: on a busy machine
+    # it may take a while to get there (answering earlier would find nothing to resume).
+    deadline = time.monotonic() + 60
+    while True:
+        with create_session() as session:
+            ti = session.scalar(
+                select(TaskInstance)
+                .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == "approve")
+                .options(joinedload(TaskInstance.hitl_detail))
+            )
+            if (ti.state == TaskInstanceState.AWAITING_INPUT and ti.hitl_detail) or time.monotonic() > deadline:
+                break
+        time.sleep(0.2)
     with create_session() as session:
         ti = session.scalar(
             select(TaskInstance)
@@ -73,11 +86,12 @@ def test_a_release_with_approval_tells_started_awaiting_approval_switched_releas
             n_smtp=smtp.connection(),
         )
         app = k8s_app(
+            approval_timeout="90s",  # an answer that never comes fails the run, not the suite's timeout
             notify=[
                 {"slack": "n_slack"},
                 {"webhook": "n_hook"},
                 {"email": "n_smtp", "to": ["oncall@example.com"]},
-            ]
+            ],
         )
         first = app.release(V1)
         assert first.state == "success", task_states(first)
@@ -88,7 +102,6 @@ def test_a_release_with_approval_tells_started_awaiting_approval_switched_releas
         def approve():  # as a person does, once told
             try:
                 (post,) = http.wait_for(lambda p: p.path == "/hook" and p.json()["event"] == "awaiting_approval", 60)
-                time.sleep(1)
                 answer_approval(post.json()["dag_id"], post.json()["run_id"], "Approve")
             except BaseException as e:  # (the run would wait for ever: say why)
                 answered.append(e)
