@@ -7,10 +7,17 @@
    port, and shows what the port served before and after the switch;
 3. prints the runs' outcome, the UI's address and how to log in, and keeps everything up
    until Ctrl-C (``DEMO_EXIT=1`` stops right away instead).
+
+``DEMO_BAD=1`` also shows the metric analysis: a real Prometheus scrapes the sandbox's pods, the
+app gets an ``analysis`` (its error rate, before the switch and during the soak), a smoke tester
+sends requests straight to the new color's pods before the switch, and after the good release
+a bad one (``registry.local/test:v3-error-rate-20``: one answer in five is a 500, readiness
+passes) is stopped by its analysis before it takes traffic.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -32,6 +39,25 @@ PORT = int(os.environ.get("AIRFLOW_PORT", "8080"))
 API = f"http://127.0.0.1:{PORT}"
 DAG_ID = "release_test"
 IMAGES = ("registry.local/test:v1", "registry.local/test:v2")
+BAD_IMAGE = "registry.local/test:v3-error-rate-20"
+BAD = os.environ.get("DEMO_BAD") == "1"
+PROMETHEUS_PORT = int(os.environ.get("DEMO_PROMETHEUS_PORT", "9090"))
+# The app's analysis under DEMO_BAD (the README's example): the new color's share of 5xx answers.
+ANALYSIS = {
+    "connection_id": "sandbox_prometheus",
+    "before_switch": "10s",
+    "checks": [
+        {
+            "name": "error-rate",
+            "query": 'sum(rate(http_requests_total{namespace="{namespace}",deployment="{deployment}",code=~"5.."}[5s]))'
+            ' / sum(rate(http_requests_total{namespace="{namespace}",deployment="{deployment}"}[5s]))',
+            "condition": "< 0.05",
+            "interval": "2s",
+            # Prometheus' service discovery passes new pods on at most every 5 s; a rate needs two scrapes
+            "initial_delay": "8s",
+        }
+    ],
+}
 
 
 def say(text: str = "") -> None:
@@ -46,6 +72,7 @@ class Demo:
     def __init__(self):
         self.procs: list[subprocess.Popen] = []
         self.endpoints = None
+        self.prometheus = contextlib.ExitStack()
 
     # -- processes ------------------------------------------------------------------------
     def start_sandbox(self):
@@ -111,7 +138,34 @@ class Demo:
                 **forkserver_settings(),
             }
         )
+        if BAD:
+            env["BLUEGREEN_APPS_DIR"] = str(self.analysed_apps())
+            env["AIRFLOW_CONN_SANDBOX_PROMETHEUS"] = json.dumps(
+                {"conn_type": "http", "host": f"http://127.0.0.1:{PROMETHEUS_PORT}"}
+            )
         return env
+
+    @staticmethod
+    def analysed_apps() -> Path:
+        """dags/apps with the test app's config given an analysis (DEMO_BAD)."""
+        import shutil
+
+        import yaml
+
+        apps = STATE / "apps"
+        shutil.rmtree(apps, ignore_errors=True)
+        shutil.copytree(ROOT / "dags" / "apps" / "test", apps / "test")
+        raw = yaml.safe_load((ROOT / "dags" / "apps" / "test.yaml").read_text())
+        (apps / "test.yaml").write_text(yaml.safe_dump({**raw, "analysis": ANALYSIS}, sort_keys=False))
+        return apps
+
+    def start_prometheus(self) -> None:
+        from sandbox.prometheus import running_prometheus
+
+        url = self.prometheus.enter_context(
+            running_prometheus(self.endpoints.prometheus_config, PROMETHEUS_PORT, STATE / "prometheus")
+        )
+        say(f"Prometheus scrapes the sandbox's pods: {url} (data and log in {STATE / 'prometheus'})")
 
     def start_airflow(self):
         try:
@@ -144,6 +198,7 @@ class Demo:
     def stop(self):
         """SIGTERM each process group (Airflow's components and workers with it), wait until
         the group is empty, SIGKILL what is left after 60 s."""
+        self.prometheus.close()
         for proc in reversed(self.procs):
             _signal_group(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + 60
@@ -228,6 +283,12 @@ class Demo:
         STATE.mkdir(exist_ok=True)
         step("Starting the sandbox cluster")
         self.endpoints = self.start_sandbox()
+        if BAD:
+            step("Starting Prometheus (DEMO_BAD: the release is judged by its metrics too)")
+            self.start_prometheus()
+            smoke_stop = threading.Event()
+            threading.Thread(target=self.smoke_tests, args=(smoke_stop,), daemon=True).start()
+            self.prometheus.callback(smoke_stop.set)
         step(f"Starting Airflow (airflow standalone) on {API}; log in {STATE / 'airflow.log'}")
         self.start_airflow()
         self.login()
@@ -276,12 +337,61 @@ class Demo:
         )
         self.report(run)
         self.measure(run, counts)
+        if BAD:
+            self.release_bad(url)
 
         step("Airflow UI")
         # the password stays in its file (mode 600), out of terminals and CI logs
         say(f"open {API}  (user: admin, password: the \"admin\" entry of {self.passwords_file()})")
         say(f"the release DAG: {API}/dags/{DAG_ID}")
         say(f"kubectl: KUBECONFIG={self.endpoints.kubeconfig} .venv/bin/kubectl get deploy,svc,pods")
+
+    def smoke_tests(self, stop: threading.Event) -> None:
+        """What testers do before a switch, all along (DEMO_BAD): requests straight to the test app's
+        pods, whichever color (the sandbox lists them in its Prometheus targets)."""
+        while not stop.is_set():
+            try:
+                targets = json.loads(self.endpoints.prometheus_targets.read_text())
+            except (OSError, ValueError):
+                targets = []
+            for group in targets:
+                labels = group["labels"]
+                if labels["namespace"] == "default" and labels["deployment"].startswith("test-"):
+                    with contextlib.suppress(requests.RequestException):
+                        requests.get(f"http://{group['targets'][0]}/", timeout=2)
+            stop.wait(0.1)
+
+    def release_bad(self, url: str) -> None:
+        live = requests.get(url, timeout=5).json()["image"]
+        step(f"DEMO_BAD: releasing {BAD_IMAGE} (one answer in five is a 500; readiness passes)")
+        served, stop = [], threading.Event()
+
+        def client():
+            while not stop.is_set():
+                try:
+                    served.append(requests.get(url, timeout=5, headers={"Connection": "close"}).json()["image"])
+                except (requests.RequestException, ValueError) as e:
+                    served.append(f"FAILED {type(e).__name__}")
+                stop.wait(0.05)
+
+        thread = threading.Thread(target=client, daemon=True)
+        thread.start()
+        run = self.release(BAD_IMAGE, f"demo: release {BAD_IMAGE}")
+        stop.set()
+        thread.join()
+        failure = self.http.get(
+            f"{API}/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/wait_until_ready/xcomEntries/failure",
+            timeout=10,
+        )
+        self.report(run)
+        if failure.ok:
+            say(f"what stopped it (wait_until_ready): {failure.json().get('value')}")
+        wrong = [s for s in served if s != live]
+        say(
+            f"during the bad release: {len(served)} requests through the Service, all answered by {live}"
+            if not wrong
+            else f"during the bad release: {len(wrong)} of {len(served)} answers not from {live}"
+        )
 
     def measure(self, run: dict, counts: list[dict]) -> None:
         """Airflow's overhead: the run's wall time minus the waits that belong to the release
@@ -294,10 +404,13 @@ class Demo:
         wall = ts(run["end_date"]) - ts(run["start_date"])
         ready_after = 1.0  # the sandbox's default readiness delay of a pod
         soak = 10.0  # the soak this demo asks for
+        if BAD:  # and the analysis of the new color before the switch
+            soak += 10.0
         kube = [r for r in counts if r["api"] == "kube"]
         calls = ", ".join("{} {} x{}".format(r["method"], r["path"], r["count"]) for r in kube)
         say(
-            f"measured: wall time {wall:.1f}s; minus the pods' readiness ({ready_after:g}s) and the soak ({soak:g}s): "
+            f"measured: wall time {wall:.1f}s; minus the pods' readiness ({ready_after:g}s) and the soak ({soak:g}s"
+            f"{', with the analysis before the switch' if BAD else ''}): "
             f"{wall - ready_after - soak:.1f}s of Airflow overhead"
         )
         say(f"          {sum(r['count'] for r in kube)} Kubernetes API requests: {calls}")
