@@ -292,10 +292,12 @@ class SoakTrigger(_ReleaseTrigger):
         began = time.time()
         stop = math.inf if until is None else until
         status: ColorStatus | None = None
-        next_check, last_message, last_logged = 0.0, None, 0.0
+        next_check, last_message, last_logged, judged_at = 0.0, None, 0.0, 0.0
         async with Observations(release.watch(plan.new_color, min(app.check_interval, 2.0))) as observations:
             while True:
-                due = min(next_check, judge.ends_at)
+                # A check at the soak's end; past it (a verdict still waiting: an analysis without
+                # data yet, unhealthy observations within tolerance) one per check interval.
+                due = next_check if judged_at >= judge.ends_at else min(next_check, judge.ends_at)
                 if time.time() >= stop and time.time() < due:
                     return None  # no check is due: the caller goes on (defers)
                 fresh = await observations.next(max(0.0, min(due, stop) - time.time()))
@@ -317,7 +319,7 @@ class SoakTrigger(_ReleaseTrigger):
                         )
                     next_check = now + app.check_interval
                     continue
-                next_check = now + app.check_interval
+                next_check, judged_at = now + app.check_interval, now
                 try:
                     serving, http = await in_thread(release.soak_probe, plan)
                 except (TimeoutError, TransientError) as e:

@@ -116,3 +116,38 @@ def test_a_trigger_carries_identifiers_and_refuses_a_config_changed_under_it(tmp
         triggers.release_for(kwargs["app"], "run2")
     event = run_trigger(SoakTrigger(**kwargs))
     assert event["state"] == "failed" and str(apps / "test.yaml") in event["message"], event
+
+
+def test_a_soak_waiting_for_its_analysis_past_its_end_checks_once_per_interval(app, platform, monkeypatch):
+    """Past the soak's end, a verdict that still waits (a check without data, under no_data: wait)
+    is judged at the check interval, not in a loop that reads the Service as fast as it answers."""
+    from bluegreen import triggers
+    from bluegreen.release.ports import Metrics
+
+    r, plan = green_deployed(app, platform)
+    r.switch(plan)
+    analysis = {
+        "connection_id": "prom",
+        "checks": [
+            {"name": "e", "query": "q", "condition": "< 1", "interval": 0.5, "initial_delay": 0.0, "no_data": "wait"}
+        ],
+    }
+    analysed = type(app).from_json({**app.to_json(), "http_check": None, "check_interval": 0.2, "analysis": analysis})
+    platform.app = analysed
+    data_from = time.time() + 1.5
+
+    class LateMetrics(Metrics):
+        where = "Prometheus (test)"
+
+        def query(self, promql):
+            return [0.5] if time.time() >= data_from else []
+
+    release = Release(analysed, platform, "run2", poll_interval=0.01, metrics=LateMetrics())
+    probes = []
+    probe = release.soak_probe
+    monkeypatch.setattr(release, "soak_probe", lambda p: probes.append(time.time()) or probe(p))
+    monkeypatch.setattr(triggers, "release_for", lambda *_: release)
+    short = {**plan.to_json(), "soak_seconds": 0.3}
+    soak = run_trigger(SoakTrigger(analysed.to_json(), short, "run2"))
+    assert soak["state"] == "passed" and "analysis during the soak passed" in soak["message"], soak
+    assert 5 <= len(probes) <= 15, f"{len(probes)} reads of the Service in about 1.5 s at a 0.2 s check interval"
