@@ -44,7 +44,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml sandbox/pyproject.toml
 	@touch $@
 
 # ruff (lint and format check) and mypy, configured in pyproject.toml; make test runs it first.
-LINTED := plugins dags deploy tests sandbox chaos demo benchmarks
+LINTED := plugins dags deploy tests sandbox chaos demo benchmarks docs
 lint: install
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
