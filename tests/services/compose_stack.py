@@ -280,8 +280,12 @@ class ComposeStack(AirflowServices):
             return all(c.proc is not None and c.proc.poll() is None and self.healthy(c.hostname)[0] for c in replicas)
         return all(c.proc is not None for c in replicas)
 
-    def start(self, timeout: float = 240) -> None:
-        """``docker compose up -d``: every service once its dependencies meet their conditions."""
+    def start(self, timeout: float = 420) -> None:
+        """``docker compose up -d``: every service once its dependencies meet their conditions.
+
+        The budget is for a loaded 2-core machine: at the start of ``make test`` the other workers
+        start Airflow stacks and build a venv, a health check (``airflow jobs check``, a CLI that
+        loads every provider) can take 30 s, and the stack took 221 s to come up in one run."""
         started = time.monotonic()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.prepare()
