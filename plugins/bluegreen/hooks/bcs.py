@@ -29,6 +29,7 @@ from airflow.sdk import BaseHook
 from ..platforms.retrying import Budget, Transient, raise_if_transient, retrying
 from ..platforms.user_agent import USER_AGENT
 from . import bcs_form
+from .tls import tls_verify
 
 # bk-bcs bcs-common/common/errorCode.go
 NOT_FOUND = 1405202  # BcsErrMesosSchedNotFound: update/delete of a missing object
@@ -108,9 +109,7 @@ class BcsHook(BaseHook):
     @property
     def verify(self) -> bool | str:
         """TLS verification is on unless the connection explicitly turns it off."""
-        if str(self.extras.get("verify", True)).lower() in ("false", "0", "no"):
-            return False
-        return self.extras.get("ca_bundle") or True
+        return tls_verify(self.extras)
 
     @cached_property
     def session(self):

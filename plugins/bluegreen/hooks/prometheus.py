@@ -26,6 +26,7 @@ from ..platforms.retrying import Budget, Transient, raise_if_transient, retrying
 from ..platforms.user_agent import USER_AGENT
 from ..release.model import ReleaseError
 from ..release.ports import Metrics
+from .tls import tls_verify
 
 
 class PrometheusHook(BaseHook, Metrics):
@@ -70,9 +71,7 @@ class PrometheusHook(BaseHook, Metrics):
     @property
     def verify(self) -> bool | str:
         """TLS verification is on unless the connection explicitly turns it off."""
-        if str(self.extras.get("verify", True)).lower() in ("false", "0", "no"):
-            return False
-        return self.extras.get("ca_bundle") or True
+        return tls_verify(self.extras)
 
     @cached_property
     def session(self):
