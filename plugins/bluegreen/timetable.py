@@ -61,10 +61,12 @@ class ReleaseWindowTimetable(Timetable):
             # This also keeps the answer stable across the opening: the dag-processor asks
             # again every parse, and "the next opening after now" would jump to the next
             # window a second after this one opened, before the scheduler created its run.
+            # Of windows that overlap, the one that opened last: a window opening inside another
+            # that is already open (and has had its run) still gets its own run.
             if opens is None or opens < now:
-                current = self.schedule.open_window(now)
-                if current and (after is None or current[0] > after):
-                    opens = current[0]
+                current = self.schedule.latest_opening(now)
+                if current and (after is None or current > after):
+                    opens = current
                 else:
                     opens = self.schedule.next_open(now)
         if opens is None or (restriction.latest is not None and opens > restriction.latest):

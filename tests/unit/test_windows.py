@@ -77,3 +77,37 @@ def test_inside_an_open_window_the_answer_is_that_windows_opening_until_it_has_r
         last_automated_data_interval=DataInterval.exact(first.run_after), restriction=restriction
     )
     assert after_it.run_after > now and after_it.run_after - opening == dt.timedelta(days=1)
+
+
+def test_a_window_opening_inside_another_open_window_still_gets_its_run():
+    """Two windows that overlap: the first one opened and had its run; a second after the second
+    one opens (inside the first), the next run is the second one's opening, not tomorrow's first
+    (the dag-processor's parse may ask before the scheduler has created the run)."""
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    from bluegreen import timetable as tt
+
+    now = dt.datetime.now(UTC)
+    every_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+    def window(start_ago, minutes):
+        return {
+            "days": every_day,
+            "start": (now - dt.timedelta(minutes=start_ago)).strftime("%H:%M"),
+            "end": (now + dt.timedelta(minutes=minutes)).strftime("%H:%M"),
+            "timezone": "UTC",
+        }
+
+    table = tt.ReleaseWindowTimetable([window(4, 30), window(1, 10)])
+    first_opening = now.replace(second=0, microsecond=0) - dt.timedelta(minutes=4)
+    second_opening = now.replace(second=0, microsecond=0) - dt.timedelta(minutes=1)
+    restriction = TimeRestriction(earliest=at("2026-01-01T00:00:00"), latest=None, catchup=False)
+    after_first = table.next_dagrun_info(
+        last_automated_data_interval=DataInterval.exact(first_opening), restriction=restriction
+    )
+    assert after_first.run_after == second_opening
+    after_second = table.next_dagrun_info(
+        last_automated_data_interval=DataInterval.exact(second_opening), restriction=restriction
+    )
+    assert after_second.run_after == first_opening + dt.timedelta(days=1)
+    assert table.schedule.latest_opening(now) == second_opening

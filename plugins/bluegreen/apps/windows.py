@@ -81,6 +81,19 @@ class Schedule:
                     return opens, closes
         return None
 
+    def latest_opening(self, now: dt.datetime) -> dt.datetime | None:
+        """The latest opening, at or before ``now``, of a window still open at ``now`` (of windows
+        that overlap, the one that opened last), or None when no window is open."""
+        frozen = self.frozen
+        latest = None
+        for window in self.windows:
+            for opens, closes in window.occurrences(now - dt.timedelta(days=1), frozen):
+                if opens > now:
+                    break
+                if now < closes and (latest is None or opens > latest):
+                    latest = opens
+        return latest
+
     def next_open(self, after: dt.datetime, inclusive: bool = False) -> dt.datetime | None:
         """The first window opening after ``after`` (or at it, when inclusive)."""
         frozen = self.frozen
