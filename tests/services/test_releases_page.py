@@ -24,7 +24,14 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.releases_page import PageBenchConfig, run_page_benchmark  # noqa: E402
 
-pytestmark = [pytest.mark.services, pytest.mark.xdist_group("airflow-services-b")]
+# On the second Airflow stack, with test_operate's SECOND_STACK tests.  A test's groups are joined
+# into one name (tests/conftest.py), and those tests carry their module's "airflow-services" too:
+# with "airflow-services-b" alone these made a third group, which could start a third stack.
+pytestmark = [
+    pytest.mark.services,
+    pytest.mark.xdist_group("airflow-services"),
+    pytest.mark.xdist_group("airflow-services-b"),
+]
 
 V1, V2, V3 = "registry.local/test:v1", "registry.local/test:v2", "registry.local/test:v3"
 FAST = {"soak": "2s", "readiness_timeout": "60s", "check_interval": "0.5s", "defer_after": "2s"}
