@@ -208,16 +208,15 @@ class SoakSensor(_ReleaseSensor):
         app = release.app
         try:
             self._judge = release.soak_judge(plan)
-            status = release.readiness(plan)
         except ReleaseError as e:
             self.fail(context, str(e))
         left = max(0.0, self._judge.ends_at - time.time())
+        # (how the new color stands is the soak's first observation, logged by its judge)
         self.log.info(
-            "soaking %s for %s more (of %s; %s)",
+            "soaking %s for %s more (of %s)",
             app.deployment_name(plan.new_color),
             format_duration(left),
             format_duration(plan.soak_seconds),
-            status.progress,
         )
         self.interval_here = app.check_interval  # the soak reads the Service and runs its HTTP check this often
         from .triggers import SoakTrigger

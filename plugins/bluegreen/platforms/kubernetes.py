@@ -384,11 +384,18 @@ class KubernetesPlatform(Platform):
         desired.setdefault("metadata", {})["namespace"] = self.ns
         wanted = mf.fingerprint(desired)
         desired["metadata"].setdefault("annotations", {})[mf.APPLIED] = wanted
-        existing = self._deployment(color)
-        if existing is not None and existing["metadata"].get("deletionTimestamp"):
-            self._wait_deleted(color)
-            existing = None
+        # Create first: the idle color is usually gone (the last release retired it).  A create that
+        # finds it there (409 AlreadyExists: a leftover, or this step's own create whose answer was
+        # lost) reads it, which is what a read before the create would have cost every time.
+        try:
+            self._call(apps.create_namespaced_deployment, self.ns, desired, exists_is_conflict=True)
+            return "created"
+        except Conflict:
+            existing = self._deployment(color)
         if existing is None:
+            raise Conflict(f"{name} was deleted while it was applied")  # the caller applies again
+        if existing["metadata"].get("deletionTimestamp"):
+            self._wait_deleted(color)
             self._call(apps.create_namespaced_deployment, self.ns, desired, exists_is_conflict=True)
             return "created"
         if (existing["metadata"].get("annotations") or {}).get(mf.APPLIED) == wanted:
