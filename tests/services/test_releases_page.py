@@ -2,17 +2,20 @@
 ``make install`` installs) driven by Selenium logs in to the session's api-server through its login
 form and opens **Releases** in the Airflow UI while releases run against the sandbox, and checks
 what a person sees there: the live color before, the step in progress, the new color after, a
-rollback shown as one, a cluster that does not answer shown on its row.  The same run saves the
+rollback shown as one, a cluster that does not answer shown on its row.  The same run takes the
 screenshots the README shows (docs/releases-page.png, docs/releases-app.png,
-docs/releases-extra-links.png).
+docs/releases-extra-links.png): into docs/ with BLUEGREEN_SAVE_SCREENSHOTS=1, otherwise into a
+temporary folder (a test run leaves the repo as it was).
 
 The page is read inside the UI's frame, as a person sees it; the rows carry ``data-`` attributes
 only to find them, the checks read the text shown."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +39,7 @@ pytestmark = [
 V1, V2, V3 = "registry.local/test:v1", "registry.local/test:v2", "registry.local/test:v3"
 FAST = {"soak": "2s", "readiness_timeout": "60s", "check_interval": "0.5s", "defer_after": "2s"}
 DOCS = ROOT / "docs"
+SCREENSHOTS = DOCS if os.environ.get("BLUEGREEN_SAVE_SCREENSHOTS") == "1" else Path(tempfile.gettempdir())
 
 
 class Browser:
@@ -133,7 +137,7 @@ class Browser:
             for tr in self.driver.find_elements(By.CSS_SELECTOR, f'tr[data-app="{app}"]'):
                 self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", tr)
         self.driver.switch_to.default_content()
-        path = DOCS / name
+        path = SCREENSHOTS / name
         self.driver.save_screenshot(str(path))
         print(f"screenshot: {path}")
         return path
