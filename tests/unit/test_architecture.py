@@ -2,7 +2,8 @@
 
     dags                          the DAG factory: app configs -> release DAGs
     airflow                       operators, sensors, triggers, approval, timetable, run notes, plugin
-    platforms (and hooks/)        the adapters, implementing release.ports.Platform
+    platforms                     the adapters, implementing release.ports.Platform
+    hooks                         the API clients the adapters use (BCS, Prometheus), their retries
     release                       the release model, the lifecycle and the Platform interface it needs
     apps                          app configs: pure data
 
@@ -19,7 +20,7 @@ from pathlib import Path
 PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "plugins" / "bluegreen"
 
 # bottom to top
-LAYERS = ("apps", "release", "platforms", "airflow", "dags")
+LAYERS = ("apps", "release", "hooks", "platforms", "airflow", "dags")
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -39,10 +40,8 @@ def layer_of(module: str) -> str | None:
     if len(parts) == 1:
         return None
     top = parts[1]
-    if top in ("apps", "release", "platforms"):
+    if top in ("apps", "release", "hooks", "platforms"):
         return top
-    if top == "hooks":  # the BCS API hook: a client of one platform, used by its adapter
-        return "platforms"
     if top == "dags":
         return "dags"
     return "airflow"

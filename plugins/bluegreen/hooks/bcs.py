@@ -26,10 +26,10 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseHook
 
-from ..platforms.retrying import Budget, Transient, raise_if_transient, retrying
-from ..platforms.user_agent import USER_AGENT
 from . import bcs_form
+from .retrying import Budget, Transient, raise_if_transient, retrying
 from .tls import tls_verify
+from .user_agent import USER_AGENT
 
 # bk-bcs bcs-common/common/errorCode.go
 NOT_FOUND = 1405202  # BcsErrMesosSchedNotFound: update/delete of a missing object

@@ -22,11 +22,11 @@ from functools import cached_property
 
 from airflow.sdk import BaseHook
 
-from ..platforms.retrying import Budget, Transient, raise_if_transient, retrying
-from ..platforms.user_agent import USER_AGENT
 from ..release.model import ReleaseError
 from ..release.ports import Metrics
+from .retrying import Budget, Transient, raise_if_transient, retrying
 from .tls import tls_verify
+from .user_agent import USER_AGENT
 
 
 class PrometheusHook(BaseHook, Metrics):

@@ -23,7 +23,7 @@ def metrics_for(app):
     if app.analysis is None:
         return None
     from ..hooks.prometheus import PrometheusHook
-    from .retrying import Budget
+    from ..hooks.retrying import Budget
 
     # a short retry budget: the analysis measures again at its next interval anyway
     return PrometheusHook(app.analysis.connection_id, budget=Budget(min(10.0, app.api_retry_budget)))

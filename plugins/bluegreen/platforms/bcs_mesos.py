@@ -26,9 +26,9 @@ from functools import cached_property
 
 from ..apps import manifests as mf
 from ..hooks.bcs import ALREADY_EXISTS, NOT_FOUND, BcsApiError, BcsHook
+from ..hooks.retrying import Budget
 from ..release.model import ColorStatus, Conflict, ReleaseError, ServiceView, TransientError
 from ..release.ports import Platform
-from .retrying import Budget
 
 # Taskgroup states that mean a member is lost, not merely late (bk-bcs schetypes TaskGroup status).
 FAILED_STATES = ("Failed", "Error", "Lost")

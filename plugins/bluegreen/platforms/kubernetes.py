@@ -26,10 +26,10 @@ from functools import cached_property
 
 from ..apps import manifests as mf
 from ..apps.config import OldColorPolicy
+from ..hooks.retrying import Budget, Transient, raise_if_transient, retrying
+from ..hooks.user_agent import USER_AGENT
 from ..release.model import ColorStatus, Conflict, ReleaseError, ServiceView
 from ..release.ports import Platform
-from .retrying import Budget, Transient, raise_if_transient, retrying
-from .user_agent import USER_AGENT
 
 log = logging.getLogger(__name__)
 

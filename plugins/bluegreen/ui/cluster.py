@@ -21,8 +21,8 @@ from typing import Any
 from ..apps.colors import COLORS, other
 from ..apps.config import AppConfig, config_digest
 from ..apps.manifests import KUBERNETES
+from ..hooks.retrying import Budget
 from ..platforms import platform_for
-from ..platforms.retrying import Budget
 from ..release import records as rec
 from ..release.model import ColorStatus
 
@@ -132,7 +132,7 @@ def _kubernetes_hook(connection_id: str):
     page's threads): the first load builds one client per cluster, not one per app."""
     from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 
-    from ..platforms.user_agent import USER_AGENT
+    from ..hooks.user_agent import USER_AGENT
 
     hook = KubernetesHook(conn_id=connection_id)
     hook.api_client.user_agent = USER_AGENT
