@@ -6,6 +6,6 @@ imports, imported once by ``airflow celery worker`` before it forks its pool (Ce
 
 from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
 
-from .provider import FORKSERVER_PRELOAD
+from .provider import TASK_PRELOAD
 
-CELERY_CONFIG = {**DEFAULT_CELERY_CONFIG, "imports": FORKSERVER_PRELOAD}
+CELERY_CONFIG = {**DEFAULT_CELERY_CONFIG, "imports": TASK_PRELOAD}

@@ -29,14 +29,12 @@ def get_provider_info() -> dict:
     }
 
 
-# What every release task process imports, loaded once by the scheduler's forkserver so that the
-# LocalExecutor's workers, and the task processes they fork, start with it in memory (about
-# half a second of import per task otherwise).  Used as:
-#   AIRFLOW__SCHEDULER__MP_START_METHOD=forkserver
-#   AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD=<these, comma-separated>
-# in docker-compose.yaml, the Helm values, make demo and the tests' services stack (a test checks
-# that each says exactly this).  A module that cannot be imported is skipped by the forkserver.
-FORKSERVER_PRELOAD = (
+# What every release task process imports, loaded once before the task processes are forked, so
+# that each starts with it in memory.  Profiled in a task process (py-spy, make bench's stack):
+# without the last two, importing Airflow's DagBag module for the task's DAG parse took about 60%
+# of a release task's CPU, and importing this plugin (Airflow loads every plugin in every task, for
+# its listeners) about 10%; the release step itself about 13%.
+TASK_PRELOAD = (
     "airflow.sdk.execution_time.task_runner",
     "kubernetes.client",
     "kubernetes_asyncio.client",
@@ -49,7 +47,18 @@ FORKSERVER_PRELOAD = (
     "bluegreen.run_notes",
     "bluegreen.platforms.kubernetes",
     "bluegreen.platforms.bcs_mesos",
+    "airflow.dag_processing.dagbag",
+    "bluegreen.plugin",
 )
+
+# The LocalExecutor's list: the scheduler's forkserver starts the executor's workers too, and
+# each imported its own module (airflow.executors.local_executor) when it started.  Used as:
+#   AIRFLOW__SCHEDULER__MP_START_METHOD=forkserver
+#   AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD=<these, comma-separated>
+# in make demo and the tests' services stack (a test checks that each says exactly this); Celery
+# workers import TASK_PRELOAD (bluegreen.celery_config: docker-compose.yaml, the Helm values).
+# A module that cannot be imported is skipped by the forkserver.
+FORKSERVER_PRELOAD = (*TASK_PRELOAD, "airflow.executors.local_executor")
 
 
 def forkserver_settings() -> dict[str, str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from bluegreen.provider import FORKSERVER_PRELOAD, forkserver_settings
+from bluegreen.provider import FORKSERVER_PRELOAD, TASK_PRELOAD, forkserver_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CELERY_OPTION = "bluegreen.celery_config.CELERY_CONFIG"
@@ -33,7 +33,8 @@ def test_the_celery_workers_import_the_same_modules_before_forking_their_pool():
 
     app = Celery("bluegreen-check", config_source=CELERY_CONFIG)
     # what the worker's loader imports in WorkController.__init__ (loader.init_worker)
-    assert tuple(app.loader.default_modules) == FORKSERVER_PRELOAD
+    assert tuple(app.loader.default_modules) == TASK_PRELOAD
+    assert set(TASK_PRELOAD) < set(FORKSERVER_PRELOAD)  # the forkserver's adds the LocalExecutor's own
     assert CELERY_CONFIG["broker_url"]  # Airflow's own settings are kept
 
 
