@@ -29,7 +29,7 @@ from pathlib import Path
 
 import requests
 
-from bluegreen.provider import forkserver_settings
+from bluegreen.provider import forkserver_settings, scheduler_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".demo"
@@ -134,8 +134,10 @@ class Demo:
                 "AIRFLOW__API__BASE_URL": API,
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
                 "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
-                # task processes start with what they import already loaded (as shipped)
+                # task processes start with what they import already loaded, and the scheduler's
+                # idle sleep (as shipped)
                 **forkserver_settings(),
+                **scheduler_settings(),
             }
         )
         if BAD:

@@ -51,3 +51,17 @@ def test_the_local_executor_settings_name_the_forkserver_and_every_module():
     settings = forkserver_settings()
     assert settings["AIRFLOW__SCHEDULER__MP_START_METHOD"] == "forkserver"
     assert settings["AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD"].split(",") == list(FORKSERVER_PRELOAD)
+
+
+def test_compose_helm_and_the_demo_ship_the_schedulers_idle_sleep():
+    """Each release task waits for the scheduler's next loop: every install runs the idle sleep that
+    make bench measured (bluegreen.provider.SCHEDULER_IDLE_SLEEP), not Airflow's 1 s."""
+    from bluegreen.provider import SCHEDULER_IDLE_SLEEP, scheduler_settings
+
+    name = "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"
+    assert scheduler_settings() == {name: SCHEDULER_IDLE_SLEEP} and float(SCHEDULER_IDLE_SLEEP) < 1.0
+    compose = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+    assert compose["x-airflow-common"]["environment"][name] == SCHEDULER_IDLE_SLEEP
+    values = yaml.safe_load((ROOT / "deploy" / "helm" / "values.yaml").read_text())
+    assert {e["name"]: e["value"] for e in values["env"]}[name] == SCHEDULER_IDLE_SLEEP
+    assert "**scheduler_settings()" in (ROOT / "demo" / "__main__.py").read_text()
