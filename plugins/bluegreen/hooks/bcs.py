@@ -27,6 +27,7 @@ from urllib.parse import quote
 from airflow.sdk import BaseHook
 
 from . import bcs_form
+from .connection_url import connection_url
 from .retrying import Budget, Transient, raise_if_transient, retrying
 from .tls import tls_verify
 from .user_agent import USER_AGENT
@@ -90,14 +91,10 @@ class BcsHook(BaseHook):
 
     @cached_property
     def base_url(self) -> str:
-        host = (self.connection.host or "").rstrip("/")
-        if not host:
+        url = connection_url(self.connection, "https")
+        if url is None:
             raise ValueError(f"connection {self.bcs_conn_id}: host (the BCS API gateway URL) is empty")
-        if "://" not in host:
-            host = f"{self.connection.schema or 'https'}://{host}"
-        if self.connection.port and host.count(":") < 2:
-            host = f"{host}:{self.connection.port}"
-        return host
+        return url
 
     @property
     def cluster_id(self) -> str:

@@ -24,6 +24,7 @@ from airflow.sdk import BaseHook
 
 from ..release.model import ReleaseError
 from ..release.ports import Metrics
+from .connection_url import connection_url
 from .retrying import Budget, Transient, raise_if_transient, retrying
 from .tls import tls_verify
 from .user_agent import USER_AGENT
@@ -50,16 +51,10 @@ class PrometheusHook(BaseHook, Metrics):
 
     @cached_property
     def base_url(self) -> str:
-        host = (self.connection.host or "").rstrip("/")
-        if not host:
+        url = connection_url(self.connection, "http")
+        if url is None:
             raise ReleaseError(f"connection {self.prometheus_conn_id}: host (the Prometheus server's URL) is empty")
-        if "://" not in host:
-            host = f"{self.connection.schema or 'http'}://{host}"
-        if self.connection.port and host.split("://", 1)[1].count(":") == 0:
-            scheme, rest = host.split("://", 1)
-            hostname, _, path = rest.partition("/")
-            host = f"{scheme}://{hostname}:{self.connection.port}" + (f"/{path}" if path else "")
-        return host
+        return url
 
     @property
     def where(self) -> str:  # type: ignore[override]
