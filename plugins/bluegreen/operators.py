@@ -192,8 +192,7 @@ class SwitchTrafficOperator(ReleaseStepOperator):
         schedule = schedule_of(release.app)
         now = datetime.datetime.now(datetime.UTC)
         # (the Service is read here only when the window is closed: the switch reads it anyway)
-        outside = schedule is not None and schedule.open_window(now) is None
-        if schedule is not None and outside and release.serving_color() != plan.new_color:
+        if schedule is not None and schedule.open_window(now) is None and release.serving_color() != plan.new_color:
             next_open = schedule.next_open(now)
             if release.app.window_closes == "wait" and next_open is not None:
                 from .triggers import HoldUntilTrigger
