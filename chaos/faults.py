@@ -27,6 +27,10 @@ import requests
 
 from .apps import PersonError
 
+# How long after a kill the task instance is read again, to tell a kill that ended a task from one
+# that landed after the task had reported success (its state is then success, its try the same).
+KILL_LANDED_AFTER = 2.0
+
 
 @dataclass
 class Happening:
@@ -350,7 +354,19 @@ class Injector:
             detail = self.stack.kill_task(ti, worker=self.scn.kill.get("mode") == "worker")
             if detail:
                 self._kill_armed = False
-                self.timeline.add(Happening("kill-worker", time.time(), time.time(), detail))
+                happening = self.timeline.add(Happening("kill-worker", time.time(), time.time(), detail))
+                self._later(KILL_LANDED_AFTER, lambda: self._check_kill(run, ti, happening))
+
+    def _check_kill(self, run, killed: dict, happening: Happening) -> None:
+        """A task is seen running until its process has reported its end: a kill that lands after the
+        task reported success killed nothing that mattered.  It is then on the timeline as not
+        applied, and passes on to the next task that runs, as a kill that came too late does."""
+        with self._lock:
+            ti = run.rest.task_instance(run.dag_id, run.run_id, killed["task_id"])
+            if ti["try_number"] == killed["try_number"] and ti["state"] == "success" and not self._stopped.is_set():
+                happening.applied = False
+                happening.detail += " after the task had reported success"
+                self._kill_armed, self._kill_passed = True, True
 
     def _kill_triggerer(self) -> None:
         with self._lock:
