@@ -76,7 +76,7 @@ class BenchConfig:
     replicas: int = 2
     prefix: str = "bench"
     # BCS servicePorts of the bench's apps (the load balancer listens on servicePort + the
-    # sandbox's offset): tests/e2e uses 300-999, chaos 1000-1999.
+    # sandbox's offset; who uses which: tests/conftest.py LB_PORT_OFFSET).
     bcs_port_base: int = 100
     sample_interval: float = 0.25
     run_timeout: float = 900.0

@@ -26,7 +26,8 @@ from typing import Any
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
-BCS_PORT_BASE = 9400
+# BCS servicePorts 10-79 (the sandbox's load balancer block: tests/conftest.py LB_PORT_OFFSET)
+BCS_PORT_BASE, BCS_PORT_COUNT = 10, 70
 
 
 @dataclass
@@ -76,6 +77,8 @@ def create_apps(services, endpoints, cfg: PageBenchConfig, echo=print) -> list[s
     image = "registry.local/test:v10"
     names = []
     n_bcs = round(cfg.n * cfg.bcs_share)
+    if n_bcs > BCS_PORT_COUNT:
+        raise ValueError(f"PAGE_BENCH_N={cfg.n}: {n_bcs} BCS apps, more than the {BCS_PORT_COUNT} servicePorts it has")
     for i in range(cfg.n):
         platform = "bcs-mesos" if i < n_bcs else "kubernetes"
         name = f"{cfg.prefix}-{'m' if platform == 'bcs-mesos' else 'k'}{i}"

@@ -22,6 +22,19 @@ def worker_index() -> int:
     return int(worker.removeprefix("gw") or 0) + int(os.environ.get("BLUEGREEN_TEST_SLOT_OFFSET") or 0)
 
 
+# The BCS load balancer of slot i listens on 127.0.0.1:servicePort + 12000 + 2000 * i, so the
+# servicePort of a BCSGROUP service must stay below 2000, or it takes a port of another slot's block
+# (a sandbox test once used 6301: slot 0's 18301 was slot 3's e2e app 301, and one of them could not
+# listen).  The servicePorts in a slot's block, one service per port at a time:
+#   10-79      the Releases page's benchmark and its smoke (benchmarks/releases_page.py)
+#   100-101    the release benchmark's smoke (the full benchmark runs alone on slot 7: 100-299)
+#   150-199    tests/sandbox (the load balancer's own tests)
+#   200-299    tests/contract;  300-999 tests/e2e;  1000-1999 chaos
+# The one exception is the seed's 8080 as written (tests/sandbox/test_bcs_seed.py): it is port 80
+# of slot i + 4's block, which nothing uses.
+LB_PORT_OFFSET, LB_PORT_BLOCK = 12000, 2000
+
+
 class SandboxProcess:
     """A sandbox started with ``python -m sandbox``, exactly as ``make sandbox`` runs it."""
 
@@ -43,7 +56,7 @@ class SandboxProcess:
             "--node-port-range",
             f"{low}-{low + 399}",
             "--lb-port-offset",
-            str(12000 + index * 2000),
+            str(LB_PORT_OFFSET + index * LB_PORT_BLOCK),
             "--pod-network",
             f"127.{100 + 2 * index}.0.0/16",
             "--service-network",

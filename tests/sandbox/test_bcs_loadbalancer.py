@@ -7,7 +7,9 @@ import requests
 from test_bcs_client import MESOS, bcs, deployment, ok, wait_for  # noqa: F401
 
 
+# servicePorts 150-199 of the worker's load balancer block (tests/conftest.py LB_PORT_OFFSET)
 def service(name: str, ns: str, port: int, selector: dict, port_name: str = "http", group: bool = True) -> dict:
+    assert 150 <= port < 200, f"servicePort {port}: the sandbox tests' load balancer ports are 150-199"
     return {
         "apiVersion": "v4",
         "kind": "service",
@@ -30,26 +32,26 @@ def test_health_is_not_consulted_but_ports_are_matched_by_name(bcs, control):
     # a never-ready pod still gets traffic once its taskgroup runs: neither the scheduler's
     # endpoints nor the watcher's exportservice look at health check results
     ok(bcs.create("deployment", deployment("web", bcs.ns, 2, "registry.local/shop:v1-never-ready")))
-    ok(bcs.create("service", service("web", bcs.ns, 6201, {"app": "web"})))
-    ok(bcs.create("service", service("misnamed", bcs.ns, 6202, {"app": "web"}, port_name="http-port")))
-    ok(bcs.create("service", service("internal", bcs.ns, 6203, {"app": "web"}, group=False)))
+    ok(bcs.create("service", service("web", bcs.ns, 151, {"app": "web"})))
+    ok(bcs.create("service", service("misnamed", bcs.ns, 152, {"app": "web"}, port_name="http-port")))
+    ok(bcs.create("service", service("internal", bcs.ns, 153, {"app": "web"}, group=False)))
     wait_for(lambda: running(bcs, "web", 2), what="running")
-    answer = requests.get(lb(control, bcs, "web", 6201), timeout=5, headers={"Connection": "close"}).json()
+    answer = requests.get(lb(control, bcs, "web", 151), timeout=5, headers={"Connection": "close"}).json()
     assert answer["deployment"] == "web"
     # a service port whose name matches no container port has no backend: the connection is refused
     with pytest.raises(requests.ConnectionError):
-        requests.get(lb(control, bcs, "misnamed", 6202), timeout=5)
+        requests.get(lb(control, bcs, "misnamed", 152), timeout=5)
     # no BCSGROUP label: not exported
-    assert all(p["name"] != f"bcs/{bcs.cluster}/{bcs.ns}/internal/6203" for p in control.proxies())
+    assert all(p["name"] != f"bcs/{bcs.cluster}/{bcs.ns}/internal/153" for p in control.proxies())
 
 
 def test_the_exportservice_matches_taskgroup_labels_template_included(bcs, control):
     obj = deployment("web", bcs.ns, 1, labels={"app": "web"})
     obj["spec"]["template"]["metadata"] = {"labels": {"release": "r1"}}
     ok(bcs.create("deployment", obj))
-    ok(bcs.create("service", service("by-template", bcs.ns, 6204, {"release": "r1"})))
+    ok(bcs.create("service", service("by-template", bcs.ns, 154, {"release": "r1"})))
     wait_for(lambda: running(bcs, "web", 1), what="running")
-    answer = requests.get(lb(control, bcs, "by-template", 6204), timeout=5, headers={"Connection": "close"}).json()
+    answer = requests.get(lb(control, bcs, "by-template", 154), timeout=5, headers={"Connection": "close"}).json()
     assert answer["deployment"] == "web"
     # while the scheduler's endpoints (bcs-dns) only look at the application's labels
     assert bcs.inspect("endpoint", "by-template")["data"]["data"]["eps"] is None

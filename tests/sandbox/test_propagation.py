@@ -122,13 +122,13 @@ def test_two_quick_changes_reach_the_proxy_one_after_the_other(apps, core, ns, c
 def test_the_bcs_load_balancer_lags_the_endpoint_records_do_not(bcs, control, delay):
     for color in ("blue", "green"):
         ok(bcs.create("deployment", bcs_deployment(f"web-{color}", bcs.ns, 1)))
-    ok(bcs.create("service", bcs_service("web", bcs.ns, 6301, {"app": "web-blue"})))
+    ok(bcs.create("service", bcs_service("web", bcs.ns, 161, {"app": "web-blue"})))
     wait_for(lambda: running(bcs, "web-blue", 1) and running(bcs, "web-green", 1), what="both running")
-    url = lb(control, bcs, "web", 6301)
+    url = lb(control, bcs, "web", 161)
     with ClientLoop(url) as loop:
         time.sleep(0.3)
         before = time.monotonic()
-        ok(bcs.update("service", bcs_service("web", bcs.ns, 6301, {"app": "web-green"})))
+        ok(bcs.update("service", bcs_service("web", bcs.ns, 161, {"app": "web-green"})))
         after = time.monotonic()
 
         def green_endpoint():
