@@ -245,12 +245,13 @@ WORKLOAD = ("deployments", "replicasets", "pods", "endpoints", "taskgroup", "app
 
 
 def is_soak_observation(task: str, verb: str, tpl: str) -> bool:
-    """A request the soak made to watch (or poll) the new color's workload; its Service reads and
-    writes are not."""
+    """A request the soak made to watch (or poll) the new color's workload, or to watch its Service
+    (Kubernetes: the list and the watch of the collection); its reads of the Service by name and
+    its writes are not."""
     if task != "soak":
         return False
     method = verb.split(" ", 1)[1]
     if method not in ("GET", "POST") or (method == "POST" and "storage" not in tpl):
         return False
     segments = tpl.split("/")
-    return any(s in WORKLOAD for s in segments)
+    return any(s in WORKLOAD for s in segments) or (method == "GET" and segments[-1] == "services")

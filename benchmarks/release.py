@@ -758,7 +758,8 @@ def render(results: dict) -> str:
         )
     out.append(
         "columns: T_scr = T_script(N); ratio = T(N)/T_script(N); ovh/rel = trigger-to-end - readiness - soak; "
-        "ready = readiness the scripts saw; -soak = API/rel without the soak's workload observation; "
+        "ready = readiness the scripts saw; "
+        "-soak = API/rel without the soak's watches (of the workload; of the Service on Kubernetes); "
         "hops/rel = count x mean = seconds"
     )
     out.append(results["summary"]["line"])

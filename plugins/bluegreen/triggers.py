@@ -82,19 +82,22 @@ async def in_thread(fn, *args, timeout: float = CALL_TIMEOUT):
 
 
 class Observations:
-    """The latest observation of a color from the platform's watch, awaited with a timeout: a
-    watch that hangs (an API server that accepts and never answers) never stalls a judge."""
+    """The latest observation from a platform's watch (of a color, or of the Service), awaited with
+    a timeout: a watch that hangs (an API server that accepts and never answers) never stalls a
+    judge.  A watch of None (the platform has none) observes nothing."""
 
-    def __init__(self, watch: AsyncGenerator[ColorStatus, None]):
+    def __init__(self, watch: AsyncGenerator[Any, None] | None):
         self._watch = watch
-        self._latest: ColorStatus | None = None
+        self._latest: Any = None
+        self._seen = False
         self._error: BaseException | None = None
         self._fresh = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._stopping = False
 
     async def __aenter__(self) -> Observations:
-        self._task = asyncio.create_task(self._pump())
+        if self._watch is not None:
+            self._task = asyncio.create_task(self._pump())
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -113,13 +116,22 @@ class Observations:
                 async for status in self._watch:
                     if self._stopping:
                         break
-                    self._latest = status
+                    self._latest, self._seen = status, True
                     self._fresh.set()
         except asyncio.CancelledError:
             raise
         except BaseException as e:  # handed to the judge's loop
             self._error = e
             self._fresh.set()
+
+    def latest(self) -> tuple[bool, Any]:
+        """(True, the latest observation) without waiting; (False, None) before the first, and for
+        good once the watch failed (its error is in ``failure``)."""
+        return (self._seen and self._error is None), self._latest
+
+    @property
+    def failure(self) -> BaseException | None:
+        return self._error
 
     async def next(self, timeout: float) -> ColorStatus | None:
         """The next fresh observation, or None when none came within ``timeout``."""
@@ -293,7 +305,15 @@ class SoakTrigger(_ReleaseTrigger):
         stop = math.inf if until is None else until
         status: ColorStatus | None = None
         next_check, last_message, last_logged, judged_at = 0.0, None, 0.0, 0.0
-        async with Observations(release.watch(plan.new_color, min(app.check_interval, 2.0))) as observations:
+        # The Service as its watch delivers it, judged at each check; it is read anew (and the lock
+        # renewed when due) once every keep_every, at the first check and at the soak's end, and at
+        # every check where the platform cannot watch it (or its watch failed).
+        next_read, watch_failed = 0.0, False
+        heartbeat = min(app.check_interval, 2.0)
+        async with (
+            Observations(release.watch(plan.new_color, heartbeat)) as observations,
+            Observations(release.watch_service(heartbeat)) as services,
+        ):
             while True:
                 # A check at the soak's end; past it (a verdict still waiting: an analysis without
                 # data yet, unhealthy observations within tolerance) one per check interval.
@@ -320,8 +340,19 @@ class SoakTrigger(_ReleaseTrigger):
                     next_check = now + app.check_interval
                     continue
                 next_check, judged_at = now + app.check_interval, now
+                watched, service = services.latest()
+                if services.failure is not None and not watch_failed:
+                    watch_failed = True
+                    self.log.warning(
+                        "soak of %s: the watch of the Service failed (%s); reading it at every check instead",
+                        name,
+                        services.failure,
+                    )
+                fresh_read = not watched or now >= next_read or now >= judge.ends_at
                 try:
-                    serving, http = await in_thread(release.soak_probe, plan)
+                    serving, http = await in_thread(release.soak_probe, plan, None if fresh_read else service)
+                    if fresh_read:
+                        next_read = now + keep_every(app)
                 except (TimeoutError, TransientError) as e:
                     # The API failing says nothing of the app; but the soak passes only on a fresh look.
                     if now > max(judge.ends_at, began) + app.switch_timeout:

@@ -226,6 +226,48 @@ def test_create_service_and_conflict_when_it_exists(subject):
     assert (after.selector, after.annotations, after.version) == (view.selector, view.annotations, view.version)
 
 
+def test_watch_service_delivers_the_service_as_it_changes(subject):
+    """What a soak looks at between its reads: the Service as the API has it, after every change
+    (another client's write too) and after its deletion (None), as read_service would answer.  A
+    platform whose API cannot watch it says so with None: BCS Mesos (its soak reads the Service)."""
+    p, app = subject.platform, subject.app
+    if p.watch_service(heartbeat=0.2) is None:
+        assert subject.kind == "bcs-mesos"
+        return
+    created = p.create_service(SELECTS_NOTHING, {"a": "1"})
+    blue = app.selector_for("blue")
+
+    async def follow() -> list:
+        seen: list = []
+
+        async def collect():
+            changed = deleted = False
+            async for view in p.watch_service(heartbeat=0.2):
+                seen.append(view)
+                if not changed:
+                    changed = True
+                    await asyncio.to_thread(subject.other_client().write_service, created, blue, {"writer": "other"})
+                elif view is not None and view.selector == blue and not deleted:
+                    deleted = True
+                    await asyncio.to_thread(p.delete_service)
+                elif view is None and deleted:
+                    return
+
+        await asyncio.wait_for(collect(), TIMEOUT)
+        return seen
+
+    seen = asyncio.run(follow())
+    first, changed = seen[0], next(v for v in seen if v is not None and v.selector == blue)
+    assert (first.selector, user_annotations(first.annotations), first.version) == (
+        SELECTS_NOTHING,
+        {"a": "1"},
+        created.version,
+    )
+    assert first.url_fields == created.url_fields
+    assert user_annotations(changed.annotations) == {"a": "1", "writer": "other"} and changed.version != created.version
+    assert seen[-1] is None and p.read_service() is None
+
+
 def test_write_service_sets_exactly_the_selector_and_merges_annotations(subject):
     p, app = subject.platform, subject.app
     current = p.create_service({**app.selector_for("blue"), "stale": "key"}, {"keep": "1", "drop": "2"})

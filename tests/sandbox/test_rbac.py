@@ -153,8 +153,8 @@ def test_a_token_gets_what_the_role_grants_and_the_real_403_for_the_rest(api, co
     watched = sa_core.list_namespaced_pod(ns, watch=True, timeout_seconds=1, _preload_content=False)
     assert watched.status == 200
     with pytest.raises(ApiException) as watch:
-        sa_core.list_namespaced_service(ns, watch=True, timeout_seconds=1, _preload_content=False)
-    assert 'cannot watch resource "services"' in status_of(watch.value)["message"]
+        sa_core.list_namespaced_endpoints(ns, watch=True, timeout_seconds=1, _preload_content=False)
+    assert 'cannot watch resource "endpoints"' in status_of(watch.value)["message"]
     assert client.AppsV1Api(api).list_namespaced_deployment("default").kind == "DeploymentList"
     client.AppsV1Api(api).patch_namespaced_deployment("web", ns, {"metadata": {"labels": {"x": "y"}}})
 
@@ -190,11 +190,12 @@ def test_kubectl_create_token_issues_a_token_that_kubectl_can_use(kubectl, ns, s
     token = kubectl("create", "token", "bluegreen", "--duration=15m").stdout.strip()
     assert token.count(".") == 2, "a JWT"
     assert kubectl("get", "deployments", token=token).returncode == 0
-    refused = kubectl("get", "services", token=token, check=False)  # get by name yes, list no
+    assert kubectl("get", "services", token=token).returncode == 0
+    refused = kubectl("get", "endpoints", token=token, check=False)  # not in the Role
     assert refused.returncode == 1
     assert refused.stderr.strip() == (
-        f'Error from server (Forbidden): services is forbidden: User "system:serviceaccount:{ns}:bluegreen" cannot '
-        f'list resource "services" in API group "" in the namespace "{ns}"'
+        f'Error from server (Forbidden): endpoints is forbidden: User "system:serviceaccount:{ns}:bluegreen" cannot '
+        f'list resource "endpoints" in API group "" in the namespace "{ns}"'
     )
     too_short = kubectl("create", "token", "bluegreen", "--duration=1m", check=False)
     assert (
@@ -500,7 +501,7 @@ def test_kubectl_auth_can_i_list_prints_the_rules(kubectl, sandbox, ns, shipped,
     lines = can_i_list(ns)
     assert lines[0] == "Resources Non-Resource URLs Resource Names Verbs"
     assert {line for line in lines[1:] if not line.startswith("[")} == basic | {
-        "services [] [] [get create update delete]",
+        "services [] [] [get list watch create update delete]",
         "deployments.apps [] [] [get list watch create update delete]",
         "deployments.apps/scale [] [] [patch]",
         "pods [] [] [list watch]",

@@ -204,6 +204,13 @@ class FakePlatform(Platform):
             yield self.observe(color)
             await asyncio.sleep(min(heartbeat, 0.01))
 
+    async def watch_service(self, heartbeat=2.0):
+        import asyncio
+
+        while True:
+            yield FakePlatform.read_service(self)  # (what the watch delivers is not a read by the model)
+            await asyncio.sleep(min(heartbeat, 0.01))
+
 
 def _merged(stored: dict, changes: dict) -> dict:
     """``changes`` merged into ``stored``: None removes a key (as the adapters' with_selector)."""

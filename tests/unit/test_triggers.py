@@ -145,9 +145,62 @@ def test_a_soak_waiting_for_its_analysis_past_its_end_checks_once_per_interval(a
     release = Release(analysed, platform, "run2", poll_interval=0.01, metrics=LateMetrics())
     probes = []
     probe = release.soak_probe
-    monkeypatch.setattr(release, "soak_probe", lambda p: probes.append(time.time()) or probe(p))
+    monkeypatch.setattr(release, "soak_probe", lambda p, *watched: probes.append(time.time()) or probe(p, *watched))
     monkeypatch.setattr(triggers, "release_for", lambda *_: release)
     short = {**plan.to_json(), "soak_seconds": 0.3}
     soak = run_trigger(SoakTrigger(analysed.to_json(), short, "run2"))
     assert soak["state"] == "passed" and "analysis during the soak passed" in soak["message"], soak
     assert 5 <= len(probes) <= 15, f"{len(probes)} reads of the Service in about 1.5 s at a 0.2 s check interval"
+
+
+def _soaking(app, platform, monkeypatch, soak_seconds: float):
+    """run2 switched to green; its soak's trigger, with reads of the Service and the soak's looks counted."""
+    r, plan = green_deployed(app, platform)
+    r.switch(plan)
+    fast = type(app).from_json({**app.to_json(), "http_check": None, "check_interval": 0.02})
+    platform.app = fast
+    release = Release(fast, platform, "run2", poll_interval=0.01)
+    reads, looks = [], []
+    read = platform.read_service
+    monkeypatch.setattr(platform, "read_service", lambda *a: reads.append(time.time()) or read(*a))
+    probe = release.soak_probe
+    monkeypatch.setattr(release, "soak_probe", lambda p, *w: looks.append(w and w[0]) or probe(p, *w))
+    from bluegreen import triggers
+
+    monkeypatch.setattr(triggers, "release_for", lambda *_: release)
+    plan = type(plan).from_json({**plan.to_json(), "soak_seconds": soak_seconds})
+    return SoakTrigger(fast.to_json(), plan.to_json(), "run2"), reads, looks
+
+
+def test_a_soak_judges_the_service_as_its_watch_delivers_it_and_reads_it_only_at_its_start_and_end(
+    app, platform, monkeypatch
+):
+    trigger, reads, looks = _soaking(app, platform, monkeypatch, soak_seconds=0.6)
+    soak = run_trigger(trigger)
+    assert soak["state"] == "passed", soak
+    watched = [look for look in looks if look]
+    # a look every 0.02 s for 0.6 s; the Service read for the soak's start, its first look and its
+    # last (the lock is not due within keep_every): polled, it was read at every look
+    assert len(looks) >= 10 and len(watched) >= len(looks) - 2, looks
+    assert len(reads) <= 4, f"{len(reads)} reads of the Service for {len(looks)} looks"
+
+
+def test_a_service_switched_away_during_the_soak_fails_it_through_the_watch(app, platform, monkeypatch):
+    trigger, reads, looks = _soaking(app, platform, monkeypatch, soak_seconds=30)
+
+    async def soak_and_switch_back():
+        async def person():
+            await asyncio.sleep(0.3)
+            platform.service["selector"] = app.selector_for("blue")
+            platform.service["version"] += 1
+            return time.time()
+
+        switched = asyncio.create_task(person())
+        async for event in trigger.run():
+            return await switched, time.time(), event.payload
+
+    switched, failed_at, soak = asyncio.run(soak_and_switch_back())
+    assert soak["state"] == "failed" and "no longer points at it" in soak["message"], soak
+    assert failed_at - switched < 2.0, "seen at the next look, not at the next read"
+    # read at the soak's start, then not until its failure (which forgets the soak's progress)
+    assert not [t for t in reads if reads[0] + 0.1 < t < switched], reads

@@ -16,6 +16,7 @@ again within the step's budget; other errors fail at once with the API's message
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -77,6 +78,8 @@ class Permission:
 
 REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
     Permission("get", "", "services", "read_service, write_service: the live color, the lock, the records"),
+    Permission("list", "", "services", "watch_service: the soak (the list before the watch)"),
+    Permission("watch", "", "services", "watch_service: the soak"),
     Permission("create", "", "services", "create_service: a first release's Service (the lock), the preview"),
     Permission("update", "", "services", "write_service: the switch, the lock, the records (a conditional replace)"),
     Permission("delete", "", "services", "delete_service: a failed first release's Service, the preview"),
@@ -574,6 +577,49 @@ class KubernetesPlatform(Platform):
                 for task in pumps:
                     task.cancel()
                 await asyncio.gather(*pumps, return_exceptions=True)
+
+    async def watch_service(self, heartbeat: float = HEARTBEAT_SECONDS) -> AsyncGenerator[ServiceView | None, None]:
+        """Watch the app's Service; yield it after every change (None: deleted), and at least every
+        ``heartbeat`` seconds.  One list and one watch (re-opened every WATCH_SECONDS or so), not
+        a read per look."""
+        from kubernetes_asyncio import client as aclient
+
+        changed = asyncio.Event()
+        state: dict = {"service": None, "error": None}
+
+        def on_service(kind, obj):
+            state["service"] = None if kind == "DELETED" else obj
+
+        def reset(items):
+            state["service"] = items[0] if items else None
+
+        timeout = float(await self.async_hook._get_field("request_timeout") or DEFAULT_REQUEST_TIMEOUT)
+        async with self.async_hook.get_conn() as api:
+            api.user_agent = USER_AGENT
+            pump = asyncio.create_task(
+                _pump(
+                    aclient.CoreV1Api(api).list_namespaced_service,
+                    self.ns,
+                    reset,
+                    on_service,
+                    changed,
+                    state,
+                    timeout,
+                    field_selector=f"metadata.name={self.app.service}",
+                )
+            )
+            try:
+                while True:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), heartbeat)
+                    changed.clear()
+                    if state["error"]:
+                        raise state["error"]
+                    if state.get("listed"):
+                        yield self._service_view(state["service"])
+            finally:
+                pump.cancel()
+                await asyncio.gather(pump, return_exceptions=True)
 
 
 async def _pump(

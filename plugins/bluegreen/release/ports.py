@@ -124,6 +124,12 @@ class Platform(abc.ABC):
         where the API has one, polling where it does not), and at least every ``heartbeat``
         seconds."""
 
+    def watch_service(self, heartbeat: float = 2.0) -> AsyncGenerator[ServiceView | None, None] | None:
+        """Yield the app's Service (None: it does not exist) as the API has it, whenever it may have
+        changed, and at least every ``heartbeat`` seconds: what a long soak looks at between its
+        reads.  None: this platform's API cannot watch it (its readers read it when they need it)."""
+        return None
+
     def close(self) -> None:  # noqa: B027 (a default: only adapters with resources close them)  # pragma: no cover - adapters with resources override it
         pass
 

@@ -274,6 +274,16 @@ class Release:
 
         return until_no_conflict(attempt, f"the Service {self.app.service} kept changing; retry")
 
+    def keep_watched(self, plan: Plan, svc: ServiceView | None) -> ServiceView:
+        """``keep``'s checks on the Service as a watch delivered it (no read): it still fits the plan
+        and this run still holds the lock.  When the lock is due for renewal, ``keep`` reads and
+        renews it (the write is conditional on a fresh read, never on a watched copy)."""
+        if svc is not None and self._completed(svc):
+            return svc
+        due = svc is not None and guards.fence(self.app, svc, self.run_id, self.now())
+        guards.fits(self.app, svc, plan, self._switched_by_me(svc))
+        return self.keep(plan) if due else svc
+
     def _completed(self, svc: ServiceView) -> bool:
         """This run's release already finished: its steps may re-run, but it holds no lock."""
         record = rec.release_record(svc) or {}
@@ -608,10 +618,12 @@ class Release:
         """The new color now, judged by its platform's readiness rule."""
         return self.platform.observe(plan.new_color)
 
-    def soak_probe(self, plan: Plan) -> tuple[bool, HttpResult | None]:
+    def soak_probe(self, plan: Plan, watched: ServiceView | None = None) -> tuple[bool, HttpResult | None]:
         """What the soak checks besides the workload: whether the Service still points at the new
-        color, and the HTTP check through it.  Holds the lock while it is at it."""
-        svc = self.keep(plan)
+        color, and the HTTP check through it.  Holds the lock while it is at it.  ``watched``: the
+        Service as the platform's watch last delivered it, judged without a read of its own (a read,
+        and a renewal, happen only when the lock is due for one); None: the Service is read now."""
+        svc = self.keep(plan) if watched is None else self.keep_watched(plan, watched)
         serving = svc.selector == self.app.selector_for(plan.new_color)
         return serving, (self.probe(self.app.http_check, svc.url_fields) if self.app.http_check else None)
 
@@ -619,6 +631,11 @@ class Release:
         """Fresh observations of ``color`` as they change (for the triggers: a watch where the
         platform has one, polling where it does not), at least every ``heartbeat`` seconds."""
         return self.platform.watch(color, heartbeat=heartbeat)
+
+    def watch_service(self, heartbeat: float) -> AsyncGenerator[ServiceView | None, None] | None:
+        """The app's Service as it changes (for the soak's trigger), at least every ``heartbeat``
+        seconds; None where the platform cannot watch it."""
+        return self.platform.watch_service(heartbeat=heartbeat)
 
     def mark_soaked(self, plan: Plan) -> None:
         """Record on the Service that the soak passed: only then may the old color go."""
