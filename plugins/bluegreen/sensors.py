@@ -153,7 +153,7 @@ class WaitForReadySensor(_ReleaseSensor):
     def execute(self, context) -> None:
         release, plan = self._start(context)
         app = release.app
-        from .triggers import PreSwitch, ReadinessTrigger
+        from .triggers import PreSwitch
 
         # ready, then (for an app with an analysis before the switch) analysed: see PreSwitch
         self._judge = PreSwitch(
@@ -165,17 +165,37 @@ class WaitForReadySensor(_ReleaseSensor):
         )
         self._next_keep = 0.0
 
-        return self.wait(
-            context,
-            lambda not_before: ReadinessTrigger(
-                app.to_json(),
-                plan.to_json(),
-                context["run_id"],
-                self._judge.readiness.deadline,
-                app.readiness_timeout,
-                not_before=not_before,
-            ),
+        return self.wait(context, lambda not_before: self._trigger(context, not_before))
+
+    def _trigger(self, context, not_before: float = 0.0):
+        from .triggers import ReadinessTrigger
+
+        app, plan = self._context_release(context).app, self._context_plan(context)
+        return ReadinessTrigger(
+            app.to_json(),
+            plan.to_json(),
+            context["run_id"],
+            self._judge.readiness.deadline,
+            app.readiness_timeout,
+            not_before=not_before,
         )
+
+    def wait_here(self, context, seconds: float) -> Verdict | None:
+        """In the worker, readiness is judged as its trigger judges it, by the same code: the new
+        color by the platform's watch (a list and a watch, not a read of it every half second)."""
+        if seconds <= 0:
+            return super().wait_here(context, seconds)  # one look, as every sensor takes before it defers or pokes
+        import asyncio
+
+        release, plan = self._context_release(context), self._context_plan(context)
+        trigger = self._trigger(context)
+        trigger._log = self.log  # its judgements go to this task's log (LoggingMixin keeps it in _log)
+        try:
+            return asyncio.run(
+                trigger.judge_until(release, plan, self._judge, time.time() + seconds, look=self.interval_here)
+            )
+        except ReleaseError as e:
+            self.fail(context, str(e))
 
     def judge_once(self, context) -> Verdict:
         from .triggers import keep_every

@@ -200,9 +200,23 @@ class ReadinessTrigger(_ReleaseTrigger):
         return {"deadline": self.deadline, "timeout": self.timeout}
 
     async def decide(self, release, plan: Plan) -> Verdict:
+        name = release.app.deployment_name(plan.new_color)
+        judge = PreSwitch(release, plan, ReadinessJudge(name, self.deadline, self.timeout))
+        verdict = await self.judge_until(release, plan, judge)
+        assert verdict is not None  # without ``until`` it judges to the verdict
+        return verdict
+
+    async def judge_until(
+        self, release, plan: Plan, judge: PreSwitch, until: float | None = None, look: float = 0.5
+    ) -> Verdict | None:
+        """Readiness (and an analysis before the switch) judged from the platform's watch until its
+        verdict, or until ``until`` (clock time; None then).  The sensor runs this in the worker
+        for its first ``defer_after`` seconds.  An analysis whose verdict is due within ``look``
+        seconds after ``until`` is waited for; one due later ends the wait at once (the caller
+        defers rather than judge here and again there)."""
         app = release.app
         name = app.deployment_name(plan.new_color)
-        judge = PreSwitch(release, plan, ReadinessJudge(name, self.deadline, self.timeout))
+        stop = math.inf if until is None else until
         heartbeat = min(app.check_interval, 2.0)
         last, next_keep = None, 0.0
         async with Observations(release.watch(plan.new_color, heartbeat)) as observations:
@@ -210,9 +224,16 @@ class ReadinessTrigger(_ReleaseTrigger):
                 if time.time() >= next_keep:
                     await self.keep(release, plan)
                     next_keep = time.time() + keep_every(app)
-                wait = min(2 * heartbeat + 1, self.deadline - time.time())
+                if judge.analysing and until is not None:
+                    due = judge.ends_at()
+                    if due is not None and due - time.time() > stop - time.time() + look:
+                        return None
+                    stop = max(stop, due or stop)
+                if time.time() >= stop:
+                    return None
+                wait = min(2 * heartbeat + 1, self.deadline - time.time(), stop - time.time())
                 if judge.analysing:
-                    wait = min(judge.next_due() - time.time(), next_keep - time.time())
+                    wait = min(judge.next_due() - time.time(), next_keep - time.time(), stop - time.time())
                 status = await observations.next(wait)
                 if judge.analysing:
                     verdict = await in_thread(judge.analyse, time.time())
@@ -306,9 +327,10 @@ class SoakTrigger(_ReleaseTrigger):
         status: ColorStatus | None = None
         next_check, last_message, last_logged, judged_at = 0.0, None, 0.0, 0.0
         # The Service as its watch delivers it, judged at each check; it is read anew (and the lock
-        # renewed when due) once every keep_every, at the first check and at the soak's end, and at
-        # every check where the platform cannot watch it (or its watch failed).
-        next_read, watch_failed = 0.0, False
+        # renewed when due) once every keep_every and at the soak's end, and at every check where
+        # the platform cannot watch it (or its watch failed).  The soak's start (soak_judge) has
+        # just read it.
+        next_read, watch_failed = began + keep_every(app), False
         heartbeat = min(app.check_interval, 2.0)
         async with (
             Observations(release.watch(plan.new_color, heartbeat)) as observations,

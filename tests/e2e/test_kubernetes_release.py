@@ -104,26 +104,29 @@ def test_scale_to_zero_keeps_the_old_color_and_a_restore_run_brings_it_back(k8s_
     assert app.serves(V1)
 
 
-def test_a_soak_in_the_worker_watches_the_workload_and_the_service_instead_of_reading_them_at_every_check(
+def test_readiness_and_soak_in_the_worker_watch_the_workload_and_the_service_instead_of_reading_them_at_every_check(
     k8s_app, control
 ):
-    """A soak shorter than defer_after is judged in the worker, by the trigger's own code: the new
-    color and the Service arrive by watch (a list, then a watch, of each collection), not by a read
-    of the deployment, a list of its pods and a read of the Service at every check."""
+    """A readiness wait or a soak shorter than defer_after is judged in the worker, by its trigger's
+    own code: the new color and (in the soak) the Service arrive by watch (a list, then a watch, of
+    each collection), not by a read of the deployment, a list of its pods and a read of the Service
+    at every check."""
     app = k8s_app(soak="8s", check_interval="1s", defer_after="30s")
     assert app.release(V1).state == "success"
     control.reset_counts()
-    run = app.release("registry.local/test:v2")
+    run = app.release("registry.local/test:v2-ready-after-4s")
     assert run.state == "success", task_states(run)
     rows = [r for r in control.request_counts("kube") if f"/namespaces/{app.ns}/" in r["path"] and r["method"] == "GET"]
     by_name = sum(r["count"] for r in rows if r["path"].endswith("/deployments/test-green"))
     collection = sum(r["count"] for r in rows if r["path"].endswith(f"/namespaces/{app.ns}/deployments"))
-    # polled, the soak alone read test-green about 8 times (once a check); watched: a list and a watch
-    assert collection >= 1, rows
-    assert by_name <= 7, f"test-green read {by_name} times by name: {rows}"
-    # the Service: read by the steps (about 11 times in a release) and, polled, once more per check
-    # of the soak (8 more); watched, the soak reads it at its start, its first check and its end
+    # polled, readiness read test-green about 8 times (every 0.5 s for 4 s) and the soak about 8
+    # times (once a check); watched: a list and a watch each, and the steps' own 3 reads (the
+    # switch's re-check, the soak's restart baseline, the retirement's check of the live color)
+    assert collection >= 2, rows
+    assert by_name <= 5, f"test-green read {by_name} times by name: {rows}"
+    # the Service: read by the steps (about 10 times in a release) and, polled, once more per check
+    # of the soak (8 more); watched, the soak reads it at its start and its end
     services = sum(r["count"] for r in rows if r["path"].endswith(f"/namespaces/{app.ns}/services"))
     service_reads = sum(r["count"] for r in rows if r["path"].endswith("/services/test"))
-    assert service_reads <= 14, f"the Service read {service_reads} times by name: {rows}"
+    assert service_reads <= 13, f"the Service read {service_reads} times by name: {rows}"
     assert services >= 1, rows

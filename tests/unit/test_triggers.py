@@ -179,10 +179,11 @@ def test_a_soak_judges_the_service_as_its_watch_delivers_it_and_reads_it_only_at
     soak = run_trigger(trigger)
     assert soak["state"] == "passed", soak
     watched = [look for look in looks if look]
-    # a look every 0.02 s for 0.6 s; the Service read for the soak's start, its first look and its
-    # last (the lock is not due within keep_every): polled, it was read at every look
+    # a look every 0.02 s for 0.6 s; the Service read for the soak's start and its last look (the
+    # lock is not due within keep_every), and for the first look only if the watch had not
+    # delivered it yet: polled, it was read at every look
     assert len(looks) >= 10 and len(watched) >= len(looks) - 2, looks
-    assert len(reads) <= 4, f"{len(reads)} reads of the Service for {len(looks)} looks"
+    assert len(reads) <= 3, f"{len(reads)} reads of the Service for {len(looks)} looks"
 
 
 def test_a_service_switched_away_during_the_soak_fails_it_through_the_watch(app, platform, monkeypatch):
