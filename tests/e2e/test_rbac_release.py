@@ -13,7 +13,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from bluegreen.platforms.kubernetes import REQUIRED_PERMISSIONS, required_permissions
+from bluegreen.platforms.kubernetes import REQUIRED_PERMISSIONS, VIEWER_PERMISSIONS, required_permissions
 
 from .harness import task_states, xcom
 
@@ -22,20 +22,31 @@ pytestmark = [pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = ROOT / ".venv" / "bin" / "kubectl"
 MANIFEST = ROOT / "deploy" / "kubernetes" / "rbac.yaml"
+VIEWER_MANIFEST = ROOT / "deploy" / "kubernetes" / "rbac-viewer.yaml"
 V1, V2 = "registry.local/test:v1", "registry.local/test:v2"
 
 
-def manifest_docs() -> list[dict]:
-    return list(yaml.safe_load_all(MANIFEST.read_text()))
+def manifest_docs(manifest: Path = MANIFEST) -> list[dict]:
+    return list(yaml.safe_load_all(manifest.read_text()))
 
 
-def shipped_rules() -> list[dict]:
-    return next(d for d in manifest_docs() if d["kind"] == "Role")["rules"]
+def shipped_rules(manifest: Path = MANIFEST) -> list[dict]:
+    return next(d for d in manifest_docs(manifest) if d["kind"] == "Role")["rules"]
 
 
-def apply_rbac(sandbox, ns: str, rules: list[dict] | None = None) -> None:
+def granted_by(rules: list[dict]) -> set[tuple[str, str, str]]:
+    return {
+        (verb, group, resource)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def apply_rbac(sandbox, ns: str, rules: list[dict] | None = None, manifest: Path = MANIFEST) -> None:
     """kubectl apply the shipped manifest in ``ns`` (with the Role's rules replaced, if given)."""
-    docs = manifest_docs()
+    docs = manifest_docs(manifest)
     if rules is not None:
         next(d for d in docs if d["kind"] == "Role")["rules"] = rules
     proc = subprocess.run(
@@ -62,18 +73,18 @@ def without(verb: str, group: str, resource: str) -> list[dict]:
 def sa_connection(sandbox, kube, unique_name, tmp_path, monkeypatch, airflow_env):
     """An Airflow connection whose kubeconfig holds the ServiceAccount bluegreen's token."""
 
-    def make(ns: str) -> str:
+    def make(ns: str, account: str = "bluegreen") -> str:
         token = (
             client.CoreV1Api(kube)
-            .create_namespaced_service_account_token("bluegreen", ns, {"spec": {"expirationSeconds": 3600}})
+            .create_namespaced_service_account_token(account, ns, {"spec": {"expirationSeconds": 3600}})
             .status.token
         )
         config = yaml.safe_load(sandbox.kubeconfig.read_text())
-        config["users"] = [{"name": "bluegreen", "user": {"token": token}}]
-        config["contexts"][0]["context"].update(user="bluegreen", namespace=ns)
-        path = tmp_path / "kubeconfig-bluegreen"
+        config["users"] = [{"name": account, "user": {"token": token}}]
+        config["contexts"][0]["context"].update(user=account, namespace=ns)
+        path = tmp_path / f"kubeconfig-{account}"
         path.write_text(yaml.safe_dump(config))
-        conn_id = "k8s_bluegreen_sa"
+        conn_id = f"k8s_{account.replace('-', '_')}_sa"
         monkeypatch.setenv(
             f"AIRFLOW_CONN_{conn_id.upper()}",
             json.dumps({"conn_type": "kubernetes", "extra": {"kube_config_path": str(path), "namespace": ns}}),
@@ -84,13 +95,7 @@ def sa_connection(sandbox, kube, unique_name, tmp_path, monkeypatch, airflow_env
 
 
 def test_the_shipped_role_grants_exactly_what_the_adapter_requires():
-    granted = {
-        (verb, group, resource)
-        for rule in shipped_rules()
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    }
+    granted = granted_by(shipped_rules())
     required = {(p.verb, p.group, p.resource) for p in REQUIRED_PERMISSIONS}
     assert granted == required, f"only in the Role: {granted - required}; only required: {required - granted}"
     assert all(set(rule) == {"apiGroups", "resources", "verbs"} for rule in shipped_rules()), (
@@ -157,3 +162,57 @@ def test_only_scale_to_zero_apps_need_the_scale_subresource(k8s_app, unique_name
     deleting, scaling = k8s_app().app, k8s_app(old_color="scale-to-zero").app
     assert "deployments/scale" not in {p.resource for p in required_permissions(deleting)}
     assert set(required_permissions(scaling)) == set(REQUIRED_PERMISSIONS)
+
+
+def test_the_viewer_role_grants_exactly_what_the_releases_page_reads():
+    granted = granted_by(shipped_rules(VIEWER_MANIFEST))
+    assert granted == {(p.verb, p.group, p.resource) for p in VIEWER_PERMISSIONS}
+    release_may = {(p.verb, p.group, p.resource) for p in REQUIRED_PERMISSIONS}
+    assert granted <= release_may, "a release's account may read what the page reads"
+    assert all(verb in ("get", "list") for verb, _, _ in granted), "read-only"
+
+
+def test_the_releases_page_reads_a_cluster_through_exactly_the_viewer_role_and_may_not_write(
+    k8s_app, sandbox, sa_connection, unique_name
+):
+    """What the api-server's account needs for the Releases page (an in_cluster connection in the
+    Helm values): a token bound to the shipped viewer Role reads a released app's Service and both
+    colors as the page does; it may not change anything; without the Role the read is refused."""
+    from bluegreen.platforms import platform_for
+    from bluegreen.release.model import ReleaseError
+    from bluegreen.ui.cluster import read_cluster
+
+    app = k8s_app()
+    assert app.release(V1).state == "success"
+    assert app.release(V2).state == "success"
+    apply_rbac(sandbox, unique_name, manifest=VIEWER_MANIFEST)
+    viewer = type(app.app).from_json(
+        {**app.app.to_json(), "connection_id": sa_connection(unique_name, "bluegreen-viewer")}
+    )
+    adapter = platform_for(viewer)
+    view = read_cluster(viewer, adapter)
+    assert view.error is None and view.service_exists and view.live == "green", view
+    assert view.record and view.record["run_id"] and len(view.history) == 2, view
+    assert view.colors["green"].complete and view.colors["green"].image == V2, view.colors
+    assert not view.colors["blue"].exists, view.colors
+    with pytest.raises(ReleaseError, match="403"):
+        adapter.write_service(adapter.read_service(), viewer.selector_for("blue"), {})
+    assert app.selector() == {"app": "test-green"}
+
+    subprocess.run(
+        [
+            str(KUBECTL),
+            "--kubeconfig",
+            str(sandbox.kubeconfig),
+            "-n",
+            unique_name,
+            "delete",
+            "rolebinding",
+            "bluegreen-viewer",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    with pytest.raises(ReleaseError, match="403"):
+        read_cluster(viewer, platform_for(viewer))

@@ -186,5 +186,18 @@ def test_the_rbac_file_creates_that_service_account():
     bound = [s for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding") for s in d.get("subjects", [])]
     assert any(s["kind"] == "ServiceAccount" and s["name"] == "bluegreen" for s in bound)
     # the documented binding, in each app namespace, of that file's Role to Airflow's account
-    [role] = re.findall(r"create rolebinding \S+ --role=(\S+) --serviceaccount=airflow:bluegreen", VALUES_TEXT)
+    [role] = re.findall(r"create rolebinding \S+ --role=(\S+) --serviceaccount=airflow:bluegreen(?=\s)", VALUES_TEXT)
     assert any(d["kind"] == "Role" and d["metadata"]["name"] == role for d in docs)
+
+
+def test_the_api_server_reads_the_clusters_as_the_read_only_viewer_account():
+    """The Releases page runs in the api-server: its account is the viewer one, which the viewer
+    file creates and whose Role the documented binding names (that Role only reads)."""
+    assert VALUES["apiServer"]["serviceAccount"] == {"create": False, "name": "bluegreen-viewer"}
+    docs = [d for d in yaml.safe_load_all((ROOT / "deploy" / "kubernetes" / "rbac-viewer.yaml").read_text()) if d]
+    assert any(d["kind"] == "ServiceAccount" and d["metadata"]["name"] == "bluegreen-viewer" for d in docs)
+    [role] = re.findall(
+        r"create rolebinding \S+ --role=(\S+) --serviceaccount=airflow:bluegreen-viewer(?=\s)", VALUES_TEXT
+    )
+    [rules] = [d["rules"] for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == role]
+    assert {verb for rule in rules for verb in rule["verbs"]} <= {"get", "list"}

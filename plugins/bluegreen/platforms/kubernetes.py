@@ -96,6 +96,17 @@ REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
 )
 
 
+# What the Releases page reads (bluegreen.ui.cluster: read_service, observe), in the api-server,
+# which never writes: the read-only Role of VIEWER_MANIFEST grants exactly these (a test keeps
+# the two equal and reads a released app's cluster through a token bound to that Role).
+VIEWER_MANIFEST = "deploy/kubernetes/rbac-viewer.yaml"
+VIEWER_PERMISSIONS: tuple[Permission, ...] = (
+    Permission("get", "", "services", "read_service: the live color, the lock, the records, the preview"),
+    Permission("get", "apps", "deployments", "observe: each color's workload"),
+    Permission("list", "", "pods", "observe: each color's members and restarts"),
+)
+
+
 def required_permissions(app) -> list[Permission]:
     """What a release of ``app`` needs: all of them, but scaling only when the old color is
     scaled to zero rather than deleted."""
