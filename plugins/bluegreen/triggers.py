@@ -111,9 +111,11 @@ class Observations:
             await asyncio.wait({self._task}, timeout=0.2)
 
     async def _pump(self) -> None:
+        watch = self._watch
+        assert watch is not None  # (started only with a watch)
         try:
-            async with contextlib.aclosing(self._watch):
-                async for status in self._watch:
+            async with contextlib.aclosing(watch):
+                async for status in watch:
                     if self._stopping:
                         break
                     self._latest, self._seen = status, True

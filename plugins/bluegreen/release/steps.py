@@ -282,6 +282,7 @@ class Release:
             return svc
         due = svc is not None and guards.fence(self.app, svc, self.run_id, self.now())
         guards.fits(self.app, svc, plan, self._switched_by_me(svc))
+        assert svc is not None  # (fits refused a Service that is gone)
         return self.keep(plan) if due else svc
 
     def _completed(self, svc: ServiceView) -> bool:
