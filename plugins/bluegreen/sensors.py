@@ -33,6 +33,8 @@ class _ReleaseSensor(BaseSensorOperator, ReleaseStepOperator):
     there it keeps the release lock, as its trigger does."""
 
     ui_color = "#f0e8fb"
+    #: what this sensor's execute judges with (triggers.PreSwitch, health.SoakJudge)
+    _judge: Any
 
     def __init__(self, *, app: dict, deferrable: bool = True, poke_interval: float = 2.0, **kwargs):
         kwargs.setdefault("timeout", 7 * 24 * 3600)  # the judges enforce the real limits
@@ -81,6 +83,18 @@ class _ReleaseSensor(BaseSensorOperator, ReleaseStepOperator):
     def verdict_due(self) -> float | None:
         """When (clock time) the judge will give its final verdict if nothing goes wrong; None: not known."""
         return None
+
+    def judge_as_trigger(self, context, trigger, seconds: float, **kwargs) -> Verdict | None:
+        """Judge in the worker for up to ``seconds`` with the trigger's own loop (its ``judge_until``,
+        on this task's judge): the final verdict, or None if still waiting."""
+        import asyncio
+
+        release, plan = self._context_release(context), self._context_plan(context)
+        trigger._log = self.log  # its judgements go to this task's log (LoggingMixin keeps it in _log)
+        try:
+            return asyncio.run(trigger.judge_until(release, plan, self._judge, time.time() + seconds, **kwargs))
+        except ReleaseError as e:
+            self.fail(context, str(e))
 
     def wait(self, context, trigger_factory) -> None:
         """Wait in the worker first, then defer (or poke when not deferrable)."""
@@ -185,17 +199,7 @@ class WaitForReadySensor(_ReleaseSensor):
         color by the platform's watch (a list and a watch, not a read of it every half second)."""
         if seconds <= 0:
             return super().wait_here(context, seconds)  # one look, as every sensor takes before it defers or pokes
-        import asyncio
-
-        release, plan = self._context_release(context), self._context_plan(context)
-        trigger = self._trigger(context)
-        trigger._log = self.log  # its judgements go to this task's log (LoggingMixin keeps it in _log)
-        try:
-            return asyncio.run(
-                trigger.judge_until(release, plan, self._judge, time.time() + seconds, look=self.interval_here)
-            )
-        except ReleaseError as e:
-            self.fail(context, str(e))
+        return self.judge_as_trigger(context, self._trigger(context), seconds, look=self.interval_here)
 
     def judge_once(self, context) -> Verdict:
         from .triggers import keep_every
@@ -248,21 +252,14 @@ class SoakSensor(_ReleaseSensor):
 
     def wait_here(self, context, seconds: float) -> Verdict | None:
         """In the worker, the soak is judged as its trigger judges it, by the same code: the workload
-        by the platform's watch (not a read of it per check), the Service and the HTTP check at the
-        check interval, the progress recorded on the Service."""
+        (and, where the platform can, the Service) by watch, not a read of them per check; the
+        Service's reads and the HTTP check at the check interval; the progress recorded on the Service."""
         if seconds <= 0:
             return super().wait_here(context, seconds)  # one look, as every sensor takes before it defers or pokes
-        import asyncio
-
         from .triggers import SoakTrigger
 
-        release, plan = self._context_release(context), self._context_plan(context)
-        trigger = SoakTrigger(release.app.to_json(), plan.to_json(), context["run_id"])
-        trigger._log = self.log  # its judgements go to this task's log (LoggingMixin keeps it in _log)
-        try:
-            return asyncio.run(trigger.judge_until(release, plan, self._judge, time.time() + seconds))
-        except ReleaseError as e:
-            self.fail(context, str(e))
+        app, plan = self._context_release(context).app, self._context_plan(context)
+        return self.judge_as_trigger(context, SoakTrigger(app.to_json(), plan.to_json(), context["run_id"]), seconds)
 
     def judge_once(self, context) -> Verdict:
         plan = self._context_plan(context)
