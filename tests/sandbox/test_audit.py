@@ -133,9 +133,9 @@ def test_bcs_selector_changes_and_workload_deletes(bcs, control, since, slow_pro
         )
     )
     wait_for(lambda: running(bcs, "web-blue", 2) and running(bcs, "web-green", 1), what="both running")
-    ok(bcs.create("service", bcs_service("web", bcs.ns, 6401, {"app": "web-blue"})))
-    ok(bcs.update("service", bcs_service("web", bcs.ns, 6401, {"app": "web-blue"})))  # no change: no event
-    ok(bcs.update("service", bcs_service("web", bcs.ns, 6401, {"app": "web-green"})))
+    ok(bcs.create("service", bcs_service("web", bcs.ns, 171, {"app": "web-blue"})))
+    ok(bcs.update("service", bcs_service("web", bcs.ns, 171, {"app": "web-blue"})))  # no change: no event
+    ok(bcs.update("service", bcs_service("web", bcs.ns, 171, {"app": "web-green"})))
     ok(bcs.request("PUT", f"/bcsapi/v4/scheduler/mesos/namespaces/{bcs.ns}/deployments/web-blue/scale/1"))
     ok(bcs.delete("deployment", "web-blue"))
     ok(bcs.delete("service", "web"))
