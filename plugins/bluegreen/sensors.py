@@ -54,31 +54,15 @@ class _ReleaseSensor(BaseSensorOperator, ReleaseStepOperator):
     interval_here = 0.5
 
     def wait_here(self, context, seconds: float) -> Verdict | None:
-        """Judge in the worker for up to ``seconds``; the final verdict, or None if still waiting."""
-        deadline = time.monotonic() + seconds
-        last = None
-        while True:
-            try:
-                verdict = self.judge_once(context)
-            except ReleaseError as e:
-                self.fail(context, str(e))
-            if verdict.message != last:
-                self.log.info(verdict.message)
-                last = verdict.message
-            if verdict.final or time.monotonic() >= deadline:
-                return verdict if verdict.final else None
-            verdict_due = self.verdict_due()
-            if verdict_due is not None:
-                left = verdict_due - time.time()
-                if left > deadline - time.monotonic() + self.interval_here:
-                    # the verdict comes later than this wait may last (an analysis before the switch
-                    # longer than defer_after): defer now rather than judge here and again there
-                    return None
-                deadline = max(deadline, time.monotonic() + left)  # the verdict is due within a check
-            pause = min(self.interval_here, max(0.0, deadline - time.monotonic()))
-            if verdict_due is not None:  # wake for the verdict when it is due, not a check later
-                pause = min(pause, max(0.0, verdict_due - time.time()))
-            time.sleep(pause)
+        """Judge in the worker for up to ``seconds``: the final verdict, or None if still waiting.
+        Each sensor waits by its trigger's own loop (``judge_as_trigger``); this is the one look
+        every sensor takes when it may not wait here (``seconds`` <= 0) before it defers or pokes."""
+        try:
+            verdict = self.judge_once(context)
+        except ReleaseError as e:
+            self.fail(context, str(e))
+        self.log.info(verdict.message)
+        return verdict if verdict.final else None
 
     def verdict_due(self) -> float | None:
         """When (clock time) the judge will give its final verdict if nothing goes wrong; None: not known."""
