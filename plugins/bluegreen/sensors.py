@@ -183,7 +183,20 @@ class WaitForReadySensor(_ReleaseSensor):
         color by the platform's watch (a list and a watch, not a read of it every half second)."""
         if seconds <= 0:
             return super().wait_here(context, seconds)  # one look, as every sensor takes before it defers or pokes
-        return self.judge_as_trigger(context, self._trigger(context), seconds, look=self.interval_here)
+        from .triggers import keep_every
+
+        release, plan = self._context_release(context), self._context_plan(context)
+        # Fenced before the wait, here rather than in the event loop: the clients' connections are
+        # fetched now, in this thread (the task SDK refuses a connection fetch in a worker thread
+        # while its event loop fetches another: DeadlockImminentError).  The soak's start does the same.
+        try:
+            release.keep(plan)
+        except ReleaseError as e:
+            self.fail(context, str(e))
+        next_keep = time.time() + keep_every(release.app)
+        return self.judge_as_trigger(
+            context, self._trigger(context), seconds, look=self.interval_here, next_keep=next_keep
+        )
 
     def judge_once(self, context) -> Verdict:
         from .triggers import keep_every

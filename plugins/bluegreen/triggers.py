@@ -209,18 +209,25 @@ class ReadinessTrigger(_ReleaseTrigger):
         return verdict
 
     async def judge_until(
-        self, release, plan: Plan, judge: PreSwitch, until: float | None = None, look: float = 0.5
+        self,
+        release,
+        plan: Plan,
+        judge: PreSwitch,
+        until: float | None = None,
+        look: float = 0.5,
+        next_keep: float = 0.0,
     ) -> Verdict | None:
         """Readiness (and an analysis before the switch) judged from the platform's watch until its
         verdict, or until ``until`` (clock time; None then).  The sensor runs this in the worker
         for its first ``defer_after`` seconds.  An analysis whose verdict is due within ``look``
         seconds after ``until`` is waited for; one due later ends the wait at once (the caller
-        defers rather than judge here and again there)."""
+        defers rather than judge here and again there).  ``next_keep``: when the lock is first
+        renewed (at once unless the caller has just done it)."""
         app = release.app
         name = app.deployment_name(plan.new_color)
         stop = math.inf if until is None else until
         heartbeat = min(app.check_interval, 2.0)
-        last, next_keep = None, 0.0
+        last = None
         async with Observations(release.watch(plan.new_color, heartbeat)) as observations:
             while True:
                 if time.time() >= next_keep:

@@ -101,3 +101,29 @@ def test_a_create_that_finds_the_color_there_reads_it_and_replaces_it(app):
     manifest = mf.with_release(app.platform, app.manifests["green"], "registry.local/test:v2", 2, app.container)
     assert _platform_with(app, apps_api).apply_color("green", manifest) == "replaced"
     assert apps_api.calls == ["create", "read", "replace"]
+
+
+def test_concurrent_watches_fetch_the_async_connection_once(app):
+    """The soak watches the workload and the Service at once; in a task process the SDK refuses a
+    connection's secret masking while another fetch is in flight, so the two wait for one fetch."""
+    import asyncio
+
+    from bluegreen.platforms.kubernetes import KubernetesPlatform
+
+    fetches: list[str] = []
+
+    class SlowHook:
+        async def _get_field(self, name):
+            fetches.append(name)
+            await asyncio.sleep(0.05)  # the connection fetch, in flight
+            return "7"
+
+    platform = KubernetesPlatform(app)
+    platform.__dict__["async_hook"] = SlowHook()  # (a cached_property: set on the instance)
+
+    async def both():
+        return await asyncio.gather(platform._async_request_timeout(), platform._async_request_timeout())
+
+    assert asyncio.run(both()) == [7.0, 7.0]
+    assert fetches == ["request_timeout"]
+    assert asyncio.run(platform._async_request_timeout()) == 7.0 and len(fetches) == 1

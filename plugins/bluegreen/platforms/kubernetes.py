@@ -190,6 +190,8 @@ class KubernetesPlatform(Platform):
     def __init__(self, app):
         super().__init__(app)
         self.budget = Budget(app.api_retry_budget)
+        self._async_timeout: float | None = None
+        self._async_fetch: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     # -- clients ----------------------------------------------------------------------
     @cached_property
@@ -517,6 +519,21 @@ class KubernetesPlatform(Platform):
 
         return AsyncKubernetesHook(conn_id=self.app.connection_id)
 
+    async def _async_request_timeout(self) -> float:
+        """The connection's request timeout, for the watches.  The first call fetches the async hook's
+        connection; concurrent watches (the soak's of the workload and of the Service) wait for that
+        one fetch rather than each start their own: in a task process the SDK refuses a connection's
+        secret masking while another fetch is in flight (DeadlockImminentError)."""
+        if self._async_timeout is None:
+            loop = asyncio.get_running_loop()
+            if self._async_fetch is None or self._async_fetch[0] is not loop:
+                self._async_fetch = (loop, asyncio.Lock())  # (a lock belongs to one event loop)
+            async with self._async_fetch[1]:
+                if self._async_timeout is None:
+                    value = await self.async_hook._get_field("request_timeout")
+                    self._async_timeout = float(value or DEFAULT_REQUEST_TIMEOUT)
+        return self._async_timeout
+
     async def watch(self, color: str, heartbeat: float = HEARTBEAT_SECONDS) -> AsyncGenerator[ColorStatus, None]:
         """Watch the deployment and its pods; yield the status after every change (and at
         least every HEARTBEAT_SECONDS).  Costs one list and one watch per resource, not a
@@ -527,7 +544,7 @@ class KubernetesPlatform(Platform):
         changed = asyncio.Event()
         state: dict = {"deployment": None, "pods": {}, "error": None}
 
-        timeout = float(await self.async_hook._get_field("request_timeout") or DEFAULT_REQUEST_TIMEOUT)
+        timeout = await self._async_request_timeout()
         async with self.async_hook.get_conn() as api:
             api.user_agent = USER_AGENT
             apps, core = aclient.AppsV1Api(api), aclient.CoreV1Api(api)
@@ -604,7 +621,7 @@ class KubernetesPlatform(Platform):
         def reset(items):
             state["service"] = items[0] if items else None
 
-        timeout = float(await self.async_hook._get_field("request_timeout") or DEFAULT_REQUEST_TIMEOUT)
+        timeout = await self._async_request_timeout()
         async with self.async_hook.get_conn() as api:
             api.user_agent = USER_AGENT
             pump = asyncio.create_task(
