@@ -50,7 +50,8 @@ class _ReleaseSensor(BaseSensorOperator, ReleaseStepOperator):
     def judge_once(self, context) -> Verdict:  # pragma: no cover - each sensor says
         raise NotImplementedError
 
-    #: how often the sensor judges while it waits in the worker
+    #: how often the sensor looks while it waits in the worker (the soak: its check interval); a verdict
+    #: due within this long after defer_after is waited for here rather than deferred
     interval_here = 0.5
 
     def wait_here(self, context, seconds: float) -> Verdict | None:
