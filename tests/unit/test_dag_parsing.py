@@ -57,3 +57,18 @@ def test_two_configs_of_one_app_are_refused_in_a_task_too(apps_dir, monkeypatch)
 def test_a_context_of_another_dag_builds_them_all(apps_dir, monkeypatch):
     monkeypatch.setenv(CONTEXT, "some_other_dag")
     assert len(load_release_dags(apps_dir)) == 3
+
+
+def test_the_run_params_live_on_the_dag_and_reach_every_task_at_run_time(apps_dir, monkeypatch):
+    """Params given to DAG() are deep-copied into every task at each level of its constructor
+    (27 copies per DAG: half the parse time of 100 apps); the DAG holds them once instead."""
+    from airflow.sdk.definitions.param import process_params
+
+    monkeypatch.delenv(CONTEXT, raising=False)
+    dag = load_release_dags(apps_dir)["release_alpha"]
+    assert {"image", "replicas", "soak", "approval", "reason", "restore_previous"} <= set(dag.params)
+    assert {task.task_id: dict(task.params) for task in dag.tasks if task.params} == {}
+    for task in dag.tasks:
+        params = process_params(dag, task, {"image": "registry.local/alpha:2"}, suppress_exception=False)
+        assert params["image"] == "registry.local/alpha:2"
+        assert params["replicas"] == dag.params["replicas"]
