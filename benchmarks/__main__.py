@@ -11,13 +11,17 @@ prints the table and, last, the ``bench: ...`` line.
 Environment: BENCH_N="1,5,20", BENCH_PLATFORMS="kubernetes,bcs", BENCH_SOAK=10 (s),
 BENCH_DEFER_SOAK=300 (s; 0 skips the deferral phase), BENCH_READY_AFTER=1 (s), BENCH_REPLICAS=2,
 BENCH_JSON=<path> (the results as JSON), BENCH_IDLE_SLEEP (s: the scheduler's idle sleep instead of the
-shipped one).
+shipped one), BENCH_FLOOR=0 (no Airflow floor phase).
+
+The services read a DAG folder of the benchmark's own: dags/release_apps.py (the release DAGs) and
+benchmarks/floor_dags.py (the Airflow floor: a release's graph whose tasks only wait).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -55,11 +59,24 @@ def release_bench() -> None:
     from .release import BenchConfig, render, run_benchmark
 
     config = BenchConfig.from_env()
+    config.floor = os.environ.get("BENCH_FLOOR", "1") != "0"
     base = Path(tempfile.mkdtemp(prefix="bluegreen-bench-stack-"))
+    dags = base / "dags"
+    dags.mkdir()
+    shutil.copy(ROOT / "dags" / "release_apps.py", dags / "release_apps.py")
+    settings = production_settings()
+    if config.floor:
+        shutil.copy(ROOT / "benchmarks" / "floor_dags.py", dags / "floor_dags.py")
+        settings.update(
+            BENCH_FLOOR_DAGS=str(max(config.ns)),
+            BENCH_FLOOR_READY=str(config.ready_after),
+            BENCH_FLOOR_SOAK=str(config.soak),
+        )
+    settings["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags)
     sandbox = SandboxProcess(base / "sandbox" / "state", index=SLOT, ready_after=config.ready_after)
     endpoints = sandbox.start()
     try:
-        with running_services(base / "airflow", endpoints.environment(), settings=production_settings()) as services:
+        with running_services(base / "airflow", endpoints.environment(), settings=settings) as services:
             assert sandbox.proc is not None
             results = run_benchmark(services, endpoints, config, sandbox.proc.pid)
     finally:

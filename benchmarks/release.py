@@ -87,6 +87,9 @@ class BenchConfig:
     # starts, which the release adopts: quicker, for the smoke test)
     first_release: str = "airflow"
     settle: float = 2.0  # a pause between phases
+    # the Airflow floor (benchmarks/floor_dags.py, served by ``python -m benchmarks`` beside the
+    # release DAGs): N DAGs of a release's graph whose tasks only wait, triggered like the releases
+    floor: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> BenchConfig:
@@ -566,6 +569,27 @@ class Bench:
         out[f"task_context_{self.cfg.parse_apps}_apps_ms"] = _parse_ms(env, str(many), "release_parse_1", "plan", k)
         return out
 
+    def floor_phase(self, n: int) -> dict:
+        """N floor DAGs (a release's graph; wait_until_ready sleeps the readiness, soak the soak,
+        every other task returns at once) triggered at the same moment: T(N), overhead per run,
+        CPU per run, as the release phases measure them."""
+        runs = [(f"bench_floor_{i}", f"floor{n}") for i in range(n)]
+        cpu_before = self.cpu.snapshot()
+        t0 = self.trigger_all([(dag_id, run_id, {}) for dag_id, run_id in runs])
+        finished = self.wait_runs(runs)
+        cpu = CpuMeter.delta(cpu_before, self.cpu.snapshot())
+        per_run = [(ts(r["end_date"]) or time.time()) - t0 for r in finished.values()]
+        states = Counter(r["state"] for r in finished.values())
+        if states.get("success", 0) != n:  # a floor whose runs fail measures nothing
+            raise RuntimeError(f"floor runs did not all succeed: {dict(states)}\n{self.services.diagnostics(15)}")
+        return {
+            "N": n,
+            "T": max(per_run),
+            "overhead": round(statistics.mean(per_run) - self.cfg.ready_after - self.cfg.soak, 2),
+            "cpu_per_run": round(sum(cpu.values()) / n, 3),
+            "cpu": {k: round(v / n, 3) for k, v in cpu.items()},
+        }
+
     # -- all of it --------------------------------------------------------------------------------
     def run(self) -> dict:
         cfg = self.cfg
@@ -592,6 +616,16 @@ class Bench:
                 self.echo(format_row(platform, row))
                 time.sleep(cfg.settle)
             results["platforms"][platform] = rows
+        if cfg.floor:
+            for dag_id in (f"bench_floor_{i}" for i in range(max(cfg.ns))):
+                self.rest.wait_for_dag(dag_id, timeout=120)
+            rows = []
+            for n in cfg.ns:
+                self.echo(f"bench: the Airflow floor N={n}: {n} runs of a release's graph whose tasks only wait ...")
+                rows.append(self.floor_phase(n))
+                self.echo(format_floor(rows[-1]))
+                time.sleep(cfg.settle)
+            results["floor"] = rows
         results["parse"] = self.parse_times()
         if cfg.defer_soak > 0:
             self.echo(f"bench: deferral phase: one release with a {cfg.defer_soak:g}s soak ...")
@@ -683,6 +717,11 @@ def format_row(platform: str, row: dict) -> str:
     )
 
 
+def format_floor(row: dict) -> str:
+    cpu = " ".join(f"{ABBREV[c]} {row['cpu'].get(c, 0):.2f}" for c in COMPONENTS if c in row["cpu"])
+    return f"{row['N']:>3} {row['T']:>6.1f}s {row['overhead']:>6.1f}s {row['cpu_per_run']:>9.2f}  {cpu}"
+
+
 def summary(results: dict) -> dict:
     plats = results["platforms"]
     ns = results["config"]["ns"]
@@ -703,7 +742,9 @@ def summary(results: dict) -> dict:
         f"bench: overhead {overhead:.1f}s, cpu {cpu:.1f}s/release, api {api:.0f}/release, "
         f"T({large})/T(1)={r_text}, vs script {vs:.2f}{label}"
     )
+    floor = {r["N"]: r["T"] for r in results.get("floor") or []}
     return {
+        "floor_scale": round(floor[large] / floor[1], 2) if 1 in floor and large in floor else None,
         "overhead_s": overhead,
         "overhead_at_n": small,
         "cpu_per_release": cpu,
@@ -739,6 +780,17 @@ def render(results: dict) -> str:
                 f"  N={r['N']} hops: scheduling {a['hop_sched_mean']}s + queue {a['hop_queue_mean']}s mean, max "
                 f"{a['hop_max']}s; task seconds: " + ", ".join(f"{k} {v:g}" for k, v in a["task_seconds"].items())
             )
+    floor = results.get("floor")
+    if floor:
+        out.append(
+            "\n== the Airflow floor: a release's graph whose tasks only wait (wait_until_ready "
+            f"{cfg['ready_after']:g}s, soak {cfg['soak']:g}s), N runs of N DAGs at once"
+        )
+        out.append(f"{'N':>3} {'T(N)':>7} {'ovh/rel':>7} {'CPU-s/run':>9}  CPU by component")
+        out.extend(format_floor(r) for r in floor)
+        by_n = {r["N"]: r["T"] for r in floor}
+        if 1 in by_n and len(by_n) > 1:
+            out.append(f"floor: T({max(by_n)})/T(1)={by_n[max(by_n)] / by_n[1]:.2f}")
     parse = results.get("parse")
     if parse:
         out.append(
