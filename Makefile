@@ -69,7 +69,8 @@ demo: install
 	$(BIN)/python -m demo
 
 # The release benchmark (benchmarks/release.py): BENCH_N="1,5,20" BENCH_PLATFORMS="kubernetes,bcs"
-# BENCH_SOAK=10 BENCH_DEFER_SOAK=300 (0: no deferral phase) BENCH_JSON=<path>; `python -m benchmarks readiness`: watch vs poll.
+# BENCH_SOAK=10 BENCH_DEFER_SOAK=300 (0: no deferral phase) BENCH_FLOOR=0 (no Airflow floor) BENCH_JSON=<path>;
+# `python -m benchmarks readiness`: watch vs poll.
 bench: install
 	$(BIN)/python -m benchmarks
 
