@@ -21,9 +21,10 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TypeVar
 
 from ..apps import manifests as mf
 from ..apps.config import OldColorPolicy
@@ -31,6 +32,8 @@ from ..hooks.retrying import Budget, Transient, raise_if_transient, retrying
 from ..hooks.user_agent import USER_AGENT
 from ..release.model import ColorStatus, Conflict, ReleaseError, ServiceView
 from ..release.ports import Platform
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -534,97 +537,68 @@ class KubernetesPlatform(Platform):
                     self._async_timeout = float(value or DEFAULT_REQUEST_TIMEOUT)
         return self._async_timeout
 
-    async def watch(self, color: str, heartbeat: float = HEARTBEAT_SECONDS) -> AsyncGenerator[ColorStatus, None]:
+    def watch(self, color: str, heartbeat: float = HEARTBEAT_SECONDS) -> AsyncGenerator[ColorStatus, None]:
         """Watch the deployment and its pods; yield the status after every change (and at
         least every HEARTBEAT_SECONDS).  Costs one list and one watch per resource, not a
         request per observation."""
         from kubernetes_asyncio import client as aclient
 
         name = self.app.deployment_name(color)
-        changed = asyncio.Event()
-        state: dict = {"deployment": None, "pods": {}, "error": None}
+        seen: dict = {"deployment": None, "pods": {}}
 
-        timeout = await self._async_request_timeout()
-        async with self.async_hook.get_conn() as api:
-            api.user_agent = USER_AGENT
+        def on_deployment(kind, obj):
+            seen["deployment"] = None if kind == "DELETED" else obj
+
+        def reset_deployment(items):
+            seen["deployment"] = items[0] if items else None
+
+        def on_pod(kind, obj):
+            if kind == "DELETED":
+                seen["pods"].pop(obj["metadata"]["name"], None)
+            else:
+                seen["pods"][obj["metadata"]["name"]] = obj
+
+        def reset_pods(items):
+            seen["pods"] = {p["metadata"]["name"]: p for p in items}
+
+        def pumps(api, changed: asyncio.Event, state: dict, timeout: float) -> list[Coroutine]:
             apps, core = aclient.AppsV1Api(api), aclient.CoreV1Api(api)
-
-            def on_deployment(kind, obj):
-                state["deployment"] = None if kind == "DELETED" else obj
-
-            def on_pod(kind, obj):
-                if kind == "DELETED":
-                    state["pods"].pop(obj["metadata"]["name"], None)
-                else:
-                    state["pods"][obj["metadata"]["name"]] = obj
-
-            def reset_pods(items):
-                state["pods"] = {p["metadata"]["name"]: p for p in items}
-
-            def reset_deployment(items):
-                state["deployment"] = items[0] if items else None
-
-            pumps = [
-                asyncio.create_task(
-                    _pump(
-                        apps.list_namespaced_deployment,
-                        self.ns,
-                        reset_deployment,
-                        on_deployment,
-                        changed,
-                        state,
-                        timeout,
-                        field_selector=f"metadata.name={name}",
-                    )
+            deployment = f"metadata.name={name}"
+            pods = label_selector(self.app.selector_for(color))
+            return [
+                _pump(
+                    apps.list_namespaced_deployment,
+                    self.ns,
+                    reset_deployment,
+                    on_deployment,
+                    changed,
+                    state,
+                    timeout,
+                    field_selector=deployment,
                 ),
-                asyncio.create_task(
-                    _pump(
-                        core.list_namespaced_pod,
-                        self.ns,
-                        reset_pods,
-                        on_pod,
-                        changed,
-                        state,
-                        timeout,
-                        label_selector=label_selector(self.app.selector_for(color)),
-                    )
+                _pump(
+                    core.list_namespaced_pod, self.ns, reset_pods, on_pod, changed, state, timeout, label_selector=pods
                 ),
             ]
-            try:
-                while True:
-                    try:
-                        await asyncio.wait_for(changed.wait(), heartbeat)
-                    except TimeoutError:
-                        pass
-                    changed.clear()
-                    if state["error"]:
-                        raise state["error"]
-                    if state.get("listed", 0) >= 2:
-                        yield rollout_status(state["deployment"], list(state["pods"].values()))
-            finally:
-                for task in pumps:
-                    task.cancel()
-                await asyncio.gather(*pumps, return_exceptions=True)
 
-    async def watch_service(self, heartbeat: float = HEARTBEAT_SECONDS) -> AsyncGenerator[ServiceView | None, None]:
+        return self._watching(pumps, lambda: rollout_status(seen["deployment"], list(seen["pods"].values())), heartbeat)
+
+    def watch_service(self, heartbeat: float = HEARTBEAT_SECONDS) -> AsyncGenerator[ServiceView | None, None]:
         """Watch the app's Service; yield it after every change (None: deleted), and at least every
         ``heartbeat`` seconds.  One list and one watch (re-opened every WATCH_SECONDS or so), not
         a read per look."""
         from kubernetes_asyncio import client as aclient
 
-        changed = asyncio.Event()
-        state: dict = {"service": None, "error": None}
+        seen: dict = {"service": None}
 
         def on_service(kind, obj):
-            state["service"] = None if kind == "DELETED" else obj
+            seen["service"] = None if kind == "DELETED" else obj
 
         def reset(items):
-            state["service"] = items[0] if items else None
+            seen["service"] = items[0] if items else None
 
-        timeout = await self._async_request_timeout()
-        async with self.async_hook.get_conn() as api:
-            api.user_agent = USER_AGENT
-            pump = asyncio.create_task(
+        def pumps(api, changed: asyncio.Event, state: dict, timeout: float) -> list[Coroutine]:
+            return [
                 _pump(
                     aclient.CoreV1Api(api).list_namespaced_service,
                     self.ns,
@@ -635,7 +609,22 @@ class KubernetesPlatform(Platform):
                     timeout,
                     field_selector=f"metadata.name={self.app.service}",
                 )
-            )
+            ]
+
+        return self._watching(pumps, lambda: self._service_view(seen["service"]), heartbeat)
+
+    async def _watching(
+        self, pumps: Callable[..., list[Coroutine]], view: Callable[[], T], heartbeat: float
+    ) -> AsyncGenerator[T, None]:
+        """Run the ``pumps`` (each lists, then watches, one resource: see _pump) on one async client, and
+        yield ``view()`` after every change they report, and at least every ``heartbeat`` seconds,
+        once each has listed.  A pump's error that retrying cannot cure ends the watch."""
+        changed = asyncio.Event()
+        state: dict = {"error": None}
+        timeout = await self._async_request_timeout()
+        async with self.async_hook.get_conn() as api:
+            api.user_agent = USER_AGENT
+            tasks = [asyncio.create_task(pump) for pump in pumps(api, changed, state, timeout)]
             try:
                 while True:
                     with contextlib.suppress(TimeoutError):
@@ -643,11 +632,12 @@ class KubernetesPlatform(Platform):
                     changed.clear()
                     if state["error"]:
                         raise state["error"]
-                    if state.get("listed"):
-                        yield self._service_view(state["service"])
+                    if state.get("listed", 0) >= len(tasks):
+                        yield view()
             finally:
-                pump.cancel()
-                await asyncio.gather(pump, return_exceptions=True)
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _pump(
