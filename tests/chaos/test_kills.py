@@ -38,3 +38,31 @@ def test_a_kill_after_the_task_reported_success_is_not_applied_and_passes_on(sta
     inj._check_kill(run_whose_task_is(state, try_number), {"task_id": "switch_traffic", "try_number": 1}, happening)
     assert happening.applied is applied
     assert inj._kill_armed is (not applied) and getattr(inj, "_kill_passed", False) is (not applied)
+
+
+def test_a_target_that_ran_between_two_polls_passes_the_kill_on_to_the_next_running_task():
+    """The driver reads the task instances every 0.5 s; a switch of 0.3 s can run between two reads
+    and never be seen running.  The kill then goes to the next task that runs (here the soak)."""
+    inj = injector()
+    inj._kill_armed = True
+    scheduled: list[float] = []
+    inj._later = lambda seconds, fn: scheduled.append(seconds)
+    tis = {
+        "switch_traffic": {"state": "success", "try_number": 1, "pid": 41},
+        "soak": {"state": "running", "try_number": 1, "pid": 42},
+    }
+    inj.on_tasks(SimpleNamespace(plan=None), tis)
+    assert scheduled == [0.0] and inj._seen == {"soak": (1, "42")}
+
+
+def test_the_target_seen_running_is_the_one_killed():
+    inj = injector()
+    inj._kill_armed = True
+    scheduled: list[float] = []
+    inj._later = lambda seconds, fn: scheduled.append(seconds)
+    inj.on_tasks(SimpleNamespace(plan=None), {"switch_traffic": {"state": "running", "try_number": 1, "pid": 41}})
+    inj.on_tasks(
+        SimpleNamespace(plan=None),
+        {"switch_traffic": {"state": "success", "try_number": 1, "pid": 41}, "soak": {"state": "running", "pid": 42}},
+    )
+    assert scheduled == [0.0] and list(inj._seen) == ["switch_traffic"]
